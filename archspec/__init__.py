@@ -1,0 +1,41 @@
+"""archspec: neural-network architectures as declarative specs.
+
+Public API::
+
+    spec = archspec.load("specs/resnet18.arch", num_classes=10)
+    report = archspec.analyze(spec, batch=1)
+    report.to_dict()["totals"]["params"]
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from archspec.diagnostics import ArchspecError, Diagnostic
+from archspec.ir import Spec
+from archspec.syntax.loader import load, loads
+
+if TYPE_CHECKING:
+    from archspec.analysis.report import Report
+    from archspec.graph import Graph
+
+__version__ = "0.1.0"
+__all__ = ["ArchspecError", "Diagnostic", "Spec", "load", "loads", "expand", "analyze",
+           "__version__"]
+
+
+def expand(spec: Spec) -> Graph:
+    """Expand blocks, repeats and conditions of ``spec`` into a flat, shape-checked graph."""
+    from archspec.expand import expand as _expand
+
+    return _expand(spec)
+
+
+def analyze(spec: Spec, batch: int = 1, **options: Any) -> Report:
+    """Static analysis of ``spec``: per-layer shapes, params, MACs, FLOPs, memory, totals.
+
+    ``options``: ``dtype`` (float32|float16|bfloat16), ``convention`` (see docs/conventions.md).
+    """
+    from archspec.analysis.report import analyze as _analyze
+
+    return _analyze(spec, batch=batch, **options)

@@ -1,0 +1,472 @@
+"""Expansion: blocks, arguments, repeats, loops and conditions -> a flat :class:`Graph`.
+
+Shapes are inferred while expanding, because structure may depend on them (``in.channels``
+in a ``shortcut if`` condition, ``conv2d(in.channels // 2)``). Each op's output shape comes
+from its registry entry the moment the node is created.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from archspec import ir
+from archspec.diagnostics import Diagnostic, did_you_mean, error
+from archspec.evaluate import Evaluator, check_type, show, type_name
+from archspec.graph import Graph, OpNode, Scope
+from archspec.ops import REGISTRY, OpDef, ShapeError
+from archspec.ops.base import Shape, fmt_shape
+from archspec.source import Span
+
+Value = str  # a node id or a graph-input name
+
+
+@dataclass
+class Frame:
+    """Naming and binding context: the dotted prefix, the item counter and visible names."""
+
+    prefix: str
+    env: dict[str, Any]
+    values: dict[str, Value]
+    in_value: Value | None
+    counter: int = 0
+
+    def child_name(self, label: str | None) -> str:
+        """The next item's name in this scope: its label, or its position."""
+        name = label if label is not None else str(self.counter)
+        self.counter += 1
+        return name
+
+    def path(self, name: str) -> str:
+        return f"{self.prefix}.{name}" if self.prefix else name
+
+    def sub(self, name: str) -> Frame:
+        """A nested naming scope that shares bindings (labelled groups and chains)."""
+        return Frame(self.path(name), self.env, self.values, self.in_value)
+
+
+class Flow:
+    """How a body's statements are wired: in sequence, as parallel branches, or densely."""
+
+    def __init__(self, start: Value) -> None:
+        self.start = start
+        self.last = start
+
+    def input(self, ex: Expander, frame: Frame, span: Span) -> Value:
+        return self.last
+
+    def push(self, value: Value) -> None:
+        self.last = value
+
+
+class Branches(Flow):
+    """``concat``: every statement reads the same input; outputs are collected."""
+
+    def __init__(self, start: Value) -> None:
+        super().__init__(start)
+        self.outputs: list[Value] = []
+
+    def input(self, ex: Expander, frame: Frame, span: Span) -> Value:
+        return self.start
+
+    def push(self, value: Value) -> None:
+        self.outputs.append(value)
+
+
+class DenseFlow(Flow):
+    """``dense``: every statement reads concat(input, all earlier outputs)."""
+
+    def __init__(self, start: Value) -> None:
+        super().__init__(start)
+        self.features: list[Value] = [start]
+
+    def input(self, ex: Expander, frame: Frame, span: Span) -> Value:
+        if len(self.features) == 1:
+            return self.features[0]
+        return ex.emit(frame, None, "concat", {}, tuple(self.features), span, synthetic=True)
+
+    def push(self, value: Value) -> None:
+        self.features.append(value)
+
+
+class Expander:
+    """Walks a Spec's IR and builds the Graph; one instance per expansion."""
+
+    def __init__(self, spec: ir.Spec) -> None:
+        self.spec = spec
+        self.blocks = spec.all_blocks()
+        self.graph = Graph(spec.name, {})
+        self.stack: list[tuple[str, Span]] = []
+        self.assigned: dict[str, tuple[Span, Value]] = {}
+        self.read: set[str] = set()
+
+    # ------------------------------------------------------------------ entry
+    def run(self) -> Graph:
+        env = self._network_params()
+        self.graph.params = dict(env)
+        ev = Evaluator(env, None)
+        values: dict[str, Value] = {}
+        for decl in self.spec.inputs:
+            dims = tuple(ev(d) for d in decl.shape)
+            if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in dims):
+                raise error("E130", f"input `{decl.name}` has a bad shape {show(list(dims))}",
+                            decl.span, hint="every dim must be a positive integer")
+            self.graph.inputs[decl.name] = dims
+            values[decl.name] = decl.name
+        first = self.spec.inputs[0].name
+        frame = Frame("", env, values, first)
+        last = self.body(self.spec.body, Flow(first), frame)
+        self._outputs(frame, last)
+        return self.graph
+
+    def _network_params(self) -> dict[str, Any]:
+        env: dict[str, Any] = {}
+        for p in self.spec.params:
+            if p.name in self.spec.overrides:
+                value = self.spec.overrides[p.name]
+            elif p.default is not None:
+                value = Evaluator(env, None)(p.default)
+            else:
+                raise error("E121", f"network parameter `{p.name}` has no default and no value",
+                            p.span, hint=f"give a default or pass --set {p.name}=...")
+            env[p.name] = self._typed(value, p, p.span)
+        return env
+
+    @staticmethod
+    def _typed(value: Any, p: ir.Param, span: Span) -> Any:
+        try:
+            return check_type(value, p.type)
+        except TypeError:
+            raise error("E402", f"`{p.name}` expects {p.type}, got {show(value)} "
+                        f"({type_name(value)})", span, hint=f"declared at {p.span}") from None
+
+    def _outputs(self, frame: Frame, last: Value) -> None:
+        names = self.spec.outputs or (last,)
+        for name in names:
+            if name not in frame.values and name not in self.graph.nodes:
+                raise error("E210", f"unknown output `{name}`", self.spec.span,
+                            hint=did_you_mean(name, frame.values) or "name a layer or input")
+            self.graph.outputs[name if self.spec.outputs else "output"] = frame.values.get(
+                name, name)
+        outs = set(self.graph.outputs.values())
+        for key, (span, value) in self.assigned.items():
+            if key not in self.read and value not in outs and self._unconsumed(value):
+                self.graph.warnings.append(Diagnostic(
+                    "W201", f"`{key.rsplit('/', 1)[-1]}` is assigned but never used", span,
+                    hint="use it as an input, list it in `output`, or remove it",
+                    severity="warning"))
+
+    def _unconsumed(self, value: Value) -> bool:
+        return not any(value in n.inputs for n in self.graph.nodes.values())
+
+    # ------------------------------------------------------------------ statements
+    def body(self, stmts: tuple[Any, ...], flow: Flow, frame: Frame) -> Value:
+        for stmt in stmts:
+            self.stmt(stmt, flow, frame)
+        return flow.last
+
+    def stmt(self, s: Any, flow: Flow, frame: Frame) -> None:
+        if isinstance(s, ir.For):
+            self._for(s, flow, frame)
+        elif isinstance(s, ir.If):
+            branch = s.then if self.eval(s.cond, frame) else s.other
+            self.body(branch or (), flow, frame)
+        elif s.label is None and len(s.elements) == 1 and isinstance(s.elements[0], ir.Repeat):
+            self._repeat(s.elements[0], flow, frame)
+        else:
+            flow.push(self.chain(s, flow.input(self, frame, s.span), frame))
+
+    def _for(self, s: ir.For, flow: Flow, frame: Frame) -> None:
+        items = self.eval(s.iterable, frame)
+        if not isinstance(items, (list, tuple)):
+            raise error("E410", f"`for` needs a list, got {show(items)}", s.iterable.span)
+        for item in items:
+            if len(s.vars) > 1:
+                if not isinstance(item, (list, tuple)) or len(item) != len(s.vars):
+                    raise error("E411", f"cannot unpack {show(item)} into "
+                                f"{', '.join(s.vars)}", s.iterable.span)
+                frame.env.update(zip(s.vars, item))
+            else:
+                frame.env[s.vars[0]] = item
+            self.body(s.body, flow, frame)
+
+    def _repeat(self, r: ir.Repeat, flow: Flow, frame: Frame) -> None:
+        count = self.eval(r.count, frame)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise error("E412", f"`repeat` count must be a non-negative int, got {show(count)}",
+                        r.count.span)
+        for i in range(count):
+            if r.var:
+                frame.env[r.var] = i
+            self.body(r.body, flow, frame)
+
+    def chain(self, s: ir.Chain, cur: Value, frame: Frame) -> Value:
+        label = self.label_text(s.label, frame) if s.label else None
+        if len(s.elements) == 1 and isinstance(s.elements[0], ir.LayerCall):
+            out = self.call(s.elements[0], cur, frame, label)
+        else:
+            inner = frame.sub(frame.child_name(label)) if label is not None else frame
+            for el in s.elements:
+                cur = self.element(el, cur, inner)
+            out = cur
+            if label is not None:
+                self.graph.scopes[inner.prefix] = Scope(inner.prefix, "group", s.span, out)
+        if label is not None:
+            frame.values[label] = out
+            if s.assign:
+                self.assigned[f"{frame.prefix}/{label}"] = (s.label.span, out)
+        return out
+
+    def label_text(self, label: ir.Label, frame: Frame) -> str:
+        parts = [p if isinstance(p, str) else str(self.eval(p, frame)) for p in label.parts]
+        return "".join(parts)
+
+    # ------------------------------------------------------------------ elements
+    def element(self, el: Any, cur: Value, frame: Frame) -> Value:
+        if isinstance(el, ir.LayerCall):
+            return self.call(el, cur, frame, None)
+        if isinstance(el, ir.Repeat):
+            flow = Flow(cur)
+            self._repeat(el, flow, frame)
+            return flow.last
+        if isinstance(el, ir.Group):
+            return self.body(el.body, Flow(cur), frame)
+        if isinstance(el, ir.Concat):
+            branches = Branches(cur)
+            self.body(el.body, branches, frame)
+            if not branches.outputs:
+                raise error("E220", "`concat` has no branches", el.span)
+            attrs = {a.name: self.eval(a.value, frame) for a in el.args if a.name}
+            return self.emit(frame, None, "concat", attrs, tuple(branches.outputs), el.span,
+                             synthetic=True)
+        if isinstance(el, ir.Dense):
+            dense = DenseFlow(cur)
+            self.body(el.body, dense, frame)
+            return self.emit(frame, None, "concat", {}, tuple(dense.features), el.span,
+                             synthetic=True)
+        return self._residual(el, cur, frame)
+
+    def _residual(self, el: ir.Residual, cur: Value, frame: Frame) -> Value:
+        main = self.body(el.body, Flow(cur), frame)
+        short = cur
+        if el.shortcut is not None:
+            take = True if el.shortcut_if is None else self.eval(el.shortcut_if, frame)
+            if take:
+                short = self.body(el.shortcut, Flow(cur), frame)
+        return self.emit(frame, None, "add", {}, (main, short), el.span, synthetic=True)
+
+    def call(self, c: ir.LayerCall, cur: Value, frame: Frame, label: str | None) -> Value:
+        if c.callee in self.blocks:
+            return self.block_call(c, cur, frame, label)
+        op = REGISTRY.get(c.callee)
+        if op is None:
+            raise error("E201", f"unknown op or block `{c.callee}`", c.span,
+                        hint=did_you_mean(c.callee, [*REGISTRY, *self.blocks]) or
+                        "see `archspec ops` for the list of ops")
+        positional = [a for a in c.args if a.name is None]
+        if op.inputs[1] is None and c.inputs is None and positional:
+            inputs = tuple(self._ref_expr(a.value, frame) for a in positional)
+            args = tuple(a for a in c.args if a.name is not None)
+        else:
+            inputs = self._inputs(c, cur, frame)
+            args = c.args
+        attrs = self._op_attrs(op, args, frame, c)
+        return self.emit(frame, label, op.name, attrs, inputs, c.span)
+
+    def _inputs(self, c: ir.LayerCall, cur: Value, frame: Frame) -> tuple[Value, ...]:
+        if c.inputs is None:
+            return (cur,)
+        spans = c.input_spans or (c.span,) * len(c.inputs)
+        return tuple(self._ref(n, s, frame) for n, s in zip(c.inputs, spans))
+
+    def _ref_expr(self, e: Any, frame: Frame) -> Value:
+        if isinstance(e, ir.InRef):
+            return self._ref("in", e.span, frame)
+        if not isinstance(e, ir.Var):
+            raise error("E211", "inputs of a merge op must be layer names", e.span,
+                        hint="e.g. `y = add(a, b)`; give attributes by keyword")
+        return self._ref(e.name, e.span, frame)
+
+    def _ref(self, name: str, span: Span, frame: Frame) -> Value:
+        if name == "in" and frame.in_value is not None:
+            return frame.in_value
+        if name in frame.values:
+            self.read.add(f"{frame.prefix}/{name}")
+            return frame.values[name]
+        if name == "<not a name>":
+            raise error("E211", "a DAG input must be a layer or input name", span,
+                        hint="write `op(attrs)(a, b)` with names of earlier layers")
+        raise error("E212", f"unknown layer or input `{name}`", span,
+                    hint=did_you_mean(name, frame.values) or
+                    "only layers defined earlier in the same block can be referenced")
+
+    def _op_attrs(self, op: OpDef, args: tuple[ir.Arg, ...], frame: Frame,
+                  c: ir.LayerCall) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        pos = [a for a in args if a.name is None]
+        if len(pos) > len(op.positional):
+            extra = pos[len(op.positional)]
+            raise error("E231", f"`{op.name}` takes at most {len(op.positional)} positional "
+                        f"argument(s), got {len(pos)}", extra.span,
+                        hint=f"signature: {signature(op)}")
+        for name, a in zip(op.positional, pos):
+            values[name], spans[name] = self.eval(a.value, frame), a.span
+        for a in args:
+            if a.name is None:
+                continue
+            if a.name in values:
+                raise error("E232", f"`{a.name}` given twice", a.span)
+            values[a.name], spans[a.name] = self.eval(a.value, frame), a.span
+        return self._validate(op, values, spans, c)
+
+    def _validate(self, op: OpDef, values: dict[str, Any], spans: dict[str, Span],
+                  c: ir.LayerCall) -> Any:
+        try:
+            return op.attrs.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else ""
+            span = spans.get(name, c.span)
+            fields = list(op.attrs.model_fields)
+            if err["type"] == "extra_forbidden":
+                raise error("E233", f"`{op.name}` has no parameter `{name}`", span,
+                            hint=did_you_mean(name, fields) or f"signature: {signature(op)}"
+                            ) from None
+            if err["type"] == "missing":
+                raise error("E234", f"`{op.name}` needs `{name}`", c.span,
+                            hint=f"signature: {signature(op)}") from None
+            msg = err["msg"].removeprefix("Value error, ")
+            if name in values and msg[:1] != "`":
+                msg = f"`{name}` (={show(values[name])}): {msg[0].lower()}{msg[1:]}"
+            raise error("E235", f"bad argument for `{op.name}`: {msg}", span,
+                        hint=f"signature: {signature(op)}") from None
+
+    # ------------------------------------------------------------------ blocks
+    def block_call(self, c: ir.LayerCall, cur: Value, frame: Frame, label: str | None) -> Value:
+        block = self.blocks[c.callee]
+        if any(name == block.name for name, _ in self.stack):
+            chain = " -> ".join([n for n, _ in self.stack] + [block.name])
+            raise error("E240", f"block `{block.name}` calls itself ({chain})", c.span,
+                        hint="blocks cannot recurse; use `repeat` or `for` for repetition")
+        (inp,) = self._inputs(c, cur, frame) if c.inputs else (cur,)
+        env = {**self.graph.params, **self._bind(block, c, frame, self.graph.shape_of(inp))}
+        inner = Frame(frame.path(frame.child_name(label)), env, {"in": inp}, inp)
+        self.stack.append((block.name, c.span))
+        try:
+            out = self.body(block.body, Flow(inp), inner)
+        finally:
+            self.stack.pop()
+        self.graph.scopes[inner.prefix] = Scope(inner.prefix, block.name, c.span, out)
+        return out
+
+    def _bind(self, block: ir.BlockDef, c: ir.LayerCall, frame: Frame,
+              in_shape: Shape) -> dict[str, Any]:
+        params = {p.name: p for p in block.params}
+        given: dict[str, tuple[Any, Span]] = {}
+        pos = [a for a in c.args if a.name is None]
+        if len(pos) > len(block.params):
+            raise error("E231", f"block `{block.name}` takes {len(block.params)} argument(s), "
+                        f"got {len(pos)}", pos[len(block.params)].span,
+                        hint=f"defined at {block.span}")
+        for p, a in zip(block.params, pos):
+            given[p.name] = (self.eval(a.value, frame), a.span)
+        for a in c.args:
+            if a.name is None:
+                continue
+            if a.name not in params:
+                raise error("E233", f"block `{block.name}` has no parameter `{a.name}`",
+                            a.span, hint=did_you_mean(a.name, params) or
+                            f"parameters: {', '.join(params) or '(none)'}")
+            if a.name in given:
+                raise error("E232", f"`{a.name}` given twice", a.span)
+            given[a.name] = (self.eval(a.value, frame), a.span)
+        return self._defaults(block, given, c, in_shape)
+
+    def _defaults(self, block: ir.BlockDef, given: dict[str, tuple[Any, Span]],
+                  c: ir.LayerCall, in_shape: Shape) -> dict[str, Any]:
+        env: dict[str, Any] = dict(self.graph.params)
+        for p in block.params:
+            if p.name in given:
+                value, span = given[p.name]
+            elif p.default is not None:
+                value, span = Evaluator(env, in_shape)(p.default), p.span
+            else:
+                raise error("E234", f"block `{block.name}` needs `{p.name}`", c.span,
+                            hint=f"parameters: {', '.join(_param_sig(q) for q in block.params)}")
+            env[p.name] = self._typed(value, p, span)
+        return {p.name: env[p.name] for p in block.params}
+
+    # ------------------------------------------------------------------ nodes
+    def emit(self, frame: Frame, label: str | None, opname: str, attrs: Any,
+             inputs: tuple[Value, ...], span: Span, synthetic: bool = False) -> Value:
+        op = REGISTRY[opname]
+        if isinstance(attrs, dict):
+            attrs = op.attrs.model_validate(attrs)
+        name = self._unique(frame, opname) if synthetic else frame.child_name(label)
+        node_id = frame.path(name)
+        if node_id in self.graph.nodes or node_id in self.graph.inputs:
+            first = self.graph.nodes.get(node_id)
+            raise error("E213", f"duplicate layer name `{node_id}`", span,
+                        hint="give each layer in a block a different name",
+                        notes=(("first defined here", first.span),) if first else ())
+        shapes = tuple(self.graph.shape_of(i) for i in inputs)
+        lo, hi = op.inputs
+        if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+            raise error("E214", f"`{opname}` takes {lo}{'+' if hi is None else ''} input(s), "
+                        f"got {len(inputs)}", span)
+        shape = self._infer(op, shapes, attrs, span, inputs)
+        for msg in op.warn(shapes, attrs):
+            self.graph.warnings.append(Diagnostic("W301", f"`{node_id}` drops input: {msg}",
+                                                  span, hint="adjust padding or input size",
+                                                  severity="warning"))
+        self.graph.nodes[node_id] = OpNode(node_id, op.name, attrs, inputs, shapes, shape, span,
+                                           synthetic)
+        return node_id
+
+    def _unique(self, frame: Frame, base: str) -> str:
+        name, n = base, 1
+        while frame.path(name) in self.graph.nodes:
+            name, n = f"{base}_{n}", n + 1
+        return name
+
+    def _infer(self, op: OpDef, shapes: tuple[Shape, ...], attrs: Any, span: Span,
+               inputs: tuple[Value, ...]) -> Shape:
+        try:
+            return op.infer(shapes, attrs)
+        except ShapeError as exc:
+            notes: tuple[tuple[str, Span], ...] = ()
+            if len(inputs) > 1:
+                notes = tuple((f"input {i + 1} `{v}` has shape {fmt_shape(s)}",
+                               self._where(v)) for i, (v, s) in enumerate(zip(inputs, shapes)))
+            raise error(exc.code, f"{exc.message} (input {' and '.join(map(fmt_shape, shapes))})"
+                        if len(inputs) > 1 else exc.message, span, hint=exc.hint,
+                        notes=notes) from None
+
+    def _where(self, value: Value) -> Span:
+        if value in self.graph.nodes:
+            return self.graph.nodes[value].span
+        return next(d.span for d in self.spec.inputs if d.name == value)
+
+    def eval(self, e: Any, frame: Frame) -> Any:
+        in_shape = self.graph.shape_of(frame.in_value) if frame.in_value else None
+        return Evaluator(frame.env, in_shape)(e)
+
+
+def _param_sig(p: ir.Param) -> str:
+    return p.name + ("" if p.default is None else "=...")
+
+
+def signature(op: OpDef) -> str:
+    """``conv2d(out, kernel, stride=1, ...)``: an op's call signature for hints and docs."""
+    parts = []
+    for name, f in op.attrs.model_fields.items():
+        parts.append(name if f.is_required() else f"{name}={show(f.default)}")
+    return f"{op.name}({', '.join(parts)})"
+
+
+def expand(spec: ir.Spec) -> Graph:
+    """Expand ``spec`` into a flat, shape-checked :class:`Graph`."""
+    return Expander(spec).run()

@@ -1,0 +1,83 @@
+"""The expanded network: a flat DAG of op nodes with dotted names, in topological order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from archspec.ops.base import Attrs, Shape
+from archspec.source import Span
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from archspec.diagnostics import Diagnostic
+
+
+@dataclass(frozen=True)
+class OpNode:
+    """One layer instance. ``id`` is its dotted path (``layer2.0.conv1``), unique in the graph;
+    ``inputs`` are ids of producer nodes or graph-input names; shapes are per sample."""
+
+    id: str
+    op: str
+    attrs: Attrs
+    inputs: tuple[str, ...]
+    in_shapes: tuple[Shape, ...]
+    shape: Shape
+    span: Span
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A named sub-network: a block call (``kind`` = block name) or a labelled group."""
+
+    path: str
+    kind: str
+    span: Span
+    output: str
+
+
+@dataclass
+class Graph:
+    """Result of expansion. ``nodes`` is in creation order, which is a topological order."""
+
+    name: str
+    inputs: dict[str, Shape]
+    nodes: dict[str, OpNode] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __iter__(self) -> Iterator[OpNode]:
+        return iter(self.nodes.values())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def shape_of(self, ref: str) -> Shape:
+        """Per-sample shape of a node id or a graph-input name."""
+        return self.nodes[ref].shape if ref in self.nodes else self.inputs[ref]
+
+    def consumers(self) -> dict[str, list[str]]:
+        """Map every value (node id or input) to the ids of the nodes that read it."""
+        out: dict[str, list[str]] = {k: [] for k in (*self.inputs, *self.nodes)}
+        for node in self.nodes.values():
+            for src in node.inputs:
+                out[src].append(node.id)
+        return out
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A networkx view: nodes carry ``op`` and ``shape``; edges go producer -> consumer."""
+        import networkx as nx
+
+        g = nx.DiGraph(name=self.name)
+        for name, shape in self.inputs.items():
+            g.add_node(name, op="input", shape=shape)
+        for node in self.nodes.values():
+            g.add_node(node.id, op=node.op, shape=node.shape)
+            g.add_edges_from((src, node.id) for src in node.inputs)
+        return g

@@ -1,0 +1,10 @@
+"""The op registry. Importing this package registers every layer kind (one file per family).
+
+To add a layer kind: add an ``OpDef`` to the family file (or a new file imported here) and a
+case to tests/test_ops.py.
+"""
+
+from archspec.ops import activation, conv, core, merge, norm, pool  # noqa: F401  (registers)
+from archspec.ops.base import REGISTRY, Attrs, Cost, Ctx, OpDef, Shape, ShapeError, Window
+
+__all__ = ["REGISTRY", "Attrs", "Cost", "Ctx", "OpDef", "Shape", "ShapeError", "Window"]

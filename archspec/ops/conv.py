@@ -1,0 +1,112 @@
+"""Convolution, one entry generalised over rank: conv1d, conv2d, conv3d.
+
+Input ``(C_in, *spatial)``, output ``(out, *spatial')`` with, per spatial dim,
+``floor((n + 2p - d*(k-1) - 1) / s) + 1``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Union
+
+from pydantic import model_validator
+
+from archspec.ops.base import (
+    Attrs, Cost, Ctx, OpDef, Shape, ShapeError, Window, fmt_shape, numel, register, tuple_of,
+)
+from archspec.ops.window import check_rank, dropped_warnings, out_size
+
+IntOrTuple = Union[int, tuple[int, ...]]
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+
+class ConvAttrs(Attrs):
+    out: int
+    kernel: IntOrTuple
+    stride: IntOrTuple = 1
+    padding: Union[IntOrTuple, Literal["same", "valid"]] = 0
+    dilation: IntOrTuple = 1
+    groups: int = 1
+    bias: bool = True
+    padding_mode: Literal["zeros", "reflect", "replicate", "circular"] = "zeros"
+
+    @model_validator(mode="after")
+    def _positive(self) -> ConvAttrs:
+        if self.out < 1:
+            raise ValueError(f"`out` (={self.out}) must be positive")
+        if self.groups < 1:
+            raise ValueError(f"`groups` (={self.groups}) must be positive")
+        return self
+
+
+def _geometry(attrs: ConvAttrs, rank: int) -> tuple[tuple[int, ...], ...]:
+    k = tuple_of(attrs.kernel, rank, "kernel")
+    s = tuple_of(attrs.stride, rank, "stride")
+    d = tuple_of(attrs.dilation, rank, "dilation")
+    if attrs.padding == "valid":
+        p = (0,) * rank
+    elif attrs.padding == "same":
+        if any(x != 1 for x in s):
+            raise ShapeError("`padding=\"same\"` needs stride 1", hint="give explicit padding")
+        p = tuple(di * (ki - 1) // 2 for ki, di in zip(k, d))
+    else:
+        p = tuple_of(attrs.padding, rank, "padding")
+    return k, s, d, p
+
+
+def _same_extra(attrs: ConvAttrs, k: tuple[int, ...], d: tuple[int, ...]) -> tuple[int, ...]:
+    """Extra end padding 'same' needs for even kernels (torch pads the far side)."""
+    if attrs.padding != "same":
+        return (0,) * len(k)
+    return tuple((di * (ki - 1)) % 2 for ki, di in zip(k, d))
+
+
+def make_conv(rank: int) -> OpDef:
+    name = f"conv{rank}d"
+
+    def infer(inputs: tuple[Shape, ...], attrs: ConvAttrs) -> Shape:
+        x = check_rank(name, inputs[0], rank)
+        cin = x[0]
+        if cin % attrs.groups or attrs.out % attrs.groups:
+            raise ShapeError(
+                f"`in_channels` (={cin}) and `out` (={attrs.out}) must be divisible by "
+                f"`groups` (={attrs.groups})", hint="change `groups` or the channel counts")
+        k, s, d, p = _geometry(attrs, rank)
+        extra = _same_extra(attrs, k, d)
+        spatial = tuple(out_size(n, ki, si, pi, di, end_pad=pi + ei)
+                        for n, ki, si, pi, di, ei in zip(x[1:], k, s, p, d, extra))
+        if any(v < 1 for v in spatial):
+            raise ShapeError(
+                f"output size {fmt_shape(spatial)} is not positive: input {fmt_shape(x)} is too "
+                f"small for kernel {k}, stride {s}, padding {p}, dilation {d}",
+                hint="use a larger input, more padding or a smaller kernel", code="E302")
+        return (attrs.out, *spatial)
+
+    def cost(ctx: Ctx) -> Cost:
+        a: ConvAttrs = ctx.attrs
+        k = tuple_of(a.kernel, rank, "kernel")
+        per_out = (ctx.x[0] // a.groups) * math.prod(k)
+        n_out = numel(ctx.out)
+        weights = a.out * per_out
+        bias = n_out if a.bias else 0
+        return Cost(params=weights + (a.out if a.bias else 0), macs=n_out * per_out, bias=bias,
+                    flops=2 * n_out * per_out + bias, in_numel=numel(ctx.x), out_numel=n_out)
+
+    def window(attrs: ConvAttrs, r: int) -> Window:
+        k, s, d, _ = _geometry(attrs, rank)
+        return Window(k, s, d)
+
+    def warn(inputs: tuple[Shape, ...], attrs: ConvAttrs) -> list[str]:
+        k, s, d, p = _geometry(attrs, rank)
+        return dropped_warnings(inputs[0][1:], k, s, p, d)
+
+    return OpDef(
+        name=name, attrs=ConvAttrs, infer=infer, cost=cost, window=window, warn=warn,
+        positional=("out", "kernel", "stride", "padding"), category="linear",
+        doc=f"{rank}-D convolution. Input (C, {'x'.join('DHW'[-rank:])}); `out` channels, "
+            "`kernel`, `stride`, `padding` (int, tuple, \"same\" or \"valid\"), `dilation`, "
+            "`groups`, `bias`, `padding_mode` (zeros|reflect|replicate|circular).",
+    )
+
+
+CONVS = {rank: register(make_conv(rank)) for rank in (1, 2, 3)}

@@ -1,0 +1,89 @@
+"""Dense and shape ops: linear, flatten, dropout, identity."""
+
+from __future__ import annotations
+
+from pydantic import field_validator
+
+from archspec.ops.base import (
+    Attrs, Cost, Ctx, NoAttrs, OpDef, Shape, ShapeError, fmt_shape, numel, register, same_shape,
+)
+
+
+class LinearAttrs(Attrs):
+    out: int
+    bias: bool = True
+
+    @field_validator("out")
+    @classmethod
+    def _positive(cls, v: int) -> int:
+        if v < 1:
+            raise ValueError(f"`out` (={v}) must be positive")
+        return v
+
+
+def _linear_infer(inputs: tuple[Shape, ...], a: LinearAttrs) -> Shape:
+    x = inputs[0]
+    if len(x) != 1:
+        raise ShapeError(f"`linear` needs a 1-D (features) input per sample, got {fmt_shape(x)}",
+                         hint="add `flatten` before it (or a global pooling + flatten)",
+                         code="E304")
+    return (a.out,)
+
+
+def _linear_cost(ctx: Ctx) -> Cost:
+    a: LinearAttrs = ctx.attrs
+    fin = ctx.x[0]
+    bias = a.out if a.bias else 0
+    return Cost(params=fin * a.out + bias, macs=fin * a.out, bias=bias,
+                flops=2 * fin * a.out + bias, in_numel=fin, out_numel=a.out)
+
+
+register(OpDef(name="linear", attrs=LinearAttrs, infer=_linear_infer, cost=_linear_cost,
+               positional=("out", "bias"), category="linear",
+               doc="Fully connected layer on a (features,) input: `out` features, `bias`. "
+                   "Params in*out (+out); MACs in*out."))
+
+
+class FlattenAttrs(Attrs):
+    start: int = 0
+    end: int = -1
+
+
+def _flatten_infer(inputs: tuple[Shape, ...], a: FlattenAttrs) -> Shape:
+    x = inputs[0]
+    n = len(x)
+    start = a.start + n if a.start < 0 else a.start
+    end = a.end + n if a.end < 0 else a.end
+    if not (0 <= start <= end < n):
+        raise ShapeError(f"`flatten` dims start={a.start}, end={a.end} are out of range for "
+                         f"a {fmt_shape(x)} input", hint="dims count from 0, after the batch")
+    return (*x[:start], numel(x[start:end + 1]), *x[end + 1:])
+
+
+register(OpDef(name="flatten", attrs=FlattenAttrs, infer=_flatten_infer,
+               cost=lambda ctx: Cost(in_numel=numel(ctx.x), out_numel=numel(ctx.out)),
+               positional=("start", "end"),
+               doc="Flatten per-sample dims `start`..`end` (0 = first dim after the batch; "
+                   "default all) into one."))
+
+
+class DropoutAttrs(Attrs):
+    p: float = 0.5
+
+    @field_validator("p")
+    @classmethod
+    def _prob(cls, v: float) -> float:
+        if not 0.0 <= v <= 1.0:
+            raise ValueError(f"`p` (={v}) must be between 0 and 1")
+        return v
+
+
+def _passthrough(ctx: Ctx) -> Cost:
+    n = numel(ctx.out)
+    return Cost(in_numel=n, out_numel=n)
+
+
+register(OpDef(name="dropout", attrs=DropoutAttrs, infer=same_shape, cost=_passthrough,
+               positional=("p",), doc="Dropout with probability `p` (identity in eval)."))
+register(OpDef(name="identity", attrs=NoAttrs, infer=same_shape, cost=_passthrough,
+               doc="Passes its input through unchanged."))

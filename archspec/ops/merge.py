@@ -1,0 +1,48 @@
+"""Ops that merge several inputs: add (element-wise sum) and concat (along channels)."""
+
+from __future__ import annotations
+
+from archspec.ops.base import Attrs, Cost, Ctx, NoAttrs, OpDef, Shape, ShapeError, numel, register
+
+
+def _add_infer(inputs: tuple[Shape, ...], attrs: NoAttrs) -> Shape:
+    first = inputs[0]
+    for other in inputs[1:]:
+        if other != first:
+            raise ShapeError("`add` inputs have different shapes", code="E305")
+    return first
+
+
+def _add_cost(ctx: Ctx) -> Cost:
+    n = numel(ctx.out)
+    return Cost(flops=n * (len(ctx.inputs) - 1), in_numel=n * len(ctx.inputs), out_numel=n)
+
+
+register(OpDef(name="add", attrs=NoAttrs, infer=_add_infer, cost=_add_cost, inputs=(2, None),
+               category="merge", doc="Element-wise sum of two or more same-shape inputs."))
+
+
+class ConcatAttrs(Attrs):
+    dim: int = 0
+
+
+def _concat_infer(inputs: tuple[Shape, ...], attrs: ConcatAttrs) -> Shape:
+    first = inputs[0]
+    d = attrs.dim + len(first) if attrs.dim < 0 else attrs.dim
+    if not 0 <= d < len(first):
+        raise ShapeError(f"`concat` dim {attrs.dim} is out of range for rank {len(first)}")
+    for other in inputs[1:]:
+        if len(other) != len(first) or any(a != b for i, (a, b) in enumerate(zip(first, other))
+                                           if i != d):
+            raise ShapeError(f"`concat` inputs differ outside dim {attrs.dim}", code="E305")
+    return (*first[:d], sum(s[d] for s in inputs), *first[d + 1:])
+
+
+def _concat_cost(ctx: Ctx) -> Cost:
+    n = numel(ctx.out)
+    return Cost(in_numel=n, out_numel=n)
+
+
+register(OpDef(name="concat", attrs=ConcatAttrs, infer=_concat_infer, cost=_concat_cost,
+               inputs=(1, None), positional=("dim",), category="merge",
+               doc="Concatenate inputs along per-sample `dim` (0 = channels)."))

@@ -1,0 +1,69 @@
+"""Normalisation: batchnorm1d/2d/3d and local response normalisation (AlexNet)."""
+
+from __future__ import annotations
+
+from archspec.ops.base import (
+    Attrs, Cost, Ctx, OpDef, Shape, ShapeError, fmt_shape, numel, register,
+)
+
+
+class BatchNormAttrs(Attrs):
+    eps: float = 1e-5
+    momentum: float = 0.1
+    affine: bool = True
+    track_running_stats: bool = True
+
+
+def make_batchnorm(rank: int) -> OpDef:
+    name = f"batchnorm{rank}d"
+    allowed = (1, 2) if rank == 1 else (rank + 1,)
+
+    def infer(inputs: tuple[Shape, ...], a: BatchNormAttrs) -> Shape:
+        x = inputs[0]
+        if len(x) not in allowed:
+            want = " or ".join(f"{n}-D" for n in allowed)
+            raise ShapeError(f"`{name}` needs a {want} input per sample, got {fmt_shape(x)}",
+                             hint="use the batchnorm whose rank matches the input", code="E303")
+        return x
+
+    def cost(ctx: Ctx) -> Cost:
+        c = ctx.x[0]
+        a: BatchNormAttrs = ctx.attrs
+        n = numel(ctx.out)
+        return Cost(params=2 * c if a.affine else 0,
+                    buffers=2 * c + 1 if a.track_running_stats else 0,
+                    flops=2 * n, in_numel=n, out_numel=n)
+
+    return OpDef(name=name, attrs=BatchNormAttrs, infer=infer, cost=cost, category="norm",
+                 positional=("eps",),
+                 doc=f"Batch normalisation over channel dim 0 of a {'/'.join(map(str, allowed))}"
+                     "-D input: `eps`, `momentum`, `affine`, `track_running_stats`. "
+                     "Params 2C, buffers 2C+1 (running mean, var, batch count).")
+
+
+for _rank in (1, 2, 3):
+    register(make_batchnorm(_rank))
+
+
+class LRNAttrs(Attrs):
+    size: int
+    alpha: float = 1e-4
+    beta: float = 0.75
+    k: float = 1.0
+
+
+def _lrn_cost(ctx: Ctx) -> Cost:
+    n = numel(ctx.out)
+    return Cost(flops=n * (ctx.attrs.size + 3), in_numel=n, out_numel=n)
+
+
+def _lrn_infer(inputs: tuple[Shape, ...], a: LRNAttrs) -> Shape:
+    if len(inputs[0]) < 2:
+        raise ShapeError(f"`lrn` needs a (C, ...) input, got {fmt_shape(inputs[0])}", code="E303")
+    return inputs[0]
+
+
+register(OpDef(name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost,
+               positional=("size", "alpha", "beta", "k"), aliases=("local_response_norm",),
+               doc="Local response normalisation across `size` channels (AlexNet): "
+                   "b = a / (k + alpha/size * sum a^2)^beta. FLOPs: (size + 3) per element."))

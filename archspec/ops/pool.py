@@ -1,0 +1,99 @@
+"""Pooling: max/avg (1-3 D, ceil_mode, padding), adaptive max/avg and global average/max.
+
+Input ``(C, *spatial)``; output keeps ``C``. Windowed: per dim ``out_size(n, k, s, p, d, ceil)``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Union
+
+from archspec.ops.base import (
+    Attrs, Cost, Ctx, OpDef, Shape, ShapeError, Window, fmt_shape, numel, register, tuple_of,
+)
+from archspec.ops.window import check_rank, dropped_warnings, out_size
+
+IntOrTuple = Union[int, tuple[int, ...]]
+
+
+class PoolAttrs(Attrs):
+    kernel: IntOrTuple
+    stride: Optional[IntOrTuple] = None
+    padding: IntOrTuple = 0
+    dilation: IntOrTuple = 1
+    ceil: bool = False
+    count_include_pad: bool = True
+
+
+def _geometry(a: PoolAttrs, rank: int) -> tuple[tuple[int, ...], ...]:
+    k = tuple_of(a.kernel, rank, "kernel")
+    s = tuple_of(a.stride if a.stride is not None else a.kernel, rank, "stride")
+    p = tuple_of(a.padding, rank, "padding")
+    d = tuple_of(a.dilation, rank, "dilation")
+    if any(2 * pi > ki for pi, ki in zip(p, k)):
+        raise ShapeError(f"`padding` (={a.padding}) must be at most half of `kernel` "
+                         f"(={a.kernel})", hint="PyTorch rejects larger pooling padding")
+    return k, s, p, d
+
+
+def make_pool(kind: str, rank: int) -> OpDef:
+    name = f"{kind}pool{rank}d"
+
+    def infer(inputs: tuple[Shape, ...], a: PoolAttrs) -> Shape:
+        x = check_rank(name, inputs[0], rank)
+        k, s, p, d = _geometry(a, rank)
+        spatial = tuple(out_size(n, ki, si, pi, di, a.ceil)
+                        for n, ki, si, pi, di in zip(x[1:], k, s, p, d))
+        if any(v < 1 for v in spatial):
+            raise ShapeError(f"output size {fmt_shape(spatial)} is not positive: input "
+                             f"{fmt_shape(x)} is too small for a {a.kernel} window",
+                             hint="remove a pooling stage or use a larger input", code="E302")
+        return (x[0], *spatial)
+
+    def cost(ctx: Ctx) -> Cost:
+        k = tuple_of(ctx.attrs.kernel, rank, "kernel")
+        per = math.prod(k) - (1 if kind == "max" else 0)
+        n = numel(ctx.out)
+        return Cost(flops=n * per, in_numel=numel(ctx.x), out_numel=n)
+
+    def window(a: PoolAttrs, r: int) -> Window:
+        k, s, _, d = _geometry(a, rank)
+        return Window(k, s, d)
+
+    def warn(inputs: tuple[Shape, ...], a: PoolAttrs) -> list[str]:
+        k, s, p, d = _geometry(a, rank)
+        return dropped_warnings(inputs[0][1:], k, s, p, d, a.ceil)
+
+    attrs_doc = "`kernel`, `stride` (default: kernel), `padding`, `dilation`, `ceil`"
+    return OpDef(name=name, attrs=PoolAttrs, infer=infer, cost=cost, window=window, warn=warn,
+                 positional=("kernel", "stride", "padding"), category="pool",
+                 doc=f"{rank}-D {kind} pooling: {attrs_doc}"
+                     + (", `count_include_pad`." if kind == "avg" else "."))
+
+
+class AdaptiveAttrs(Attrs):
+    output: IntOrTuple = 1
+
+
+def make_adaptive(kind: str, rank: int, glob: bool = False) -> OpDef:
+    name = f"global_{kind}pool{rank}d" if glob else f"adaptive_{kind}pool{rank}d"
+
+    def infer(inputs: tuple[Shape, ...], a: AdaptiveAttrs) -> Shape:
+        x = check_rank(name, inputs[0], rank)
+        return (x[0], *tuple_of(a.output, rank, "output"))
+
+    def cost(ctx: Ctx) -> Cost:
+        n_in, n_out = numel(ctx.x), numel(ctx.out)
+        return Cost(flops=n_in, in_numel=n_in, out_numel=n_out)
+
+    return OpDef(name=name, attrs=AdaptiveAttrs, infer=infer, cost=cost,
+                 positional=() if glob else ("output",), category=f"adaptive_{kind}",
+                 doc=(f"Global {kind} pooling over all {rank}-D positions: output (C, 1...)."
+                      if glob else f"Adaptive {kind} pooling to `output` size per spatial dim."))
+
+
+for _rank in (1, 2, 3):
+    for _kind in ("max", "avg"):
+        register(make_pool(_kind, _rank))
+        register(make_adaptive(_kind, _rank))
+        register(make_adaptive(_kind, _rank, glob=True))

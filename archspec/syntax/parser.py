@@ -1,0 +1,107 @@
+"""Text (.arch) front end: lark LALR parser, newline post-lexer, syntax-error diagnostics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from functools import lru_cache
+from pathlib import Path
+
+from lark import Lark, Token, Tree
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from archspec.diagnostics import error
+from archspec.source import SourceFile, Span
+
+_GRAMMAR = Path(__file__).with_name("grammar.lark")
+
+# Newlines are dropped after these tokens (the statement obviously continues) ...
+_CONTINUES = {"{", "->", ",", "(", "[", "=", ":", ";", None}
+# ... and before these (the next line continues the statement).
+_CONTINUED_BY = {"}", "->", "else", "shortcut", ")", "]"}
+
+_READABLE = {
+    "NAME": "a name", "TEMPLATE_NAME": "a name", "INT": "an integer", "FLOAT": "a number",
+    "STRING": "a string", "SHAPE": "a shape like 3x224x224", "_NL": "a new line",
+    "COMP_OP": "a comparison", "ADD_OP": "`+` or `-`", "MUL_OP": "`*`, `/`, `//` or `%`",
+    "POW_OP": "`**`", "$END": "the end of the file",
+}
+
+
+class _NewlinePostLex:
+    """Drops newline tokens where they cannot end a statement (inside brackets, after `->`...)."""
+
+    always_accept = ("_NL",)
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        depth = 0
+        last: str | None = None
+        pending: Token | None = None
+        for tok in stream:
+            if tok.type == "_NL":
+                if depth == 0 and last not in _CONTINUES:
+                    pending = pending or tok
+                continue
+            if pending is not None and tok.value not in _CONTINUED_BY:
+                yield pending
+            pending = None
+            depth += tok.value in ("(", "[")
+            depth -= tok.value in (")", "]") and depth > 0
+            last = tok.value if tok.type != "_NL" else last
+            yield tok
+
+
+@lru_cache(maxsize=1)
+def _parser() -> Lark:
+    return Lark(_GRAMMAR.read_text(), parser="lalr", lexer="basic", postlex=_NewlinePostLex(),
+                propagate_positions=True, maybe_placeholders=True, cache=True,
+                start=["start", "expr", "chain"])
+
+
+def _expected(names: set[str], parser: Lark) -> str:
+    shown = []
+    for name in sorted(names):
+        if name in _READABLE:
+            text = _READABLE[name]
+        else:
+            try:
+                pattern = parser.get_terminal(name).pattern.value
+            except KeyError:
+                pattern = name
+            text = f"`{pattern}`"
+        if text not in shown:
+            shown.append(text)
+    return ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else "")
+
+
+def _syntax_error(exc: UnexpectedInput, source: SourceFile, parser: Lark) -> Exception:
+    line = max(1, getattr(exc, "line", 1) or 1)
+    col = max(1, getattr(exc, "column", 1) or 1)
+    if isinstance(exc, UnexpectedCharacters):
+        char = source.line(line)[col - 1:col] or "?"
+        return error("E101", f"unexpected character `{char}`", Span(source, line, col, col + 1),
+                     hint=f"expected {_expected(set(exc.allowed or ()), parser)}")
+    if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken)
+                                          and exc.token.type == "$END"):
+        last = len(source.text.splitlines()) or 1
+        end = len(source.line(last)) + 1
+        return error("E102", "unexpected end of file", Span(source, last, end, end + 1),
+                     hint=f"expected {_expected(set(exc.expected), parser)}")
+    assert isinstance(exc, UnexpectedToken)
+    tok = exc.token
+    shown = "new line" if tok.type == "_NL" else f"`{tok.value}`"
+    width = 1 if tok.type == "_NL" else len(str(tok.value))
+    return error("E103", f"unexpected {shown}", Span(source, line, col, col + width),
+                 hint=f"expected {_expected(set(exc.accepts or exc.expected), parser)}")
+
+
+def parse_tree(source: SourceFile, text: str | None = None, start: str = "start") -> Tree:
+    """Parse ``text`` (default: all of ``source``) from rule ``start`` into a lark tree.
+
+    Syntax errors become located ``ArchspecError``s quoting ``source``. ``text`` lets a caller
+    parse a fragment padded to its real line and column (template-label holes, YAML scalars).
+    """
+    parser = _parser()
+    try:
+        return parser.parse(source.text if text is None else text, start=start)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, source, parser) from None
