@@ -123,3 +123,16 @@ def with_overrides(spec: ir.Spec, overrides: dict[str, Any]) -> ir.Spec:
             raise error("E120", f"`{key}` is not a parameter of network `{spec.name}`",
                         spec.span, hint=hint)
     return spec.model_copy(update={"overrides": {**spec.overrides, **overrides}})
+
+
+def with_input_shapes(spec: ir.Spec, shapes: dict[str, tuple[int, ...]]) -> ir.Spec:
+    """Return ``spec`` with the per-sample shapes of the named inputs replaced."""
+    known = {d.name: d for d in spec.inputs}
+    for key in shapes:
+        if key not in known:
+            raise error("E131", f"`{key}` is not an input of network `{spec.name}`", spec.span,
+                        hint=did_you_mean(key, known) or f"inputs: {', '.join(known)}")
+    inputs = tuple(
+        d.model_copy(update={"shape": tuple(ir.Lit(value=v, span=d.span) for v in shapes[d.name])})
+        if d.name in shapes else d for d in spec.inputs)
+    return spec.model_copy(update={"inputs": inputs})

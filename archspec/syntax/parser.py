@@ -54,7 +54,7 @@ class _NewlinePostLex:
 def _parser() -> Lark:
     return Lark(_GRAMMAR.read_text(), parser="lalr", lexer="basic", postlex=_NewlinePostLex(),
                 propagate_positions=True, maybe_placeholders=True, cache=True,
-                start=["start", "expr", "chain"])
+                start=["start", "expr", "chain", "stmt", "label"])
 
 
 def _expected(names: set[str], parser: Lark) -> str:

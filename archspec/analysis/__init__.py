@@ -1,0 +1,1 @@
+"""Static analysis passes over an expanded graph: costs, memory, receptive field, report."""

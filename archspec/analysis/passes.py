@@ -1,0 +1,86 @@
+"""Pure analysis passes: ``(graph, ...) -> {node id: record}``. Nothing is written to the graph.
+
+All counts are per sample unless a function takes ``batch``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from archspec.analysis.conventions import CONVENTIONS
+from archspec.graph import Graph
+from archspec.ops import REGISTRY, Cost, Ctx
+from archspec.ops.base import numel
+
+DTYPE_BYTES = {"float32": 4, "float16": 2, "bfloat16": 2, "float64": 8, "int8": 1}
+
+
+def costs(graph: Graph) -> dict[str, Cost]:
+    """Per-sample :class:`Cost` of every node, from its op's registry entry."""
+    return {n.id: REGISTRY[n.op].cost(Ctx(n.in_shapes, n.shape, n.attrs)) for n in graph}
+
+
+def convention_macs(graph: Graph, node_costs: dict[str, Cost], convention: str) -> dict[str, int]:
+    """Per-sample MACs of every node counted the way ``convention`` counts them."""
+    rule, _ = CONVENTIONS[convention]
+    return {n.id: rule(REGISTRY[n.op].category, node_costs[n.id]) for n in graph}
+
+
+@dataclass(frozen=True)
+class Field:
+    """Receptive field (input pixels seen along one spatial axis) and cumulative stride.
+
+    ``None`` values mean "global": the layer has pooled or flattened the spatial dims away.
+    """
+
+    size: int | None
+    stride: int | None
+
+
+def receptive_fields(graph: Graph) -> dict[str, Field]:
+    """Receptive field and cumulative stride of every node, along the first spatial axis."""
+    out: dict[str, Field] = {name: Field(1, 1) for name in graph.inputs}
+    for n in graph:
+        ins = [out[i] for i in n.inputs]
+        if any(f.size is None for f in ins) or len(n.shape) < 2:
+            out[n.id] = Field(None, None)
+            continue
+        size = max(f.size or 1 for f in ins)
+        stride = max(f.stride or 1 for f in ins)
+        window = REGISTRY[n.op].window(n.attrs, len(n.shape) - 1)
+        if window is not None:
+            size += window.dilation[0] * (window.kernel[0] - 1) * stride
+            stride *= window.stride[0]
+        elif REGISTRY[n.op].category in ("adaptive_avg", "adaptive_max"):
+            out[n.id] = Field(None, None)
+            continue
+        out[n.id] = Field(size, stride)
+    return out
+
+
+def activation_bytes(graph: Graph, batch: int, dtype: str) -> dict[str, int]:
+    """Bytes of every node's output tensor at ``batch`` in ``dtype``."""
+    width = DTYPE_BYTES[dtype]
+    return {n.id: numel(n.shape) * batch * width for n in graph}
+
+
+def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int]) -> int:
+    """Peak bytes of live tensors in an inference pass that frees each output after its last
+    reader (graph inputs held throughout), in the graph's topological order."""
+    last_use: dict[str, int] = {}
+    order = list(graph.nodes)
+    for i, node_id in enumerate(order):
+        for src in graph.nodes[node_id].inputs:
+            last_use[src] = i
+    outputs = set(graph.outputs.values())
+    live = sum(input_bytes.values())
+    peak = live
+    for i, node_id in enumerate(order):
+        live += sizes[node_id]
+        peak = max(peak, live)
+        for src in set(graph.nodes[node_id].inputs):
+            if last_use.get(src) == i and src in graph.nodes and src not in outputs:
+                live -= sizes[src]
+        if node_id not in last_use and node_id not in outputs:
+            live -= sizes[node_id]
+    return peak

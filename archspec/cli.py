@@ -1,0 +1,214 @@
+"""The command line: thin wrappers that parse options, call the API and render diagnostics.
+
+Exit codes: 0 success (warnings allowed unless --strict), 1 spec errors, 2 usage errors,
+3 internal errors (a bug in archspec: rerun with --debug for the traceback).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from archspec.diagnostics import ArchspecError, Diagnostic
+
+_CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _parse_value(text: str) -> Any:
+    """A --set value: a spec expression literal (10, 0.5, true, [1, 2], "s") or a bare word."""
+    from archspec.evaluate import Evaluator
+    from archspec.source import SourceFile
+    from archspec.syntax.parser import parse_tree
+    from archspec.syntax.to_ir import ToIR
+
+    source = SourceFile("--set", text)
+    try:
+        expr = ToIR(source).transform(parse_tree(source, start="expr"))
+        return Evaluator({}, None)(expr)
+    except ArchspecError:
+        return text
+
+
+def _overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
+        out[key.strip()] = _parse_value(value.strip())
+    return out
+
+
+def _input_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        dims = value.lower().replace(",", "x").split("x")
+        if not sep or not all(d.strip().isdigit() and int(d) > 0 for d in dims):
+            raise click.BadParameter(f"expected NAME=CxHxW (e.g. x=3x224x224), got {pair!r}",
+                                     param_hint="--input")
+        out[key.strip()] = tuple(int(d) for d in dims)
+    return out
+
+
+def _warn(diags: list[Diagnostic]) -> None:
+    for d in diags:
+        click.echo(d.render(), err=True)
+
+
+def _load(spec_path: str, sets: tuple[str, ...], inputs: tuple[str, ...] = ()) -> Any:
+    from archspec.syntax.loader import load, with_input_shapes
+
+    spec = load(spec_path, **_overrides(sets))
+    return with_input_shapes(spec, _input_shapes(inputs)) if inputs else spec
+
+
+set_option = click.option("--set", "sets", multiple=True, metavar="K=V",
+                           help="Override a network parameter, e.g. --set num_classes=10. "
+                                "Repeatable.")
+debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks.")
+
+
+@click.group(context_settings=_CONTEXT)
+@click.version_option(package_name="archspec")
+def cli() -> None:
+    """archspec: neural-network architectures as declarative specs.
+
+    \b
+    Analyse a spec without running it:   archspec check specs/googlenet.arch
+    See what blocks and repeats made:    archspec expand specs/resnet18.arch
+    Convert between text and YAML:       archspec convert specs/vgg16.arch --to yaml
+    List the layer kinds:                archspec ops
+    """
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+              help="Override an input's per-sample shape, e.g. --input x=3x299x299.")
+@click.option("--batch", type=click.IntRange(min=1), default=None,
+              help="Concrete batch size (default: symbolic N; counts are per sample).")
+@set_option
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True, help="Output format.")
+@click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True,
+              help="Levels of blocks to show; deeper layers fold into block subtotals.")
+@click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
+              default="float32", show_default=True, help="Element type for memory figures.")
+@click.option("--convention", type=click.Choice(
+    ["torchvision", "torchinfo", "fvcore", "ptflops", "thop"]), default="torchvision",
+    show_default=True, help="How MACs are counted (see docs/conventions.md).")
+@click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
+@debug_option
+def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str, ...],
+          fmt: str, depth: int, dtype: str, convention: str, strict: bool, debug: bool) -> None:
+    """Analyse SPEC statically: per-layer output shape, params, MACs, FLOPs, memory.
+
+    Never imports torch. Example:
+
+        archspec check specs/resnet50.arch --batch 32 --dtype float16 --depth 1
+    """
+    from archspec.analysis.render import markdown, table
+    from archspec.analysis.report import analyze
+
+    report = analyze(_load(spec, sets, inputs), batch=batch or 1, dtype=dtype,
+                     convention=convention)
+    report.symbolic_batch = batch is None
+    _warn(report.warnings)
+    if fmt == "json":
+        click.echo(report.to_json())
+    else:
+        click.echo((table if fmt == "table" else markdown)(report, depth))
+    if strict and report.warnings:
+        click.echo(f"error: {len(report.warnings)} warning(s) with --strict", err=True)
+        sys.exit(1)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@set_option
+@debug_option
+def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
+    """Print SPEC fully expanded: one line per op, with its inputs and output shape.
+
+    Shows exactly what blocks, repeats, loops and conditions produced.
+    """
+    from archspec.expand import expand as run_expand
+    from archspec.syntax.printer import graph_text
+
+    graph = run_expand(_load(spec, sets))
+    _warn(graph.warnings)
+    click.echo(graph_text(graph))
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--to", "to", type=click.Choice(["arch", "yaml"]), required=True,
+              help="Target format.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write here instead of standard output.")
+@debug_option
+def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
+    """Convert SPEC between the text (.arch) and YAML forms; the IR is unchanged."""
+    from archspec.syntax.loader import load
+    from archspec.syntax.printer import to_text
+    from archspec.syntax.yaml_form import to_yaml
+
+    text = (to_text if to == "arch" else to_yaml)(load(spec))
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("name", required=False)
+def ops(name: str | None) -> None:
+    """List the layer kinds, or show one op's signature and rules."""
+    from archspec.expand import signature
+    from archspec.ops import REGISTRY
+
+    if name:
+        op = REGISTRY.get(name)
+        if op is None:
+            raise click.BadParameter(f"unknown op {name!r}", param_hint="NAME")
+        click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category}")
+        return
+    seen = set()
+    for key, op in sorted(REGISTRY.items()):
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        alias = f" (alias: {', '.join(op.aliases)})" if op.aliases else ""
+        click.echo(f"{signature(op)}{alias}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Console entry point: run the CLI, render ArchspecError as diagnostics (exit 1)."""
+    args = sys.argv[1:] if argv is None else argv
+    debug = "--debug" in args
+    try:
+        cli.main(args=args, prog_name="archspec", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except ArchspecError as exc:
+        if debug:
+            raise
+        for d in exc.diagnostics:
+            click.echo(d.render(), err=True)
+        sys.exit(1)
+    except (KeyboardInterrupt, BrokenPipeError):
+        sys.exit(130)
+    except Exception as exc:
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc}\n"
+                   "this is a bug in archspec; rerun with --debug for the traceback", err=True)
+        sys.exit(3)

@@ -1,0 +1,132 @@
+"""IR -> text (.arch) printer, and the flat listing of an expanded graph."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archspec import ir
+from archspec.evaluate import show
+from archspec.graph import Graph
+from archspec.ops.base import fmt_shape
+
+_PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
+         "*": 6, "/": 6, "//": 6, "%": 6, "**": 8}
+
+
+def expr(e: Any, parent: int = 0) -> str:
+    """Print an expression, parenthesising only where precedence needs it."""
+    if isinstance(e, ir.Lit):
+        return show(e.value)
+    if isinstance(e, ir.Var):
+        return e.name
+    if isinstance(e, ir.InRef):
+        return "in"
+    if isinstance(e, ir.GetAttr):
+        return f"{expr(e.obj, 9)}.{e.name}"
+    if isinstance(e, ir.GetItem):
+        return f"{expr(e.obj, 9)}[{expr(e.index)}]"
+    if isinstance(e, ir.FuncCall):
+        return f"{e.func}({', '.join(expr(a) for a in e.args)})"
+    if isinstance(e, ir.ListExpr):
+        inner = ", ".join(expr(i) for i in e.items)
+        return f"({inner}{',' if len(e.items) == 1 else ''})" if e.tuple_ else f"[{inner}]"
+    if isinstance(e, ir.Neg):
+        return _paren(f"-{expr(e.operand, 7)}", 7, parent)
+    if isinstance(e, ir.Not):
+        return _paren(f"not {expr(e.operand, 3)}", 3, parent)
+    if isinstance(e, ir.Cond):
+        return _paren(f"{expr(e.then, 1)} if {expr(e.cond, 1)} else {expr(e.other)}", 0.5,
+                      parent)
+    p = _PREC[e.op]
+    right = p + 1 if e.op != "**" else p
+    return _paren(f"{expr(e.left, p if e.op != '**' else p + 1)} {e.op} {expr(e.right, right)}",
+                  p, parent)
+
+
+def _paren(text: str, prec: float, parent: float) -> str:
+    return f"({text})" if prec < parent or (parent == 4 and prec == 4) else text
+
+
+def _args(args: tuple[ir.Arg, ...]) -> str:
+    return ", ".join(f"{a.name}={expr(a.value)}" if a.name else expr(a.value) for a in args)
+
+
+def label(lab: ir.Label) -> str:
+    return "".join(p if isinstance(p, str) else "{" + expr(p) + "}" for p in lab.parts)
+
+
+def element(el: Any, ind: str) -> str:
+    if isinstance(el, ir.LayerCall):
+        text = el.callee + (f"({_args(el.args)})" if el.args or el.inputs is not None else "")
+        return text + (f"({', '.join(el.inputs)})" if el.inputs is not None else "")
+    if isinstance(el, ir.Repeat):
+        var = f" as {el.var}" if el.var else ""
+        single = len(el.body) == 1 and isinstance(el.body[0], ir.Chain) and \
+            el.body[0].label is None and len(el.body[0].elements) == 1 and \
+            isinstance(el.body[0].elements[0], ir.LayerCall)
+        tail = element(el.body[0].elements[0], ind) if single else body(el.body, ind)
+        return f"repeat {expr(el.count)}{var} {tail}"
+    if isinstance(el, ir.Concat):
+        return f"concat{'(' + _args(el.args) + ')' if el.args else ''} {body(el.body, ind)}"
+    if isinstance(el, ir.Dense):
+        return f"dense {body(el.body, ind)}"
+    if isinstance(el, ir.Group):
+        return body(el.body, ind)
+    text = f"residual {body(el.body, ind)}"
+    if el.shortcut is not None:
+        cond = f" if {expr(el.shortcut_if)}" if el.shortcut_if is not None else ""
+        text += f" shortcut{cond} {body(el.shortcut, ind)}"
+    return text
+
+
+def body(stmts: tuple[Any, ...], ind: str) -> str:
+    inner = ind + "    "
+    lines = [inner + stmt(s, inner) for s in stmts]
+    return "{\n" + "\n".join(lines) + f"\n{ind}}}"
+
+
+def stmt(s: Any, ind: str) -> str:
+    if isinstance(s, ir.For):
+        return f"for {', '.join(s.vars)} in {expr(s.iterable)} {body(s.body, ind)}"
+    if isinstance(s, ir.If):
+        text = f"if {expr(s.cond)} {body(s.then, ind)}"
+        return text + (f" else {body(s.other, ind)}" if s.other is not None else "")
+    chain = " -> ".join(element(e, ind) for e in s.elements)
+    if s.label is None:
+        return chain
+    return f"{label(s.label)}{' =' if s.assign else ':'} {chain}"
+
+
+def _params(params: tuple[ir.Param, ...]) -> str:
+    out = []
+    for p in params:
+        text = p.name + (f": {p.type}" if p.type != "any" else "")
+        out.append(text + (f" = {expr(p.default)}" if p.default is not None else ""))
+    return ", ".join(out)
+
+
+def to_text(spec: ir.Spec) -> str:
+    """Print ``spec`` in the text form; parsing the result gives an equal IR."""
+    lines = [f'import "{i}"' for i in spec.imports]
+    lines.append(f"network {spec.name}" + (f"({_params(spec.params)})" if spec.params else ""))
+    for d in spec.inputs:
+        lines.append(f"input {d.name}: [{', '.join(expr(x) for x in d.shape)}]")
+    if spec.outputs:
+        lines.append(f"output {', '.join(spec.outputs)}")
+    for b in spec.blocks:
+        lines += ["", f"block {b.name}({_params(b.params)}) {body(b.body, '')}"]
+    lines.append("")
+    lines += [stmt(s, "") for s in spec.body]
+    return "\n".join(lines) + "\n"
+
+
+def graph_text(graph: Graph) -> str:
+    """One line per op of an expanded graph: ``name = op(attrs)(inputs)  # shape``."""
+    lines = [f"# {graph.name}: {len(graph)} ops"]
+    lines += [f"input {k}: {fmt_shape(v)}" for k, v in graph.inputs.items()]
+    for n in graph:
+        attrs = ", ".join(f"{k}={show(v)}" for k, v in n.attrs.model_dump().items()
+                          if v != type(n.attrs).model_fields[k].default)
+        lines.append(f"{n.id} = {n.op}({attrs})({', '.join(n.inputs)})  # {fmt_shape(n.shape)}")
+    lines.append(f"output {', '.join(f'{k}={v}' for k, v in graph.outputs.items())}")
+    return "\n".join(lines)
