@@ -227,7 +227,7 @@ class ToIR(Transformer):
         return ir.Not(operand=c[0], span=self._s(meta))
 
     def neg(self, meta: Any, c: list[Any]) -> ir.Neg:
-        return ir.Neg(operand=c[0], span=self._s(meta))
+        return ir.Neg(operand=c[-1], span=self._s(meta))
 
     def cond(self, meta: Any, c: list[Any]) -> ir.Cond:
         return ir.Cond(then=c[0], cond=c[1], other=c[2], span=self._s(meta))
