@@ -178,7 +178,7 @@ def ops(name: str | None) -> None:
         click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category}")
         return
     seen = set()
-    for key, op in sorted(REGISTRY.items()):
+    for _key, op in sorted(REGISTRY.items()):
         if op.name in seen:
             continue
         seen.add(op.name)

@@ -7,13 +7,13 @@ from its registry entry the moment the node is created.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
 
 from archspec import ir
-from archspec.diagnostics import Diagnostic, did_you_mean, error
+from archspec.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
 from archspec.evaluate import Evaluator, check_type, show, type_name
 from archspec.graph import Graph, OpNode, Scope
 from archspec.ops import REGISTRY, OpDef, ShapeError
@@ -357,6 +357,9 @@ class Expander:
         self.stack.append((block.name, c.span))
         try:
             out = self.body(block.body, Flow(inp), inner)
+        except ArchspecError as exc:
+            raise ArchspecError(_called_from(d, block.name, inner.prefix, c.span)
+                                for d in exc.diagnostics) from None
         finally:
             self.stack.pop()
         self.graph.scopes[inner.prefix] = Scope(inner.prefix, block.name, c.span, out)
@@ -418,10 +421,14 @@ class Expander:
             raise error("E214", f"`{opname}` takes {lo}{'+' if hi is None else ''} input(s), "
                         f"got {len(inputs)}", span)
         shape = self._infer(op, shapes, attrs, span, inputs)
-        for msg in op.warn(shapes, attrs):
-            self.graph.warnings.append(Diagnostic("W301", f"`{node_id}` drops input: {msg}",
-                                                  span, hint="adjust padding or input size",
-                                                  severity="warning"))
+        dropped = op.warn(shapes, attrs)
+        if dropped:
+            notes = tuple((f"in block `{name}` called here", where)
+                          for name, where in reversed(self.stack))
+            self.graph.warnings.append(Diagnostic(
+                "W301", f"layer `{node_id}` ({opname}) never reads some input: "
+                + "; ".join(dropped), span, hint="adjust the padding, stride or input size",
+                severity="warning", notes=notes))
         self.graph.nodes[node_id] = OpNode(node_id, op.name, attrs, inputs, shapes, shape, span,
                                            synthetic)
         return node_id
@@ -453,6 +460,12 @@ class Expander:
     def eval(self, e: Any, frame: Frame) -> Any:
         in_shape = self.graph.shape_of(frame.in_value) if frame.in_value else None
         return Evaluator(frame.env, in_shape)(e)
+
+
+def _called_from(d: Diagnostic, block: str, path: str, span: Span) -> Diagnostic:
+    """Add a "called from" note to a diagnostic raised inside a block's body."""
+    note = (f"in block `{block}` (`{path}`) called here", span)
+    return replace(d, notes=(*d.notes, note))
 
 
 def _param_sig(p: ir.Param) -> str:

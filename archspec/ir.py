@@ -7,13 +7,13 @@ means "the same spec" whichever form or file it was written in.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from archspec.source import NOWHERE, Span
 
-Scalar = Union[int, float, bool, str, None]
+Scalar = int | float | bool | str | None
 
 
 class Node(BaseModel):
@@ -107,7 +107,7 @@ class ListExpr(Node):
 
 
 Expr = Annotated[
-    Union[Lit, Var, InRef, GetAttr, GetItem, FuncCall, BinOp, Neg, Not, Cond, ListExpr],
+    Lit | Var | InRef | GetAttr | GetItem | FuncCall | BinOp | Neg | Not | Cond | ListExpr,
     Field(discriminator="t"),
 ]
 
@@ -124,7 +124,7 @@ class Arg(Node):
 class Label(Node):
     """A statement's name. ``parts`` alternate text and ``{expr}`` holes (``denselayer{i+1}``)."""
 
-    parts: tuple[Union[str, Expr], ...]
+    parts: tuple[str | Expr, ...]
 
     @property
     def text(self) -> str:
@@ -181,7 +181,7 @@ class Group(Node):
     body: tuple[Stmt, ...]
 
 
-Element = Annotated[Union[LayerCall, Repeat, Concat, Residual, Dense, Group],
+Element = Annotated[LayerCall | Repeat | Concat | Residual | Dense | Group,
                     Field(discriminator="t")]
 
 
@@ -212,7 +212,7 @@ class If(Node):
     other: tuple[Stmt, ...] | None = None
 
 
-Stmt = Annotated[Union[Chain, For, If], Field(discriminator="t")]
+Stmt = Annotated[Chain | For | If, Field(discriminator="t")]
 
 # ----------------------------------------------------------------------------- top level
 

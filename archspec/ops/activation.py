@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
-from archspec.ops.base import Attrs, NoAttrs, OpDef, elementwise_cost, register, same_shape
+from archspec.ops.base import Attrs, Ctx, NoAttrs, OpDef, elementwise_cost, register, same_shape
 
 
 class LeakyAttrs(Attrs):
@@ -19,18 +20,32 @@ class SoftmaxAttrs(Attrs):
     dim: int = 0
 
 
-_ACTIVATIONS: tuple[tuple[str, type[Attrs], tuple[str, ...], int, str], ...] = (
-    ("relu", NoAttrs, (), 1, "max(x, 0)."),
-    ("leaky_relu", LeakyAttrs, ("slope",), 2, "x if x > 0 else `slope` * x."),
-    ("sigmoid", NoAttrs, (), 4, "1 / (1 + exp(-x))."),
-    ("tanh", NoAttrs, (), 5, "tanh(x)."),
-    ("gelu", GeluAttrs, ("approximate",), 8, "x * Phi(x); `approximate` none|tanh."),
-    ("silu", NoAttrs, (), 5, "x * sigmoid(x) (swish)."),
+def _module(cls_name: str, **kwargs: Callable[[Any], Any]) -> Callable[[Ctx], Any]:
+    """Torch rule building ``torch.nn.<cls_name>`` with kwargs computed from the attributes."""
+
+    def build(ctx: Ctx) -> Any:
+        from torch import nn
+
+        return getattr(nn, cls_name)(**{k: f(ctx.attrs) for k, f in kwargs.items()})
+
+    return build
+
+
+_ACTIVATIONS: tuple[tuple[str, type[Attrs], tuple[str, ...], int, str, Any], ...] = (
+    ("relu", NoAttrs, (), 1, "max(x, 0).", _module("ReLU")),
+    ("leaky_relu", LeakyAttrs, ("slope",), 2, "x if x > 0 else `slope` * x.",
+     _module("LeakyReLU", negative_slope=lambda a: a.slope)),
+    ("sigmoid", NoAttrs, (), 4, "1 / (1 + exp(-x)).", _module("Sigmoid")),
+    ("tanh", NoAttrs, (), 5, "tanh(x).", _module("Tanh")),
+    ("gelu", GeluAttrs, ("approximate",), 8, "x * Phi(x); `approximate` none|tanh.",
+     _module("GELU", approximate=lambda a: a.approximate)),
+    ("silu", NoAttrs, (), 5, "x * sigmoid(x) (swish).", _module("SiLU")),
     ("softmax", SoftmaxAttrs, ("dim",), 3,
-     "exp(x) / sum exp(x) along `dim` of the per-sample shape (0 = channels/features)."),
+     "exp(x) / sum exp(x) along `dim` of the per-sample shape (0 = channels/features).",
+     _module("Softmax", dim=lambda a: a.dim + 1 if a.dim >= 0 else a.dim)),
 )
 
-for _name, _attrs, _pos, _flops, _doc in _ACTIVATIONS:
+for _name, _attrs, _pos, _flops, _doc, _torch in _ACTIVATIONS:
     register(OpDef(name=_name, attrs=_attrs, infer=same_shape, cost=elementwise_cost(_flops),
-                   positional=_pos, category="act",
+                   positional=_pos, category="act", torch=_torch,
                    doc=f"{_doc} Shape unchanged; FLOPs: {_flops} per element."))

@@ -7,16 +7,26 @@ Input ``(C_in, *spatial)``, output ``(out, *spatial')`` with, per spatial dim,
 from __future__ import annotations
 
 import math
-from typing import Literal, Union
+from typing import Any, Literal
 
 from pydantic import model_validator
 
 from archspec.ops.base import (
-    Attrs, Cost, Ctx, OpDef, Shape, ShapeError, Window, fmt_shape, numel, register, tuple_of,
+    Attrs,
+    Cost,
+    Ctx,
+    OpDef,
+    Shape,
+    ShapeError,
+    Window,
+    fmt_shape,
+    numel,
+    register,
+    tuple_of,
 )
 from archspec.ops.window import check_rank, dropped_warnings, out_size
 
-IntOrTuple = Union[int, tuple[int, ...]]
+IntOrTuple = int | tuple[int, ...]
 PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
@@ -24,7 +34,7 @@ class ConvAttrs(Attrs):
     out: int
     kernel: IntOrTuple
     stride: IntOrTuple = 1
-    padding: Union[IntOrTuple, Literal["same", "valid"]] = 0
+    padding: IntOrTuple | Literal["same", "valid"] = 0
     dilation: IntOrTuple = 1
     groups: int = 1
     bias: bool = True
@@ -100,8 +110,18 @@ def make_conv(rank: int) -> OpDef:
         k, s, d, p = _geometry(attrs, rank)
         return dropped_warnings(inputs[0][1:], k, s, p, d)
 
+    def to_torch(ctx: Ctx) -> Any:
+        from torch import nn
+
+        a: ConvAttrs = ctx.attrs
+        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[rank - 1]
+        return cls(ctx.x[0], a.out, a.kernel, stride=a.stride, padding=a.padding,
+                   dilation=a.dilation, groups=a.groups, bias=a.bias,
+                   padding_mode=a.padding_mode)
+
     return OpDef(
         name=name, attrs=ConvAttrs, infer=infer, cost=cost, window=window, warn=warn,
+        torch=to_torch,
         positional=("out", "kernel", "stride", "padding"), category="linear",
         doc=f"{rank}-D convolution. Input (C, {'x'.join('DHW'[-rank:])}); `out` channels, "
             "`kernel`, `stride`, `padding` (int, tuple, \"same\" or \"valid\"), `dilation`, "

@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import field_validator
 
 from archspec.ops.base import (
-    Attrs, Cost, Ctx, NoAttrs, OpDef, Shape, ShapeError, fmt_shape, numel, register, same_shape,
+    Attrs,
+    Cost,
+    Ctx,
+    NoAttrs,
+    OpDef,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    numel,
+    register,
+    same_shape,
 )
 
 
@@ -38,7 +50,14 @@ def _linear_cost(ctx: Ctx) -> Cost:
                 flops=2 * fin * a.out + bias, in_numel=fin, out_numel=a.out)
 
 
+def _linear_torch(ctx: Ctx) -> Any:
+    from torch import nn
+
+    return nn.Linear(ctx.x[0], ctx.attrs.out, bias=ctx.attrs.bias)
+
+
 register(OpDef(name="linear", attrs=LinearAttrs, infer=_linear_infer, cost=_linear_cost,
+               torch=_linear_torch,
                positional=("out", "bias"), category="linear",
                doc="Fully connected layer on a (features,) input: `out` features, `bias`. "
                    "Params in*out (+out); MACs in*out."))
@@ -60,7 +79,14 @@ def _flatten_infer(inputs: tuple[Shape, ...], a: FlattenAttrs) -> Shape:
     return (*x[:start], numel(x[start:end + 1]), *x[end + 1:])
 
 
-register(OpDef(name="flatten", attrs=FlattenAttrs, infer=_flatten_infer,
+def _flatten_torch(ctx: Ctx) -> Any:
+    from torch import nn
+
+    a: FlattenAttrs = ctx.attrs
+    return nn.Flatten(a.start + 1 if a.start >= 0 else a.start, a.end + 1 if a.end >= 0 else a.end)
+
+
+register(OpDef(name="flatten", attrs=FlattenAttrs, infer=_flatten_infer, torch=_flatten_torch,
                cost=lambda ctx: Cost(in_numel=numel(ctx.x), out_numel=numel(ctx.out)),
                positional=("start", "end"),
                doc="Flatten per-sample dims `start`..`end` (0 = first dim after the batch; "
@@ -83,7 +109,21 @@ def _passthrough(ctx: Ctx) -> Cost:
     return Cost(in_numel=n, out_numel=n)
 
 
+def _dropout_torch(ctx: Ctx) -> Any:
+    from torch import nn
+
+    return nn.Dropout(ctx.attrs.p)
+
+
+def _identity_torch(ctx: Ctx) -> Any:
+    from torch import nn
+
+    return nn.Identity()
+
+
 register(OpDef(name="dropout", attrs=DropoutAttrs, infer=same_shape, cost=_passthrough,
+               torch=_dropout_torch,
                positional=("p",), doc="Dropout with probability `p` (identity in eval)."))
 register(OpDef(name="identity", attrs=NoAttrs, infer=same_shape, cost=_passthrough,
+               torch=_identity_torch,
                doc="Passes its input through unchanged."))

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import operator
+from collections.abc import Callable
+from typing import Any
+
 from archspec.ops.base import Attrs, Cost, Ctx, NoAttrs, OpDef, Shape, ShapeError, numel, register
 
 
@@ -9,7 +13,9 @@ def _add_infer(inputs: tuple[Shape, ...], attrs: NoAttrs) -> Shape:
     first = inputs[0]
     for other in inputs[1:]:
         if other != first:
-            raise ShapeError("`add` inputs have different shapes", code="E305")
+            raise ShapeError("`add` inputs have different shapes", code="E305",
+                             hint="make every branch end in the same shape, e.g. with a "
+                                  "projection shortcut")
     return first
 
 
@@ -18,7 +24,14 @@ def _add_cost(ctx: Ctx) -> Cost:
     return Cost(flops=n * (len(ctx.inputs) - 1), in_numel=n * len(ctx.inputs), out_numel=n)
 
 
+def _add_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any]]:
+    import torch
+
+    return (operator.add if len(ctx.inputs) == 2 else lambda *xs: torch.stack(xs).sum(0)), {}
+
+
 register(OpDef(name="add", attrs=NoAttrs, infer=_add_infer, cost=_add_cost, inputs=(2, None),
+               torch_fn=_add_torch,
                category="merge", doc="Element-wise sum of two or more same-shape inputs."))
 
 
@@ -43,6 +56,14 @@ def _concat_cost(ctx: Ctx) -> Cost:
     return Cost(in_numel=n, out_numel=n)
 
 
+def _concat_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any]]:
+    import torch
+
+    dim = ctx.attrs.dim
+    return (lambda *xs: torch.cat(xs, dim + 1 if dim >= 0 else dim)), {}
+
+
 register(OpDef(name="concat", attrs=ConcatAttrs, infer=_concat_infer, cost=_concat_cost,
+               torch_fn=_concat_torch,
                inputs=(1, None), positional=("dim",), category="merge",
                doc="Concatenate inputs along per-sample `dim` (0 = channels)."))

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from archspec.ops.base import (
-    Attrs, Cost, Ctx, OpDef, Shape, ShapeError, fmt_shape, numel, register,
+    Attrs,
+    Cost,
+    Ctx,
+    OpDef,
+    Shape,
+    ShapeError,
+    fmt_shape,
+    numel,
+    register,
 )
 
 
@@ -34,7 +44,16 @@ def make_batchnorm(rank: int) -> OpDef:
                     buffers=2 * c + 1 if a.track_running_stats else 0,
                     flops=2 * n, in_numel=n, out_numel=n)
 
+    def to_torch(ctx: Ctx) -> Any:
+        from torch import nn
+
+        a: BatchNormAttrs = ctx.attrs
+        cls = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[rank - 1]
+        return cls(ctx.x[0], eps=a.eps, momentum=a.momentum, affine=a.affine,
+                   track_running_stats=a.track_running_stats)
+
     return OpDef(name=name, attrs=BatchNormAttrs, infer=infer, cost=cost, category="norm",
+                 torch=to_torch,
                  positional=("eps",),
                  doc=f"Batch normalisation over channel dim 0 of a {'/'.join(map(str, allowed))}"
                      "-D input: `eps`, `momentum`, `affine`, `track_running_stats`. "
@@ -63,7 +82,14 @@ def _lrn_infer(inputs: tuple[Shape, ...], a: LRNAttrs) -> Shape:
     return inputs[0]
 
 
-register(OpDef(name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost,
+def _lrn_torch(ctx: Ctx) -> Any:
+    from torch import nn
+
+    a: LRNAttrs = ctx.attrs
+    return nn.LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k)
+
+
+register(OpDef(name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost, torch=_lrn_torch,
                positional=("size", "alpha", "beta", "k"), aliases=("local_response_norm",),
                doc="Local response normalisation across `size` channels (AlexNet): "
                    "b = a / (k + alpha/size * sum a^2)^beta. FLOPs: (size + 3) per element."))

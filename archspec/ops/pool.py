@@ -6,19 +6,29 @@ Input ``(C, *spatial)``; output keeps ``C``. Windowed: per dim ``out_size(n, k, 
 from __future__ import annotations
 
 import math
-from typing import Optional, Union
+from typing import Any
 
 from archspec.ops.base import (
-    Attrs, Cost, Ctx, OpDef, Shape, ShapeError, Window, fmt_shape, numel, register, tuple_of,
+    Attrs,
+    Cost,
+    Ctx,
+    OpDef,
+    Shape,
+    ShapeError,
+    Window,
+    fmt_shape,
+    numel,
+    register,
+    tuple_of,
 )
 from archspec.ops.window import check_rank, dropped_warnings, out_size
 
-IntOrTuple = Union[int, tuple[int, ...]]
+IntOrTuple = int | tuple[int, ...]
 
 
 class PoolAttrs(Attrs):
     kernel: IntOrTuple
-    stride: Optional[IntOrTuple] = None
+    stride: IntOrTuple | None = None
     padding: IntOrTuple = 0
     dilation: IntOrTuple = 1
     ceil: bool = False
@@ -64,8 +74,22 @@ def make_pool(kind: str, rank: int) -> OpDef:
         k, s, p, d = _geometry(a, rank)
         return dropped_warnings(inputs[0][1:], k, s, p, d, a.ceil)
 
+    def to_torch(ctx: Ctx) -> Any:
+        from torch import nn
+
+        a: PoolAttrs = ctx.attrs
+        if kind == "max":
+            cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[rank - 1]
+            return cls(a.kernel, a.stride, a.padding, a.dilation, ceil_mode=a.ceil)
+        if any(x != 1 for x in tuple_of(a.dilation, rank, "dilation")):
+            raise ShapeError("average pooling has no `dilation` in PyTorch")
+        cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[rank - 1]
+        return cls(a.kernel, a.stride, a.padding, ceil_mode=a.ceil,
+                   count_include_pad=a.count_include_pad)
+
     attrs_doc = "`kernel`, `stride` (default: kernel), `padding`, `dilation`, `ceil`"
     return OpDef(name=name, attrs=PoolAttrs, infer=infer, cost=cost, window=window, warn=warn,
+                 torch=to_torch,
                  positional=("kernel", "stride", "padding"), category="pool",
                  doc=f"{rank}-D {kind} pooling: {attrs_doc}"
                      + (", `count_include_pad`." if kind == "avg" else "."))
@@ -86,7 +110,14 @@ def make_adaptive(kind: str, rank: int, glob: bool = False) -> OpDef:
         n_in, n_out = numel(ctx.x), numel(ctx.out)
         return Cost(flops=n_in, in_numel=n_in, out_numel=n_out)
 
-    return OpDef(name=name, attrs=AdaptiveAttrs, infer=infer, cost=cost,
+    def to_torch(ctx: Ctx) -> Any:
+        from torch import nn
+
+        table = {"max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
+                 "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)}
+        return table[kind][rank - 1](ctx.attrs.output)
+
+    return OpDef(name=name, attrs=AdaptiveAttrs, infer=infer, cost=cost, torch=to_torch,
                  positional=() if glob else ("output",), category=f"adaptive_{kind}",
                  doc=(f"Global {kind} pooling over all {rank}-D positions: output (C, 1...)."
                       if glob else f"Adaptive {kind} pooling to `output` size per spatial dim."))

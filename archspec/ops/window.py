@@ -49,7 +49,6 @@ def dropped_warnings(spatial: Shape, k: tuple[int, ...], s: tuple[int, ...],
         o = out_size(n, ki, si, pi, di, ceil)
         last_seen = (o - 1) * si + extent - 1 - pi
         if extent >= si and o > 0 and last_seen < n - 1:
-            out.append(f"spatial dim {axis} (size {n}): the last {n - 1 - last_seen} input "
-                       f"row(s) are never seen: (n + 2p - k) = {n + 2 * pi - extent} is not "
-                       f"divisible by stride {si}")
+            out.append(f"spatial dim {axis} (size {n}): the last {n - 1 - last_seen} row(s); "
+                       f"n + 2p - k = {n + 2 * pi - extent} is not divisible by stride {si}")
     return out
