@@ -21,12 +21,12 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["ArchspecError", "Diagnostic", "Spec", "load", "loads", "expand", "analyze",
-           "__version__"]
+           "to_torch", "__version__"]
 
 
 def expand(spec: Spec) -> Graph:
     """Expand blocks, repeats and conditions of ``spec`` into a flat, shape-checked graph."""
-    from archspec.expand import expand as _expand
+    from archspec.expander import expand as _expand
 
     return _expand(spec)
 
@@ -39,3 +39,11 @@ def analyze(spec: Spec, batch: int = 1, **options: Any) -> Report:
     from archspec.analysis.report import analyze as _analyze
 
     return _analyze(spec, batch=batch, **options)
+
+
+def to_torch(spec: Spec, device: Any = None) -> Any:
+    """Compile ``spec`` to a ``torch.fx.GraphModule`` whose submodules sit at the spec's dotted
+    names. ``device="meta"`` builds it without allocating memory. Imports torch."""
+    from archspec.backends.torch import to_torch as _to_torch
+
+    return _to_torch(spec, device=device)

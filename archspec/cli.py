@@ -136,7 +136,7 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
 
     Shows exactly what blocks, repeats, loops and conditions produced.
     """
-    from archspec.expand import expand as run_expand
+    from archspec.expander import expand as run_expand
     from archspec.syntax.printer import graph_text
 
     graph = run_expand(_load(spec, sets))
@@ -168,7 +168,7 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
 @click.argument("name", required=False)
 def ops(name: str | None) -> None:
     """List the layer kinds, or show one op's signature and rules."""
-    from archspec.expand import signature
+    from archspec.expander import signature
     from archspec.ops import REGISTRY
 
     if name:

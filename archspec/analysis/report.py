@@ -10,7 +10,7 @@ from archspec import ir
 from archspec.analysis import passes
 from archspec.analysis.conventions import CONVENTIONS
 from archspec.diagnostics import Diagnostic
-from archspec.expand import expand
+from archspec.expander import expand
 from archspec.graph import Graph
 from archspec.ops.base import numel
 

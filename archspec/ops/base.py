@@ -85,8 +85,9 @@ class OpDef:
     ``category`` groups ops for third-party counting conventions: ``linear`` (conv, linear),
     ``norm``, ``act``, ``pool``, ``adaptive_avg``, ``adaptive_max``, ``merge`` or ``other``.
     ``torch(ctx)`` returns the ``nn.Module`` that computes the op (torch is imported inside the
-    rule, never at module import). ``torch_fn(ctx)`` instead returns ``(function, kwargs)`` for
-    ops that are a plain function of their inputs (add, concat): ``function(*inputs, **kwargs)``.
+    rule, never at module import). ``torch_fn(ctx)`` instead returns ``(function, kwargs,
+    as_list)`` for ops that are a plain function of their inputs (add, concat): the backend
+    calls ``function([*inputs], **kwargs)`` when ``as_list``, else ``function(*inputs, **kwargs)``.
     ``onnx(ctx, b)`` emits the op's ONNX nodes through the builder ``b`` (backends/onnx.py).
     """
 
@@ -101,7 +102,7 @@ class OpDef:
     window: Callable[[Any, int], Window | None] = field(default=lambda attrs, rank: None)
     warn: Callable[[tuple[Shape, ...], Any], list[str]] = field(default=lambda i, a: [])
     torch: Callable[[Ctx], Any] | None = None
-    torch_fn: Callable[[Ctx], tuple[Callable[..., Any], dict[str, Any]]] | None = None
+    torch_fn: Callable[[Ctx], tuple[Callable[..., Any], dict[str, Any], bool]] | None = None
     onnx: Callable[..., Any] | None = None
     aliases: tuple[str, ...] = ()
 

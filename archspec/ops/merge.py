@@ -24,10 +24,10 @@ def _add_cost(ctx: Ctx) -> Cost:
     return Cost(flops=n * (len(ctx.inputs) - 1), in_numel=n * len(ctx.inputs), out_numel=n)
 
 
-def _add_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any]]:
-    import torch
-
-    return (operator.add if len(ctx.inputs) == 2 else lambda *xs: torch.stack(xs).sum(0)), {}
+def _add_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
+    if len(ctx.inputs) == 2:
+        return operator.add, {}, False
+    return sum, {}, True
 
 
 register(OpDef(name="add", attrs=NoAttrs, infer=_add_infer, cost=_add_cost, inputs=(2, None),
@@ -56,11 +56,11 @@ def _concat_cost(ctx: Ctx) -> Cost:
     return Cost(in_numel=n, out_numel=n)
 
 
-def _concat_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any]]:
+def _concat_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
     import torch
 
     dim = ctx.attrs.dim
-    return (lambda *xs: torch.cat(xs, dim + 1 if dim >= 0 else dim)), {}
+    return torch.cat, {"dim": dim + 1 if dim >= 0 else dim}, True
 
 
 register(OpDef(name="concat", attrs=ConcatAttrs, infer=_concat_infer, cost=_concat_cost,

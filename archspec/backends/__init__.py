@@ -1,0 +1,1 @@
+"""Backends lower an expanded graph to a framework. They import heavy libraries lazily."""

@@ -1,0 +1,73 @@
+"""Every spec's header claim, checked against published numbers and live torchvision."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+from conftest import ALL_SPECS, SPECS, TORCHVISION, spec_id
+from torch.utils.flop_counter import FlopCounterMode
+
+import archspec
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_published_numbers(name: str) -> None:
+    params, gmacs, exact = TORCHVISION[name]
+    totals = archspec.analyze(archspec.load(SPECS / f"{name}.arch")).totals
+    assert totals["params"] == params
+    decimals = len(gmacs.split(".")[1])
+    assert f"{totals['macs'] / 1e9:.{decimals}f}" == gmacs
+    if exact is not None:
+        assert totals["macs"] == exact
+
+
+def _torchvision_model(name: str) -> torch.nn.Module:
+    kwargs = {"aux_logits": False, "init_weights": False} if name == "googlenet" else {}
+    with torch.device("meta"):
+        return getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_live_params_and_macs(name: str) -> None:
+    """Params and conv/linear MACs equal the live torchvision model's (FlopCounterMode / 2)."""
+    model = _torchvision_model(name)
+    report = archspec.analyze(archspec.load(SPECS / f"{name}.arch"), batch=2)
+    assert report.totals["params"] == sum(p.numel() for p in model.parameters())
+    assert report.totals["buffers"] == sum(b.numel() for b in model.buffers())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.empty(2, 3, 224, 224, device="meta"))
+    assert report.totals["macs"] == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=spec_id)
+def test_compiled_module_matches_static_analysis(path) -> None:
+    """Meta-device forward of the compiled spec: every layer's runtime output shape, the
+    parameter and buffer counts, and FlopCounterMode's MACs equal the static analysis."""
+    spec = archspec.load(path)
+    graph = archspec.expand(spec)
+    report = archspec.analyze(spec, batch=2)
+    model = archspec.to_torch(spec, device="meta").eval()
+    seen: dict[str, tuple[int, ...]] = {}
+    hooks = [m.register_forward_hook(lambda mod, i, o, n=name: seen.__setitem__(n, o.shape))
+             for name, m in model.named_modules() if name in graph.nodes]
+    inputs = [torch.empty(2, *s, device="meta") for s in graph.inputs.values()]
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(*inputs)
+    for h in hooks:
+        h.remove()
+    static = {r.name: tuple(r.output_shape) for r in report.layers}
+    assert seen and all(tuple(shape) == static[name] for name, shape in seen.items())
+    assert report.totals["params"] == sum(p.numel() for p in model.parameters())
+    assert report.totals["buffers"] == sum(b.numel() for b in model.buffers())
+    assert report.totals["macs"] == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_state_dict_keys_and_shapes_equal_torchvision(name: str) -> None:
+    ours = archspec.to_torch(archspec.load(SPECS / f"{name}.arch"), device="meta").state_dict()
+    theirs = _torchvision_model(name).state_dict()
+    assert {k: tuple(v.shape) for k, v in ours.items()} == \
+        {k: tuple(v.shape) for k, v in theirs.items()}
