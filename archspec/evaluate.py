@@ -109,7 +109,7 @@ class Evaluator:
             return obj[idx]
         except (IndexError, KeyError, TypeError) as exc:
             raise error("E404", f"cannot index {show(obj)} with {show(idx)}: {exc}",
-                        e.span) from None
+                        e.span, hint="indices count from 0; lists are indexed by int") from None
 
     def _FuncCall(self, e: ir.FuncCall) -> Any:
         fn = BUILTINS.get(e.func)
@@ -121,7 +121,8 @@ class Evaluator:
         try:
             return fn(*args)
         except (TypeError, ValueError) as exc:
-            raise error("E406", f"`{e.func}` failed: {exc}", e.span) from None
+            raise error("E406", f"`{e.func}` failed: {exc}", e.span,
+                        hint="check the argument types") from None
 
     def _BinOp(self, e: ir.BinOp) -> Any:
         left = self(e.left)
@@ -134,12 +135,12 @@ class Evaluator:
             return _BINOPS[e.op](left, right)
         except (TypeError, ZeroDivisionError, OverflowError) as exc:
             raise error("E406", f"cannot compute {show(left)} {e.op} {show(right)}: {exc}",
-                        e.span) from None
+                        e.span, hint="check the operand types and values") from None
 
     def _Neg(self, e: ir.Neg) -> Any:
         v = self(e.operand)
         if not isinstance(v, (int, float)) or isinstance(v, bool):
-            raise error("E406", f"cannot negate {show(v)}", e.span)
+            raise error("E406", f"cannot negate {show(v)}", e.span, hint="only numbers negate")
         return -v
 
     def _Not(self, e: ir.Not) -> Any:

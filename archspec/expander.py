@@ -181,12 +181,14 @@ class Expander:
     def _for(self, s: ir.For, flow: Flow, frame: Frame) -> None:
         items = self.eval(s.iterable, frame)
         if not isinstance(items, (list, tuple)):
-            raise error("E410", f"`for` needs a list, got {show(items)}", s.iterable.span)
+            raise error("E410", f"`for` needs a list, got {show(items)}", s.iterable.span,
+                        hint="e.g. `for c in [64, 128]` or `for i in range(n)`")
         for item in items:
             if len(s.vars) > 1:
                 if not isinstance(item, (list, tuple)) or len(item) != len(s.vars):
                     raise error("E411", f"cannot unpack {show(item)} into "
-                                f"{', '.join(s.vars)}", s.iterable.span)
+                                f"{', '.join(s.vars)}", s.iterable.span,
+                                hint=f"every item must be a list of {len(s.vars)} values")
                 frame.env.update(zip(s.vars, item))
             else:
                 frame.env[s.vars[0]] = item
@@ -196,7 +198,7 @@ class Expander:
         count = self.eval(r.count, frame)
         if not isinstance(count, int) or isinstance(count, bool) or count < 0:
             raise error("E412", f"`repeat` count must be a non-negative int, got {show(count)}",
-                        r.count.span)
+                        r.count.span, hint="e.g. `repeat 3 conv2d(64, 3)`; use `//` for ints")
         for i in range(count):
             if r.var:
                 frame.env[r.var] = i
@@ -237,7 +239,8 @@ class Expander:
             branches = Branches(cur)
             self.body(el.body, branches, frame)
             if not branches.outputs:
-                raise error("E220", "`concat` has no branches", el.span)
+                raise error("E220", "`concat` has no branches", el.span,
+                            hint="put one branch per line inside `concat { ... }`")
             attrs = {a.name: self.eval(a.value, frame) for a in el.args if a.name}
             return self.emit(frame, None, "concat", attrs, tuple(branches.outputs), el.span,
                              synthetic=True)
@@ -318,7 +321,8 @@ class Expander:
             if a.name is None:
                 continue
             if a.name in values:
-                raise error("E232", f"`{a.name}` given twice", a.span)
+                raise error("E232", f"`{a.name}` given twice", a.span,
+                            hint="give each argument once, by position or by name")
             values[a.name], spans[a.name] = self.eval(a.value, frame), a.span
         return self._validate(op, values, spans, c)
 
@@ -384,7 +388,8 @@ class Expander:
                             a.span, hint=did_you_mean(a.name, params) or
                             f"parameters: {', '.join(params) or '(none)'}")
             if a.name in given:
-                raise error("E232", f"`{a.name}` given twice", a.span)
+                raise error("E232", f"`{a.name}` given twice", a.span,
+                            hint="give each argument once, by position or by name")
             given[a.name] = (self.eval(a.value, frame), a.span)
         return self._defaults(block, given, c, in_shape)
 
@@ -419,7 +424,7 @@ class Expander:
         lo, hi = op.inputs
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             raise error("E214", f"`{opname}` takes {lo}{'+' if hi is None else ''} input(s), "
-                        f"got {len(inputs)}", span)
+                        f"got {len(inputs)}", span, hint="list its inputs: `op(...)(a, b)`")
         shape = self._infer(op, shapes, attrs, span, inputs)
         dropped = op.warn(shapes, attrs)
         if dropped:

@@ -47,7 +47,9 @@ def _concat_infer(inputs: tuple[Shape, ...], attrs: ConcatAttrs) -> Shape:
     for other in inputs[1:]:
         if len(other) != len(first) or any(a != b for i, (a, b) in enumerate(zip(first, other))
                                            if i != d):
-            raise ShapeError(f"`concat` inputs differ outside dim {attrs.dim}", code="E305")
+            raise ShapeError(f"`concat` inputs differ outside dim {attrs.dim}", code="E305",
+                             hint="every branch must keep the same spatial size; check strides "
+                                  "and padding")
     return (*first[:d], sum(s[d] for s in inputs), *first[d + 1:])
 
 

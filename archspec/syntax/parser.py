@@ -79,7 +79,8 @@ def _syntax_error(exc: UnexpectedInput, source: SourceFile, parser: Lark) -> Exc
     if isinstance(exc, UnexpectedCharacters):
         char = source.line(line)[col - 1:col] or "?"
         return error("E101", f"unexpected character `{char}`", Span(source, line, col, col + 1),
-                     hint=f"expected {_expected(set(exc.allowed or ()), parser)}")
+                     hint="statements are separated by new lines or `;`, layers chained with "
+                          "`->`, and comments start with `#`")
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken)
                                           and exc.token.type == "$END"):
         last = len(source.text.splitlines()) or 1

@@ -21,6 +21,11 @@ def _span(source: SourceFile, meta: Any) -> Span:
     return Span(source, meta.line, meta.column, end)
 
 
+def _kw_span(source: SourceFile, meta: Any, keyword: str) -> Span:
+    """The span of a construct's leading keyword (``concat``, ``residual``...)."""
+    return Span(source, meta.line, meta.column, meta.column + len(keyword))
+
+
 def _tok_span(source: SourceFile, tok: Token) -> Span:
     return Span(source, tok.line or 1, tok.column or 1, (tok.column or 1) + len(tok))
 
@@ -150,24 +155,24 @@ class ToIR(Transformer):
         count, var, body = c
         stmts = body if isinstance(body, tuple) else (ir.Chain(elements=(body,), span=body.span),)
         return ir.Repeat(count=count, var=None if var is None else str(var),
-                         body=stmts, span=self._s(meta))
+                         body=stmts, span=_kw_span(self.source, meta, "repeat"))
 
     def concat(self, meta: Any, c: list[Any]) -> ir.Concat:
         args, body = c
         return ir.Concat(args=tuple(_arg(a) for a in args or ()), body=body,
-                         span=self._s(meta))
+                         span=_kw_span(self.source, meta, "concat"))
 
     def residual(self, meta: Any, c: list[Any]) -> ir.Residual:
         body, short = c
         cond, sbody = short if short is not None else (None, None)
         return ir.Residual(body=body, shortcut=None if sbody is None else sbody,
-                           shortcut_if=cond, span=self._s(meta))
+                           shortcut_if=cond, span=_kw_span(self.source, meta, "residual"))
 
     def shortcut(self, meta: Any, c: list[Any]) -> tuple[Any, Any]:
         return c[0], c[1]
 
     def dense(self, meta: Any, c: list[Any]) -> ir.Dense:
-        return ir.Dense(body=c[0], span=self._s(meta))
+        return ir.Dense(body=c[0], span=_kw_span(self.source, meta, "dense"))
 
     def group(self, meta: Any, c: list[Any]) -> ir.Group:
         return ir.Group(body=c[0], span=self._s(meta))

@@ -1,0 +1,174 @@
+"""The language: every construct, the YAML form, conversion and overrides."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import ALL_SPECS, spec_id
+
+import archspec
+from archspec.syntax.printer import to_text
+from archspec.syntax.yaml_form import to_yaml
+
+
+def _graph(text: str, **overrides: object) -> archspec.graph.Graph:
+    return archspec.expand(archspec.loads(text, **overrides))
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=spec_id)
+def test_yaml_and_text_forms_give_identical_ir(path) -> None:
+    spec = archspec.load(path)
+    via_yaml = archspec.loads(to_yaml(spec), format="yaml", base=path.parent)
+    via_text = archspec.loads(to_text(spec), base=path.parent)
+    assert via_yaml.model_dump() == spec.model_dump()
+    assert via_text.model_dump() == spec.model_dump()
+    assert archspec.analyze(via_yaml).totals == archspec.analyze(spec).totals
+
+
+def test_handwritten_yaml_equals_text() -> None:
+    text = """
+network tiny(num_classes: int = 10)
+input x: 3x32x32
+block unit(c: int) {
+    conv: conv2d(c, 3, padding=1)
+    relu
+}
+stem: unit(8)
+mix: concat {
+    a: unit(4)
+    b: maxpool2d(3, stride=1, padding=1) -> unit(4)
+}
+flatten
+fc: linear(num_classes)
+"""
+    yaml_text = """
+network: tiny
+params: {num_classes: {type: int, default: 10}}
+inputs: {x: 3x32x32}
+blocks:
+  unit:
+    params: {c: {type: int}}
+    body: ["conv: conv2d(c, 3, padding=1)", relu]
+body:
+  - stem: unit(8)
+  - mix:
+      concat:
+        - a: unit(4)
+        - b: maxpool2d(3, stride=1, padding=1) -> unit(4)
+  - flatten
+  - fc: linear(num_classes)
+"""
+    assert archspec.loads(yaml_text, format="yaml") == archspec.loads(text)
+
+
+def test_channel_inference_and_in_shape() -> None:
+    g = _graph("""
+network t
+input x: 5x16x16
+block half(k: int = 3) { conv2d(in.channels // 2, k, padding=k // 2) }
+a: conv2d(12, 3)
+b: half()
+c: conv2d(in.channels * 2 if in.height > 8 else 1, 1)
+""")
+    assert g.nodes["b.0"].shape == (6, 14, 14)
+    assert g.nodes["c"].shape == (10, 14, 14)
+
+
+def test_repeat_with_index_and_template_names() -> None:
+    g = _graph("""
+network t(widths: list = [4, 8, 16])
+input x: 3x8x8
+repeat len(widths) as i {
+    stage{i + 1}: conv2d(widths[i], 3, padding=1) -> relu
+}
+""")
+    assert [n for n in g.nodes if n.endswith(".0")] == ["stage1.0", "stage2.0", "stage3.0"]
+    assert g.nodes["stage3.0"].shape == (16, 8, 8)
+
+
+def test_residual_identity_and_conditional_projection() -> None:
+    text = """
+network t(out: int = 8)
+input x: 8x8x8
+block unit(c: int, s: int = 1) {
+    residual {
+        conv2d(c, 3, stride=s, padding=1)
+    } shortcut if s != 1 or in.channels != c {
+        proj: conv2d(c, 1, stride=s)
+    }
+}
+a: unit(8)
+b: unit(out, s=2)
+"""
+    g = _graph(text)
+    assert "a.proj" not in g.nodes and g.nodes["a.add"].inputs == ("a.0", "x")
+    assert g.nodes["b.proj"].shape == (8, 4, 4)
+    assert "b.proj" in _graph(text, out=16).nodes
+
+
+def test_dense_block_concatenates_all_earlier_outputs() -> None:
+    g = _graph("""
+network t
+input x: 4x8x8
+features: dense { repeat 3 conv2d(2, 3, padding=1) }
+""")
+    assert g.nodes["features.concat"].inputs == ("x", "features.0")
+    assert g.nodes["features.2"].in_shapes == ((8, 8, 8),)
+    assert g.outputs["output"] == "features.concat_2"
+    assert g.shape_of("features.concat_2") == (10, 8, 8)
+
+
+def test_explicit_dag_with_two_inputs_and_two_outputs() -> None:
+    g = _graph("""
+network two_tower
+input image: 3x32x32
+input meta: 10
+output logits, embedding
+a = conv2d(8, 3, padding=1)(image)
+pooled = global_avgpool2d()(a) -> flatten
+m = linear(8)(meta)
+embedding = add(pooled, m)
+logits = linear(2)(embedding)
+""")
+    assert g.outputs == {"logits": "logits", "embedding": "embedding"}
+    assert g.nodes["embedding"].inputs == ("pooled.1", "m")
+    assert g.shape_of("logits") == (2,)
+
+
+def test_for_loop_over_pairs_and_if_else() -> None:
+    g = _graph("""
+network t(bn: bool = true)
+input x: 3x16x16
+for n, c in [[1, 4], [2, 8]] {
+    repeat n { conv2d(c, 3, padding=1) }
+    if bn { batchnorm2d } else { identity }
+}
+""")
+    assert [n.op for n in g] == ["conv2d", "batchnorm2d", "conv2d", "conv2d", "batchnorm2d"]
+    g2 = _graph("network t(bn: bool = true)\ninput x: 3x4x4\nif bn { relu } else { tanh }",
+                bn=False)
+    assert [n.op for n in g2] == ["tanh"]
+
+
+def test_imports_bring_blocks(tmp_path) -> None:
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "b.arch").write_text("block two(c: int) { conv2d(c, 1) -> relu }\n")
+    (tmp_path / "net.arch").write_text(
+        'import "lib/b.arch"\nnetwork n\ninput x: 3x4x4\nbody: two(7)\n')
+    g = archspec.expand(archspec.load(tmp_path / "net.arch"))
+    assert g.nodes["body.0"].shape == (7, 4, 4)
+
+
+def test_overrides_change_the_network() -> None:
+    spec = archspec.load("specs/resnet18.arch", num_classes=10)
+    assert archspec.analyze(spec).outputs["output"] == [1, 10]
+
+
+def test_comments_everywhere() -> None:
+    g = _graph("""# header
+network t  # trailing
+input x: 3x8x8  # shape
+# between
+a: conv2d(4, 3,   # args may span lines
+          padding=1)  # done
+""")
+    assert g.nodes["a"].shape == (4, 8, 8)
