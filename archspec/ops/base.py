@@ -83,7 +83,8 @@ class OpDef:
     """Everything archspec knows about one layer kind.
 
     ``category`` groups ops for third-party counting conventions: ``linear`` (conv, linear),
-    ``norm``, ``act``, ``pool``, ``adaptive_avg``, ``adaptive_max``, ``merge`` or ``other``.
+    ``norm``, ``act``, ``maxpool``, ``avgpool``, ``adaptive_avg``, ``adaptive_max``, ``merge``
+    or ``other``.
     ``torch(ctx)`` returns the ``nn.Module`` that computes the op (torch is imported inside the
     rule, never at module import). ``torch_fn(ctx)`` instead returns ``(function, kwargs,
     as_list)`` for ops that are a plain function of their inputs (add, concat): the backend

@@ -90,7 +90,7 @@ def make_pool(kind: str, rank: int) -> OpDef:
     attrs_doc = "`kernel`, `stride` (default: kernel), `padding`, `dilation`, `ceil`"
     return OpDef(name=name, attrs=PoolAttrs, infer=infer, cost=cost, window=window, warn=warn,
                  torch=to_torch,
-                 positional=("kernel", "stride", "padding"), category="pool",
+                 positional=("kernel", "stride", "padding"), category=f"{kind}pool",
                  doc=f"{rank}-D {kind} pooling: {attrs_doc}"
                      + (", `count_include_pad`." if kind == "avg" else "."))
 

@@ -144,6 +144,10 @@ class ToIR(Transformer):
         return ir.LayerCall(callee=str(name), args=tuple(_arg(a) for a in args or ()),
                             inputs=in_names, input_spans=spans, span=_tok_span(self.source, name))
 
+    def concat_call(self, meta: Any, c: list[Any]) -> ir.LayerCall:
+        name = Token("NAME", "concat", line=meta.line, column=meta.column)
+        return self.call(meta, [name, *c])
+
     def arg_list(self, meta: Any, c: list[Any]) -> list[Any]:
         return [a for a in c if a is not None]
 
