@@ -21,13 +21,11 @@ def _parse_value(text: str) -> Any:
     """A --set value: a spec expression literal (10, 0.5, true, [1, 2], "s") or a bare word."""
     from archspec.evaluate import Evaluator
     from archspec.source import SourceFile
-    from archspec.syntax.parser import parse_tree
-    from archspec.syntax.to_ir import ToIR
+    from archspec.syntax.to_ir import parse
 
     source = SourceFile("--set", text)
     try:
-        expr = ToIR(source).transform(parse_tree(source, start="expr"))
-        return Evaluator({}, None)(expr)
+        return Evaluator({}, None)(parse(source, start="expr"))
     except ArchspecError:
         return text
 

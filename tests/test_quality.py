@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import subprocess
+import sys
 
 import pytest
 from conftest import ROOT
 
 
 def test_ruff_clean() -> None:
-    ruff = shutil.which("ruff")
-    if ruff is None:
+    if importlib.util.find_spec("ruff") is None:
         pytest.skip("ruff is not installed (it is in the test extra)")
-    res = subprocess.run([ruff, "check", "archspec", "tests", "bench"], cwd=ROOT,
+    res = subprocess.run([sys.executable, "-m", "ruff", "check", "archspec", "tests", "bench"],
+                         cwd=ROOT,
                          capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr

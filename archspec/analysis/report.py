@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from archspec import ir
@@ -65,14 +65,15 @@ class Report:
                            "macs": CONVENTIONS[self.convention][1]},
             "params": self.params, "inputs": self.inputs, "outputs": self.outputs,
             "totals": self.totals,
-            "layers": [asdict(r) for r in self.layers],
-            "blocks": [asdict(r) for r in self.blocks],
+            "layers": [dict(vars(r)) for r in self.layers],
+            "blocks": [dict(vars(r)) for r in self.blocks],
             "warnings": [{"code": d.code, "message": d.message, "file": d.span.file,
                           "line": d.span.line, "col": d.span.col} for d in self.warnings],
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=2)
+        """Compact JSON (one line; pipe through ``python -m json.tool`` to read it)."""
+        return json.dumps(self.to_dict(), separators=(",", ":"))
 
 
 def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",

@@ -58,10 +58,9 @@ def parse_source(source: SourceFile, fmt: str) -> ir.Spec:
         from archspec.syntax.yaml_form import yaml_to_spec
 
         return yaml_to_spec(source)
-    from archspec.syntax.parser import parse_tree
-    from archspec.syntax.to_ir import tree_to_parts
+    from archspec.syntax.to_ir import parse
 
-    return parts_to_spec(tree_to_parts(source, parse_tree(source)), source)
+    return parts_to_spec(parse(source), source)
 
 
 def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:

@@ -1,122 +1,139 @@
-"""Lark tree -> IR. One method per grammar rule; it only builds nodes, never validates."""
+"""Parse text straight to IR: a lark Transformer run inside the LALR parser.
+
+There is one method per grammar rule and it only builds nodes, never validates (lark would wrap
+what it raises). The transformer runs as rules are reduced, so no parse tree is built; spans come
+from the tokens (keywords are named terminals for that reason).
+"""
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
-from lark import Token, Transformer, Tree, v_args
+from lark import Lark, Token, Transformer
+from lark.exceptions import UnexpectedInput
 
 from archspec import ir
 from archspec.source import SourceFile, Span
-from archspec.syntax.parser import parse_tree
+from archspec.syntax.parser import build_lark, syntax_error
 
 _HOLE = re.compile(r"\{([^{}]*)\}")
 
 
-def _span(source: SourceFile, meta: Any) -> Span:
-    if getattr(meta, "empty", True):
-        return Span(source, 1, 1)
-    end = meta.end_column if meta.end_line == meta.line else None
-    return Span(source, meta.line, meta.column, end)
+class Body(tuple):
+    """The statements of a ``{ ... }`` body, remembering where the brace was."""
+
+    span: Span
 
 
-def _kw_span(source: SourceFile, meta: Any, keyword: str) -> Span:
-    """The span of a construct's leading keyword (``concat``, ``residual``...)."""
-    return Span(source, meta.line, meta.column, meta.column + len(keyword))
-
-
-def _tok_span(source: SourceFile, tok: Token) -> Span:
-    return Span(source, tok.line or 1, tok.column or 1, (tok.column or 1) + len(tok))
-
-
-@v_args(meta=True)
 class ToIR(Transformer):
-    """Builds IR nodes from the parse tree of one source file."""
+    """Builds IR nodes from grammar rules. ``source`` is set by :func:`parse` for each file."""
 
-    def __init__(self, source: SourceFile) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.source = source
+        self.source = SourceFile("<none>", "")
 
-    def _s(self, meta: Any) -> Span:
-        return _span(self.source, meta)
+    # ---- spans
+    def tok(self, t: Token) -> Span:
+        return Span(self.source, t.line or 1, t.column or 1, (t.column or 1) + len(t))
+
+    def span(self, *items: Any) -> Span:
+        """From the first positioned item to the end of the last one on the same line."""
+        spans = [s for s in map(self._span_of, items) if s is not None]
+        if not spans:
+            return Span(self.source, 1, 1)
+        first, last = spans[0], spans[-1]
+        end = last.end_col if last.line == first.line else None
+        return Span(self.source, first.line, first.col, end)
+
+    def _span_of(self, item: Any) -> Span | None:
+        if isinstance(item, Token):
+            return self.tok(item)
+        if isinstance(item, ir.Node):
+            return item.span
+        if isinstance(item, Body):
+            return item.span
+        if isinstance(item, (tuple, list)) and item:
+            return self._span_of(item[0])
+        return None
 
     # ---- top level
-    def start(self, meta: Any, items: list[Any]) -> dict[str, list[Any]]:
+    def start(self, c: list[Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {"import": [], "network": [], "input": [], "output": [],
                                      "block": [], "stmt": []}
-        for item in items:
-            if isinstance(item, tuple):
+        for item in c:
+            if isinstance(item, tuple) and not isinstance(item, Body):
                 out[item[0]].append(item[1])
             elif item is not None:
                 out["stmt"].append(item)
         return out
 
-    def import_stmt(self, meta: Any, c: list[Any]) -> tuple[str, tuple[str, Span]]:
-        return "import", (c[0][1:-1], self._s(meta))
+    def import_stmt(self, c: list[Token]) -> tuple[str, tuple[str, Span]]:
+        return "import", (c[0][1:-1], self.tok(c[0]))
 
-    def network_decl(self, meta: Any, c: list[Any]) -> tuple[str, tuple[str, tuple, Span]]:
-        return "network", (str(c[0]), tuple(c[1] or ()), self._s(meta))
+    def network_decl(self, c: list[Any]) -> tuple[str, tuple[str, tuple, Span]]:
+        return "network", (str(c[0]), tuple(c[1] or ()), self.tok(c[0]))
 
-    def input_decl(self, meta: Any, c: list[Any]) -> tuple[str, ir.InputDecl]:
+    def input_decl(self, c: list[Any]) -> tuple[str, ir.InputDecl]:
         name, shape = c
         if isinstance(shape, Token):
-            span = _tok_span(self.source, shape)
-            dims = tuple(ir.Lit(value=int(d), span=span) for d in str(shape).split("x"))
+            dims = tuple(ir.Lit(value=int(d), span=self.tok(shape))
+                         for d in str(shape).split("x"))
         else:
             dims = shape.items
-        return "input", ir.InputDecl(name=str(name), shape=dims, span=self._s(meta))
+        return "input", ir.InputDecl(name=str(name), shape=dims, span=self.tok(name))
 
-    def output_decl(self, meta: Any, c: list[Any]) -> tuple[str, list[tuple[str, Span]]]:
-        return "output", [(str(t), _tok_span(self.source, t)) for t in c]
+    def output_decl(self, c: list[Token]) -> tuple[str, list[tuple[str, Span]]]:
+        return "output", [(str(t), self.tok(t)) for t in c]
 
-    def block_def(self, meta: Any, c: list[Any]) -> tuple[str, ir.BlockDef]:
+    def block_def(self, c: list[Any]) -> tuple[str, ir.BlockDef]:
         name, params, body = c
         return "block", ir.BlockDef(name=str(name), params=params, body=body,
-                                    span=_tok_span(self.source, name))
+                                    span=self.tok(name))
 
-    def param_list(self, meta: Any, c: list[Any]) -> tuple[ir.Param, ...]:
+    def param_list(self, c: list[Any]) -> tuple[ir.Param, ...]:
         return tuple(p for p in c if p is not None)
 
-    def param(self, meta: Any, c: list[Any]) -> ir.Param:
+    def param(self, c: list[Any]) -> ir.Param:
         name, typ, default = c
         return ir.Param.model_validate({"name": str(name), "type": str(typ or "any"),
-                                        "default": default, "span": self._s(meta)})
+                                        "default": default, "span": self.tok(name)})
 
-    def body(self, meta: Any, c: list[Any]) -> tuple[Any, ...]:
-        return tuple(s for s in c if s is not None)
+    def body(self, c: list[Any]) -> Body:
+        out = Body(s for s in c[1:] if s is not None)
+        out.span = self.tok(c[0])
+        return out
 
     # ---- statements
-    def labelled(self, meta: Any, c: list[Any]) -> ir.Chain:
+    def labelled(self, c: list[Any]) -> ir.Chain:
         label, chain = c
-        return ir.Chain(label=label, elements=chain, span=self._s(meta))
+        return ir.Chain(label=label, elements=chain, span=self.span(label, chain[-1]))
 
-    def assign(self, meta: Any, c: list[Any]) -> ir.Chain:
+    def assign(self, c: list[Any]) -> ir.Chain:
         name, chain = c
-        label = ir.Label(parts=(str(name),), span=_tok_span(self.source, name))
-        return ir.Chain(label=label, assign=True, elements=chain, span=self._s(meta))
+        label = ir.Label(parts=(str(name),), span=self.tok(name))
+        return ir.Chain(label=label, assign=True, elements=chain,
+                        span=self.span(name, chain[-1]))
 
-    def chain_stmt(self, meta: Any, c: list[Any]) -> ir.Chain:
-        return ir.Chain(elements=c[0], span=self._s(meta))
+    def chain_stmt(self, c: list[Any]) -> ir.Chain:
+        return ir.Chain(elements=c[0], span=self.span(c[0][0], c[0][-1]))
 
-    def for_stmt(self, meta: Any, c: list[Any]) -> ir.For:
-        *names, iterable, body = c
-        return ir.For(vars=tuple(map(str, names)), iterable=iterable,
-                              body=body, span=self._s(meta))
+    def for_stmt(self, c: list[Any]) -> ir.For:
+        kw, *names, _in, iterable, body = c
+        return ir.For(vars=tuple(map(str, names)), iterable=iterable, body=body,
+                      span=self.tok(kw))
 
-    def if_stmt(self, meta: Any, c: list[Any]) -> ir.If:
-        cond, then, other = c
+    def if_stmt(self, c: list[Any]) -> ir.If:
+        kw, cond, then, other = c
         if isinstance(other, ir.If):
             other = (other,)
-        return ir.If(cond=cond, then=then,
-                             other=None if other is None else other, span=self._s(meta))
+        return ir.If(cond=cond, then=then, other=other, span=self.tok(kw))
 
-    def label(self, meta: Any, c: list[Token]) -> ir.Label:
+    def label(self, c: list[Token]) -> ir.Label:
         tok = c[0]
-        span = _tok_span(self.source, tok)
-        if tok.type == "NAME":
-            return ir.Label(parts=(str(tok),), span=span)
-        return ir.Label(parts=self._holes(tok), span=span)
+        parts = (str(tok),) if tok.type == "NAME" else self._holes(tok)
+        return ir.Label(parts=parts, span=self.tok(tok))
 
     def _holes(self, tok: Token) -> tuple[Any, ...]:
         parts: list[Any] = []
@@ -124,122 +141,121 @@ class ToIR(Transformer):
         for m in _HOLE.finditer(str(tok)):
             parts.append(str(tok)[pos:m.start()])
             pad = "\n" * ((tok.line or 1) - 1) + " " * ((tok.column or 1) + m.start(1) - 1)
-            tree = parse_tree(self.source, pad + m.group(1), start="expr")
-            parts.append(ToIR(self.source).transform(tree))
+            parts.append(parse(self.source, pad + m.group(1), start="expr"))
             pos = m.end()
         parts.append(str(tok)[pos:])
         return tuple(p for p in parts if p != "")
 
-    def chain(self, meta: Any, c: list[Any]) -> tuple[Any, ...]:
+    def chain(self, c: list[Any]) -> tuple[Any, ...]:
         return tuple(c)
 
     # ---- chain elements
-    def call(self, meta: Any, c: list[Any]) -> ir.LayerCall:
+    def call(self, c: list[Any]) -> ir.LayerCall:
         name, args, inputs = c
         in_names = None
         spans: tuple[Span, ...] = ()
         if inputs is not None:
             in_names = tuple(_ref_name(a) for a in inputs)
-            spans = tuple(a.span if isinstance(a, ir.Node) else self._s(meta) for a in inputs)
+            spans = tuple(a.span if isinstance(a, ir.Node) else self.tok(name) for a in inputs)
         return ir.LayerCall(callee=str(name), args=tuple(_arg(a) for a in args or ()),
-                            inputs=in_names, input_spans=spans, span=_tok_span(self.source, name))
+                            inputs=in_names, input_spans=spans, span=self.tok(name))
 
-    def concat_call(self, meta: Any, c: list[Any]) -> ir.LayerCall:
-        name = Token("NAME", "concat", line=meta.line, column=meta.column)
-        return self.call(meta, [name, *c])
+    def concat_call(self, c: list[Any]) -> ir.LayerCall:
+        return self.call(c)
 
-    def arg_list(self, meta: Any, c: list[Any]) -> list[Any]:
+    def arg_list(self, c: list[Any]) -> list[Any]:
         return [a for a in c if a is not None]
 
-    def kwarg(self, meta: Any, c: list[Any]) -> ir.Arg:
+    def kwarg(self, c: list[Any]) -> ir.Arg:
         name, value = c
-        return ir.Arg(name=str(name), value=value, span=_tok_span(self.source, name))
+        return ir.Arg(name=str(name), value=value, span=self.tok(name))
 
-    def repeat(self, meta: Any, c: list[Any]) -> ir.Repeat:
-        count, var, body = c
+    def repeat(self, c: list[Any]) -> ir.Repeat:
+        kw, count, var, body = c
         stmts = body if isinstance(body, tuple) else (ir.Chain(elements=(body,), span=body.span),)
-        return ir.Repeat(count=count, var=None if var is None else str(var),
-                         body=stmts, span=_kw_span(self.source, meta, "repeat"))
+        return ir.Repeat(count=count, var=None if var is None else str(var), body=stmts,
+                         span=self.tok(kw))
 
-    def concat(self, meta: Any, c: list[Any]) -> ir.Concat:
-        args, body = c
-        return ir.Concat(args=tuple(_arg(a) for a in args or ()), body=body,
-                         span=_kw_span(self.source, meta, "concat"))
+    def concat(self, c: list[Any]) -> ir.Concat:
+        kw, args, body = c
+        return ir.Concat(args=tuple(_arg(a) for a in args or ()), body=body, span=self.tok(kw))
 
-    def residual(self, meta: Any, c: list[Any]) -> ir.Residual:
-        body, short = c
+    def residual(self, c: list[Any]) -> ir.Residual:
+        kw, body, short = c
         cond, sbody = short if short is not None else (None, None)
-        return ir.Residual(body=body, shortcut=None if sbody is None else sbody,
-                           shortcut_if=cond, span=_kw_span(self.source, meta, "residual"))
+        return ir.Residual(body=body, shortcut=sbody, shortcut_if=cond, span=self.tok(kw))
 
-    def shortcut(self, meta: Any, c: list[Any]) -> tuple[Any, Any]:
-        return c[0], c[1]
+    def shortcut(self, c: list[Any]) -> tuple[Any, Any]:
+        _if, cond, body = c
+        return cond, body
 
-    def dense(self, meta: Any, c: list[Any]) -> ir.Dense:
-        return ir.Dense(body=c[0], span=_kw_span(self.source, meta, "dense"))
+    def dense(self, c: list[Any]) -> ir.Dense:
+        return ir.Dense(body=c[1], span=self.tok(c[0]))
 
-    def group(self, meta: Any, c: list[Any]) -> ir.Group:
-        return ir.Group(body=c[0], span=self._s(meta))
+    def group(self, c: list[Any]) -> ir.Group:
+        return ir.Group(body=c[0], span=c[0].span)
 
     # ---- expressions
-    def int_lit(self, meta: Any, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=int(c[0]), span=self._s(meta))
+    def int_lit(self, c: list[Token]) -> ir.Lit:
+        return ir.Lit(value=int(c[0]), span=self.tok(c[0]))
 
-    def float_lit(self, meta: Any, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=float(c[0]), span=self._s(meta))
+    def float_lit(self, c: list[Token]) -> ir.Lit:
+        return ir.Lit(value=float(c[0]), span=self.tok(c[0]))
 
-    def str_lit(self, meta: Any, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=str(c[0])[1:-1], span=self._s(meta))
+    def str_lit(self, c: list[Token]) -> ir.Lit:
+        return ir.Lit(value=str(c[0])[1:-1], span=self.tok(c[0]))
 
-    def true_lit(self, meta: Any, c: list[Any]) -> ir.Lit:
-        return ir.Lit(value=True, span=self._s(meta))
+    def true_lit(self, c: list[Token]) -> ir.Lit:
+        return ir.Lit(value=True, span=self.tok(c[0]))
 
-    def false_lit(self, meta: Any, c: list[Any]) -> ir.Lit:
-        return ir.Lit(value=False, span=self._s(meta))
+    def false_lit(self, c: list[Token]) -> ir.Lit:
+        return ir.Lit(value=False, span=self.tok(c[0]))
 
-    def none_lit(self, meta: Any, c: list[Any]) -> ir.Lit:
-        return ir.Lit(value=None, span=self._s(meta))
+    def none_lit(self, c: list[Token]) -> ir.Lit:
+        return ir.Lit(value=None, span=self.tok(c[0]))
 
-    def var(self, meta: Any, c: list[Token]) -> ir.Var:
-        return ir.Var(name=str(c[0]), span=self._s(meta))
+    def var(self, c: list[Token]) -> ir.Var:
+        return ir.Var(name=str(c[0]), span=self.tok(c[0]))
 
-    def in_ref(self, meta: Any, c: list[Any]) -> ir.InRef:
-        return ir.InRef(span=self._s(meta))
+    def in_ref(self, c: list[Token]) -> ir.InRef:
+        return ir.InRef(span=self.tok(c[0]))
 
-    def list(self, meta: Any, c: list[Any]) -> ir.ListExpr:
-        return ir.ListExpr(items=tuple(x for x in c if x is not None), span=self._s(meta))
+    def list(self, c: list[Any]) -> ir.ListExpr:
+        return ir.ListExpr(items=tuple(x for x in c[1:] if x is not None), span=self.tok(c[0]))
 
-    def tuple(self, meta: Any, c: list[Any]) -> ir.ListExpr:
-        return ir.ListExpr(items=tuple(x for x in c if x is not None), tuple_=True,
-                           span=self._s(meta))
+    def tuple(self, c: list[Any]) -> ir.ListExpr:
+        items = tuple(x for x in c if x is not None)
+        return ir.ListExpr(items=items, tuple_=True, span=self.span(items[0], items[-1]))
 
-    def getattr(self, meta: Any, c: list[Any]) -> ir.GetAttr:
-        return ir.GetAttr(obj=c[0], name=str(c[1]), span=self._s(meta))
+    def getattr(self, c: list[Any]) -> ir.GetAttr:
+        return ir.GetAttr(obj=c[0], name=str(c[1]), span=self.span(c[0], c[1]))
 
-    def getitem(self, meta: Any, c: list[Any]) -> ir.GetItem:
-        return ir.GetItem(obj=c[0], index=c[1], span=self._s(meta))
+    def getitem(self, c: list[Any]) -> ir.GetItem:
+        obj, index = c[0], c[-1]
+        return ir.GetItem(obj=obj, index=index, span=self.span(obj, index))
 
-    def fcall(self, meta: Any, c: list[Any]) -> ir.FuncCall:
+    def fcall(self, c: list[Any]) -> ir.FuncCall:
         return ir.FuncCall(func=str(c[0]), args=tuple(x for x in c[1:] if x is not None),
-                           span=self._s(meta))
+                           span=self.tok(c[0]))
 
-    def binop(self, meta: Any, c: list[Any]) -> ir.BinOp:
-        return ir.BinOp(op=str(c[1]), left=c[0], right=c[2], span=self._s(meta))
+    def binop(self, c: list[Any]) -> ir.BinOp:
+        return ir.BinOp(op=str(c[1]), left=c[0], right=c[2], span=self.span(c[0], c[2]))
 
-    def or_(self, meta: Any, c: list[Any]) -> ir.BinOp:
-        return ir.BinOp(op="or", left=c[0], right=c[1], span=self._s(meta))
+    def or_(self, c: list[Any]) -> ir.BinOp:
+        return ir.BinOp(op="or", left=c[0], right=c[1], span=self.span(c[0], c[1]))
 
-    def and_(self, meta: Any, c: list[Any]) -> ir.BinOp:
-        return ir.BinOp(op="and", left=c[0], right=c[1], span=self._s(meta))
+    def and_(self, c: list[Any]) -> ir.BinOp:
+        return ir.BinOp(op="and", left=c[0], right=c[1], span=self.span(c[0], c[1]))
 
-    def not_(self, meta: Any, c: list[Any]) -> ir.Not:
-        return ir.Not(operand=c[0], span=self._s(meta))
+    def not_(self, c: list[Any]) -> ir.Not:
+        return ir.Not(operand=c[0], span=c[0].span)
 
-    def neg(self, meta: Any, c: list[Any]) -> ir.Neg:
-        return ir.Neg(operand=c[-1], span=self._s(meta))
+    def neg(self, c: list[Any]) -> ir.Neg:
+        return ir.Neg(operand=c[1], span=self.span(c[0], c[1]))
 
-    def cond(self, meta: Any, c: list[Any]) -> ir.Cond:
-        return ir.Cond(then=c[0], cond=c[1], other=c[2], span=self._s(meta))
+    def cond(self, c: list[Any]) -> ir.Cond:
+        then, _if, test, other = c
+        return ir.Cond(then=then, cond=test, other=other, span=self.span(then, other))
 
 
 def _arg(a: Any) -> ir.Arg:
@@ -255,6 +271,25 @@ def _ref_name(a: Any) -> str:
     return "<not a name>"
 
 
-def tree_to_parts(source: SourceFile, tree: Tree) -> dict[str, list[Any]]:
-    """Transform a parsed file into its top-level parts (imports, network, blocks, body...)."""
-    return ToIR(source).transform(tree)
+@lru_cache(maxsize=1)
+def _lark() -> tuple[Lark, ToIR]:
+    transformer = ToIR()
+    return build_lark(transformer), transformer
+
+
+def parse(source: SourceFile, text: str | None = None, start: str = "start") -> Any:
+    """Parse ``text`` (default: all of ``source``) from grammar rule ``start`` straight to IR.
+
+    ``start="start"`` gives the top-level parts (imports, network, inputs, blocks, body);
+    ``expr``, ``chain``, ``stmt`` and ``label`` give one node. ``text`` lets a caller parse a
+    fragment padded to its real line and column (label holes, YAML scalars, --set values).
+    """
+    lark, transformer = _lark()
+    outer = transformer.source
+    transformer.source = source
+    try:
+        return lark.parse(source.text if text is None else text, start=start)
+    except UnexpectedInput as exc:
+        raise syntax_error(exc, source, lark) from None
+    finally:
+        transformer.source = outer

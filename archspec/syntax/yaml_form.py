@@ -22,17 +22,15 @@ from __future__ import annotations
 from typing import Any
 
 import yaml
-from lark import Tree
 
 from archspec import ir
 from archspec.diagnostics import did_you_mean, error
 from archspec.source import SourceFile, Span
-from archspec.syntax.parser import parse_tree
 from archspec.syntax.printer import element as element_text
 from archspec.syntax.printer import expr as expr_text
 from archspec.syntax.printer import label as label_text
 from archspec.syntax.printer import stmt as stmt_text
-from archspec.syntax.to_ir import ToIR
+from archspec.syntax.to_ir import parse
 
 TOP_KEYS = ("network", "params", "imports", "inputs", "outputs", "blocks", "body")
 STRUCTURES = ("concat", "residual", "dense", "repeat", "for", "if", "group", "chain")
@@ -64,8 +62,7 @@ class _Reader:
         quote = 1 if node.style in ("'", '"') else 0
         m = node.start_mark
         pad = "\n" * m.line + " " * (m.column + quote)
-        tree = parse_tree(self.source, pad + str(node.value), start=start)
-        return ToIR(self.source).transform(tree) if isinstance(tree, Tree) else tree
+        return parse(self.source, pad + str(node.value), start=start)
 
     def mapping(self, node: Node, what: str) -> dict[str, tuple[Node, Node]]:
         if not isinstance(node, yaml.MappingNode):
