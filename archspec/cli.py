@@ -164,24 +164,24 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("name", required=False)
-def ops(name: str | None) -> None:
+@click.option("--markdown", is_flag=True, help="Print the whole reference as Markdown.")
+def ops(name: str | None, markdown: bool) -> None:
     """List the layer kinds, or show one op's signature and rules."""
-    from archspec.expander import signature
     from archspec.ops import REGISTRY
+    from archspec.ops.reference import markdown as reference
+    from archspec.ops.reference import signature, unique_ops
 
-    if name:
+    if markdown:
+        click.echo(reference())
+    elif name:
         op = REGISTRY.get(name)
         if op is None:
             raise click.BadParameter(f"unknown op {name!r}", param_hint="NAME")
         click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category}")
-        return
-    seen = set()
-    for _key, op in sorted(REGISTRY.items()):
-        if op.name in seen:
-            continue
-        seen.add(op.name)
-        alias = f" (alias: {', '.join(op.aliases)})" if op.aliases else ""
-        click.echo(f"{signature(op)}{alias}")
+    else:
+        for op in unique_ops():
+            alias = f" (alias: {', '.join(op.aliases)})" if op.aliases else ""
+            click.echo(f"{signature(op)}{alias}")
 
 
 def main(argv: list[str] | None = None) -> None:

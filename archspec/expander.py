@@ -18,6 +18,7 @@ from archspec.evaluate import Evaluator, check_type, show, type_name
 from archspec.graph import Graph, OpNode, Scope
 from archspec.ops import REGISTRY, OpDef, ShapeError
 from archspec.ops.base import Shape, fmt_shape
+from archspec.ops.reference import signature
 from archspec.source import Span
 
 Value = str  # a node id or a graph-input name
@@ -475,14 +476,6 @@ def _called_from(d: Diagnostic, block: str, path: str, span: Span) -> Diagnostic
 
 def _param_sig(p: ir.Param) -> str:
     return p.name + ("" if p.default is None else "=...")
-
-
-def signature(op: OpDef) -> str:
-    """``conv2d(out, kernel, stride=1, ...)``: an op's call signature for hints and docs."""
-    parts = []
-    for name, f in op.attrs.model_fields.items():
-        parts.append(name if f.is_required() else f"{name}={show(f.default)}")
-    return f"{op.name}({', '.join(parts)})"
 
 
 def expand(spec: ir.Spec) -> Graph:

@@ -152,3 +152,9 @@ def test_main_returns_normally_on_success(capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     main(["check", "specs/examples/mlp.arch", "--format", "json"])
     assert json.loads(capsys.readouterr().out)["totals"]["params"] > 0
+
+
+def test_docs_ops_md_is_generated_from_the_registry() -> None:
+    from archspec.ops.reference import markdown
+
+    assert (ROOT / "docs" / "ops.md").read_text() == markdown() + "\n"

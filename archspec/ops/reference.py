@@ -1,0 +1,40 @@
+"""Human-readable views of the registry: signatures (for hints) and docs/ops.md."""
+
+from __future__ import annotations
+
+from archspec.evaluate import show
+from archspec.ops.base import REGISTRY, OpDef
+
+
+def signature(op: OpDef) -> str:
+    """``conv2d(out, kernel, stride=1, ...)``: an op's call signature, defaults shown."""
+    parts = []
+    for name, f in op.attrs.model_fields.items():
+        parts.append(name if f.is_required() else f"{name}={show(f.default)}")
+    return f"{op.name}({', '.join(parts)})"
+
+
+def unique_ops() -> list[OpDef]:
+    """Registered ops without alias duplicates, sorted by name."""
+    seen: dict[str, OpDef] = {}
+    for op in REGISTRY.values():
+        seen.setdefault(op.name, op)
+    return [seen[k] for k in sorted(seen)]
+
+
+def markdown() -> str:
+    """The op reference (docs/ops.md), generated from the registry."""
+    lines = ["# Op reference", "",
+             "Generated from the registry by `archspec ops --markdown`; do not edit by hand.",
+             "Positional arguments bind in the order of the signature's first parameters "
+             "(listed under *positional*). Shapes are per sample (no batch).", ""]
+    for op in unique_ops():
+        lines += [f"## `{op.name}`", "", f"`{signature(op)}`", "", op.doc, ""]
+        extra = [f"positional: {', '.join(op.positional) or '(none)'}",
+                 f"category: {op.category}"]
+        if op.aliases:
+            extra.append(f"aliases: {', '.join(op.aliases)}")
+        if op.inputs != (1, 1):
+            extra.append(f"inputs: {op.inputs[0]}{'+' if op.inputs[1] is None else ''}")
+        lines += [f"- {e}" for e in extra] + [""]
+    return "\n".join(lines)
