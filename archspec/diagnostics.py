@@ -12,7 +12,6 @@ Rendered form::
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -56,6 +55,8 @@ def error(code: str, message: str, span: Span = NOWHERE, hint: str | None = None
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate to ``name``, or ``None`` when nothing is close."""
+    import difflib  # only on the error path: keeps `archspec check` start-up lean
+
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)
     return f"did you mean `{close[0]}`?" if close else None
 

@@ -172,3 +172,23 @@ a: conv2d(4, 3,   # args may span lines
           padding=1)  # done
 """)
     assert g.nodes["a"].shape == (4, 8, 8)
+
+
+EXPRESSIONS = ["1 + 2 * 3", "2 ** 3 ** 2", "-2 ** 2", "not 1 == 2", "not 1 and 0", "1 - 2 - 3",
+               "10 // 3 * 3 + 1 % 2", "3 if 1 < 2 and not false else 4", "(1 + 2) * 3",
+               "2 * -3", "not not 1 or 0", "1 or 0 and 0", "(1 or 0) and 0", "-(2 - 5) * 2",
+               "7 / 2", "[1, 2, 3][1] + len([4, 5])", "max(3, 4) - min([1, 0])",
+               "(3, 5)[0] * 2 >= 6 != false", "sum(range(5)) % 4"]
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_expressions_evaluate_like_python_and_print_back(text: str) -> None:
+    from archspec.evaluate import Evaluator
+    from archspec.source import SourceFile
+    from archspec.syntax.printer import expr
+    from archspec.syntax.to_ir import parse
+
+    node = parse(SourceFile("e", text), start="expr")
+    python = eval(text.replace("true", "True").replace("false", "False"))  # noqa: S307
+    assert Evaluator({}, None)(node) == python
+    assert parse(SourceFile("e", expr(node)), start="expr") == node

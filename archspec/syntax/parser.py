@@ -21,7 +21,7 @@ _CONTINUED_BY = {"}", "->", "else", "shortcut", ")", "]"}
 _READABLE = {
     "NAME": "a name", "TEMPLATE_NAME": "a name", "INT": "an integer", "FLOAT": "a number",
     "STRING": "a string", "SHAPE": "a shape like 3x224x224", "_NL": "a new line",
-    "COMP_OP": "a comparison", "PLUS": "`+`", "MINUS": "`-`", "MUL_OP": "`*`, `/`, `//` or `%`",
+    "BINOP": "an operator", "MINUS": "`-`", "NOT": "`not`", "AND": "`and`", "OR": "`or`",
     "POW_OP": "`**`", "$END": "the end of the file",
 }
 

@@ -20,6 +20,9 @@ from archspec.syntax.parser import build_lark, syntax_error
 
 _HOLE = re.compile(r"\{([^{}]*)\}")
 
+PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
+              "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6}
+
 
 class Body(tuple):
     """The statements of a ``{ ... }`` body, remembering where the brace was."""
@@ -241,14 +244,26 @@ class ToIR(Transformer):
     def binop(self, c: list[Any]) -> ir.BinOp:
         return ir.BinOp(op=str(c[1]), left=c[0], right=c[2], span=self.span(c[0], c[2]))
 
-    def or_(self, c: list[Any]) -> ir.BinOp:
-        return ir.BinOp(op="or", left=c[0], right=c[1], span=self.span(c[0], c[1]))
+    def test(self, c: list[Any]) -> Any:
+        node, _ = self._climb(c, 0, 0)
+        return node
 
-    def and_(self, c: list[Any]) -> ir.BinOp:
-        return ir.BinOp(op="and", left=c[0], right=c[1], span=self.span(c[0], c[1]))
-
-    def not_(self, c: list[Any]) -> ir.Not:
-        return ir.Not(operand=c[0], span=c[0].span)
+    def _climb(self, items: list[Any], pos: int, min_prec: int) -> tuple[Any, int]:
+        """Precedence climbing over ``[NOT*] operand (op [NOT*] operand)*``."""
+        if isinstance(items[pos], Token) and items[pos].type == "NOT":
+            operand, end = self._climb(items, pos + 1, PRECEDENCE["not"])
+            lhs: Any = ir.Not(operand=operand, span=self.span(items[pos], operand))
+        else:
+            lhs, end = items[pos], pos + 1
+        while end < len(items):
+            op = str(items[end])
+            prec = PRECEDENCE[op]
+            if prec < min_prec:
+                break
+            rhs, after = self._climb(items, end + 1, prec + 1)
+            lhs = ir.BinOp(op=op, left=lhs, right=rhs, span=self.span(lhs, rhs))
+            end = after
+        return lhs, end
 
     def neg(self, c: list[Any]) -> ir.Neg:
         return ir.Neg(operand=c[1], span=self.span(c[0], c[1]))
