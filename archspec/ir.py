@@ -217,11 +217,15 @@ Stmt = Annotated[Chain | For | If, Field(discriminator="t")]
 # ----------------------------------------------------------------------------- top level
 
 
+PARAM_TYPES = ("int", "float", "bool", "str", "list", "any")
+
+
 class Param(Node):
-    """A network or block parameter: ``name: type = default``."""
+    """A network or block parameter: ``name: type = default`` (type one of PARAM_TYPES,
+    checked by the loader so that a wrong one is a located error)."""
 
     name: str
-    type: Literal["int", "float", "bool", "str", "list", "any"] = "any"
+    type: str = "any"
     default: Expr | None = None
 
 

@@ -57,10 +57,22 @@ def parse_source(source: SourceFile, fmt: str) -> ir.Spec:
     if fmt == "yaml":
         from archspec.syntax.yaml_form import yaml_to_spec
 
-        return yaml_to_spec(source)
-    from archspec.syntax.to_ir import parse
+        spec = yaml_to_spec(source)
+    else:
+        from archspec.syntax.to_ir import parse
 
-    return parts_to_spec(parse(source), source)
+        spec = parts_to_spec(parse(source), source)
+    _check_param_types(spec)
+    return spec
+
+
+def _check_param_types(spec: ir.Spec) -> None:
+    params = [*spec.params, *(p for b in spec.blocks for p in b.params)]
+    for p in params:
+        if p.type not in ir.PARAM_TYPES:
+            raise error("E113", f"unknown type `{p.type}` for parameter `{p.name}`", p.span,
+                        hint=did_you_mean(p.type, ir.PARAM_TYPES) or
+                        f"types: {', '.join(ir.PARAM_TYPES)}")
 
 
 def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:

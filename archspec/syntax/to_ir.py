@@ -100,8 +100,8 @@ class ToIR(Transformer):
 
     def param(self, c: list[Any]) -> ir.Param:
         name, typ, default = c
-        return ir.Param.model_validate({"name": str(name), "type": str(typ or "any"),
-                                        "default": default, "span": self.tok(name)})
+        return ir.Param(name=str(name), type=str(typ or "any"), default=default,
+                        span=self.tok(typ) if typ is not None else self.tok(name))
 
     def body(self, c: list[Any]) -> Body:
         out = Body(s for s in c[1:] if s is not None)

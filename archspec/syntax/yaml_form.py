@@ -102,11 +102,8 @@ class _Reader:
             self.check_keys(fields, ("type", "default"), f"parameter `{name}`")
             typ = fields["type"][1].value if "type" in fields else "any"
             default = self.expr(fields["default"][1]) if "default" in fields else None
-            try:
-                out.append(ir.Param(name=name, type=typ, default=default, span=self.span(knode)))
-            except ValueError:
-                raise self.fail(fields["type"][1], f"unknown type `{typ}`",
-                                hint="types: int, float, bool, str, list, any") from None
+            where = fields["type"][1] if "type" in fields else knode
+            out.append(ir.Param(name=name, type=typ, default=default, span=self.span(where)))
         return tuple(out)
 
     def body(self, node: Node) -> tuple[Any, ...]:
