@@ -105,6 +105,11 @@ class Expander:
 
     # ------------------------------------------------------------------ entry
     def run(self) -> Graph:
+        if not self.spec.inputs:
+            where = self.spec.blocks[0].span if self.spec.blocks else self.spec.span
+            raise error("E111", "the file declares no `input`, so there is no network to build",
+                        where, hint="a file of blocks only is a library: `import` it from a "
+                                    "network spec")
         env = self._network_params()
         self.graph.params = dict(env)
         ev = Evaluator(env, None)

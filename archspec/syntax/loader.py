@@ -62,13 +62,24 @@ def parse_source(source: SourceFile, fmt: str) -> ir.Spec:
         from archspec.syntax.to_ir import parse
 
         spec = parts_to_spec(parse(source), source)
-    _check_param_types(spec)
+    _check(spec, source)
     return spec
 
 
-def _check_param_types(spec: ir.Spec) -> None:
-    params = [*spec.params, *(p for b in spec.blocks for p in b.params)]
-    for p in params:
+def _check(spec: ir.Spec, source: SourceFile) -> None:
+    """Checks of a whole file that no single grammar rule can make."""
+    if not spec.inputs and (spec.body or spec.span is not NOWHERE):
+        where = spec.body[0].span if spec.body else spec.span
+        raise error("E111", "the network has no `input`", where,
+                    hint="declare one before the layers, e.g. `input x: 3x224x224`")
+    for kind, names in (("input", list(spec.inputs)), ("block", list(spec.blocks))):
+        seen: dict[str, Any] = {}
+        for item in names:
+            if item.name in seen:
+                raise error("E114", f"{kind} `{item.name}` is defined twice", item.span,
+                            hint=f"rename one; the first is at {seen[item.name].span}")
+            seen[item.name] = item
+    for p in [*spec.params, *(p for b in spec.blocks for p in b.params)]:
         if p.type not in ir.PARAM_TYPES:
             raise error("E113", f"unknown type `{p.type}` for parameter `{p.name}`", p.span,
                         hint=did_you_mean(p.type, ir.PARAM_TYPES) or
@@ -82,9 +93,6 @@ def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:
         raise error("E110", "more than one `network` line", nets[1][2],
                     hint="a file describes one network; move the other to its own file")
     name, params, span = nets[0] if nets else (Path(source.name).stem, (), NOWHERE)
-    if not parts["input"] and parts["stmt"]:
-        raise error("E111", "the network has no `input`", parts["stmt"][0].span,
-                    hint="declare one before the layers, e.g. `input x: 3x224x224`")
     outputs = [o for group in parts["output"] for o in group]
     return ir.Spec(name=name, params=params, imports=tuple(i for i, _ in parts["import"]),
                    inputs=tuple(parts["input"]), outputs=tuple(o for o, _ in outputs),
