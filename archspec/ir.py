@@ -236,6 +236,14 @@ class InputDecl(Node):
     shape: tuple[Expr, ...]
 
 
+class InitRule(Node):
+    """``init conv2d: kaiming_normal(mode="fan_out", bias=0)``: how the torch backend
+    initialises the weights (and, with ``bias=``, the biases) of every layer of an op kind."""
+
+    op: str
+    scheme: LayerCall
+
+
 class BlockDef(Node):
     """``block name(params) { body }``: a reusable, parameterised sub-network."""
 
@@ -252,6 +260,7 @@ class Spec(Node):
     imports: tuple[str, ...] = ()
     inputs: tuple[InputDecl, ...]
     outputs: tuple[str, ...] = ()
+    inits: tuple[InitRule, ...] = ()
     blocks: tuple[BlockDef, ...] = ()
     body: tuple[Stmt, ...]
     library: dict[str, BlockDef] = Field(default_factory=dict, exclude=True, repr=False)

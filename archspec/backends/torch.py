@@ -37,13 +37,35 @@ def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
     return gfx.call_module(node.id, args)
 
 
-def graph_module(graph: Graph) -> fx.GraphModule:
-    """Build the GraphModule for an expanded graph (PyTorch default initialisation)."""
+def init_weights(graph: Graph, modules: dict[str, nn.Module],
+                 rules: tuple[ir.InitRule, ...]) -> None:
+    """Apply the spec's ``init`` rules, in graph order, after every module exists (as
+    torchvision's constructors do, so a seeded build draws the same random numbers)."""
+    from archspec.initializers import resolve
+
+    plan = {REGISTRY[r.op].name: resolve(r) for r in rules}
+    for node in graph:
+        module = modules.get(node.id)
+        if module is None or node.op not in plan:
+            continue
+        func, kwargs, bias = plan[node.op]
+        weight = getattr(module, "weight", None)
+        if func is not None and isinstance(weight, torch.Tensor):
+            getattr(nn.init, func)(weight, **kwargs)
+        if bias is not None and isinstance(getattr(module, "bias", None), torch.Tensor):
+            nn.init.constant_(module.bias, bias)
+
+
+def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphModule:
+    """Build the GraphModule for an expanded graph, initialised as ``inits`` say (PyTorch
+    defaults for ops without a rule)."""
     gfx = fx.Graph()
     env: dict[str, fx.Node] = {name: gfx.placeholder(name) for name in graph.inputs}
     modules: dict[str, nn.Module] = {}
     for node in graph:
         env[node.id] = _lower(node, gfx, env, modules)
+    with torch.no_grad():
+        init_weights(graph, modules, inits)
     outs = [env[v] for v in graph.outputs.values()]
     if len(outs) == 1:
         gfx.output(outs[0])
@@ -64,7 +86,8 @@ def to_torch(spec: ir.Spec | Graph, device: Any = None) -> fx.GraphModule:
     ``device="meta"`` builds the module without allocating parameter memory.
     """
     graph = spec if isinstance(spec, Graph) else expand(spec)
+    inits = () if isinstance(spec, Graph) else spec.inits
     if device is None:
-        return graph_module(graph)
+        return graph_module(graph, inits)
     with torch.device(device):
-        return graph_module(graph)
+        return graph_module(graph, inits)

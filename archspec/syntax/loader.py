@@ -7,6 +7,7 @@ from typing import Any
 
 from archspec import ir
 from archspec.diagnostics import did_you_mean, error
+from archspec.initializers import check_init
 from archspec.source import NOWHERE, SourceFile, Span, display_name
 
 FORMATS = ("arch", "yaml")
@@ -79,6 +80,13 @@ def _check(spec: ir.Spec, source: SourceFile) -> None:
                 raise error("E114", f"{kind} `{item.name}` is defined twice", item.span,
                             hint=f"rename one; the first is at {seen[item.name].span}")
             seen[item.name] = item
+    seen_ops: dict[str, ir.InitRule] = {}
+    for rule in spec.inits:
+        check_init(rule)
+        if rule.op in seen_ops:
+            raise error("E114", f"`init {rule.op}` is given twice", rule.span,
+                        hint=f"keep one; the first is at {seen_ops[rule.op].span}")
+        seen_ops[rule.op] = rule
     for p in [*spec.params, *(p for b in spec.blocks for p in b.params)]:
         if p.type not in ir.PARAM_TYPES:
             raise error("E113", f"unknown type `{p.type}` for parameter `{p.name}`", p.span,
@@ -96,6 +104,7 @@ def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:
     outputs = [o for group in parts["output"] for o in group]
     return ir.Spec(name=name, params=params, imports=tuple(i for i, _ in parts["import"]),
                    inputs=tuple(parts["input"]), outputs=tuple(o for o, _ in outputs),
+                   inits=tuple(parts["init"]),
                    blocks=tuple(parts["block"]), body=tuple(parts["stmt"]), span=span)
 
 

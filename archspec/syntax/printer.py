@@ -113,6 +113,7 @@ def to_text(spec: ir.Spec) -> str:
         lines.append(f"input {d.name}: [{', '.join(expr(x) for x in d.shape)}]")
     if spec.outputs:
         lines.append(f"output {', '.join(spec.outputs)}")
+    lines += [f"init {r.op}: {element(r.scheme, '')}" for r in spec.inits]
     for b in spec.blocks:
         lines += ["", f"block {b.name}({_params(b.params)}) {body(b.body, '')}"]
     lines.append("")

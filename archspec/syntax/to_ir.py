@@ -64,7 +64,7 @@ class ToIR(Transformer):
     # ---- top level
     def start(self, c: list[Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {"import": [], "network": [], "input": [], "output": [],
-                                     "block": [], "stmt": []}
+                                     "init": [], "block": [], "stmt": []}
         for item in c:
             if isinstance(item, tuple) and not isinstance(item, Body):
                 out[item[0]].append(item[1])
@@ -89,6 +89,10 @@ class ToIR(Transformer):
 
     def output_decl(self, c: list[Token]) -> tuple[str, list[tuple[str, Span]]]:
         return "output", [(str(t), self.tok(t)) for t in c]
+
+    def init_decl(self, c: list[Any]) -> tuple[str, ir.InitRule]:
+        op, scheme = c
+        return "init", ir.InitRule(op=str(op), scheme=scheme, span=self.tok(op))
 
     def block_def(self, c: list[Any]) -> tuple[str, ir.BlockDef]:
         name, params, body = c

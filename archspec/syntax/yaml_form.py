@@ -32,7 +32,7 @@ from archspec.syntax.printer import label as label_text
 from archspec.syntax.printer import stmt as stmt_text
 from archspec.syntax.to_ir import parse
 
-TOP_KEYS = ("network", "params", "imports", "inputs", "outputs", "blocks", "body")
+TOP_KEYS = ("network", "params", "imports", "inputs", "outputs", "init", "blocks", "body")
 STRUCTURES = ("concat", "residual", "dense", "repeat", "for", "if", "group", "chain")
 _ALLOWED = {"concat": {"concat", "dim"}, "residual": {"residual", "shortcut", "shortcut_if"},
             "dense": {"dense"}, "repeat": {"repeat", "as", "body"}, "group": {"group"},
@@ -193,6 +193,37 @@ class _Reader:
         return ir.If(cond=self.expr(value), then=self.body(keys["then"][1]),
                      other=self.body(other[1]) if other else None, span=self.span(knode))
 
+    def inputs(self, node: Node) -> tuple[ir.InputDecl, ...]:
+        out = []
+        for name, (knode, vnode) in self.mapping(node, "inputs").items():
+            if isinstance(vnode, yaml.SequenceNode):
+                dims = tuple(self.expr(n) for n in vnode.value)
+            else:
+                dims = tuple(ir.Lit(value=int(d), span=self.span(vnode))
+                             for d in str(vnode.value).split("x") if d.isdigit())
+            out.append(ir.InputDecl(name=name, shape=dims, span=self.span(knode)))
+        return tuple(out)
+
+    def inits(self, node: Node | None) -> tuple[ir.InitRule, ...]:
+        out = []
+        for op, (knode, vnode) in (self.mapping(node, "init").items() if node else ()):
+            (scheme,) = self.text(vnode, "chain")
+            out.append(ir.InitRule(op=op, scheme=scheme, span=self.span(knode)))
+        return tuple(out)
+
+    def blocks(self, node: Node | None) -> tuple[ir.BlockDef, ...]:
+        out = []
+        for name, (knode, vnode) in (self.mapping(node, "blocks").items() if node else ()):
+            fields = self.mapping(vnode, f"block `{name}`")
+            self.check_keys(fields, ("params", "body"), f"block `{name}`")
+            params = self.params(fields["params"][1] if "params" in fields else None)
+            out.append(ir.BlockDef(name=name, params=params, body=self.body(fields["body"][1]),
+                                   span=self.span(knode)))
+        return tuple(out)
+
+    def names(self, node: Node | None, what: str) -> tuple[str, ...]:
+        return tuple(str(n.value) for n in self.seq(node, what)) if node else ()
+
     def spec(self, root: Node) -> ir.Spec:
         keys = self.mapping(root, "a YAML spec")
         self.check_keys(keys, TOP_KEYS, "the spec")
@@ -200,32 +231,14 @@ class _Reader:
         if "inputs" not in get:
             raise self.fail(root, "the network has no `inputs`",
                             hint="add e.g. `inputs: {x: 3x224x224}`")
-        inputs = []
-        for name, (knode, vnode) in self.mapping(get["inputs"], "inputs").items():
-            if isinstance(vnode, yaml.SequenceNode):
-                dims = tuple(self.expr(n) for n in vnode.value)
-            else:
-                dims = tuple(ir.Lit(value=int(d), span=self.span(vnode))
-                             for d in str(vnode.value).split("x") if d.isdigit())
-            inputs.append(ir.InputDecl(name=name, shape=dims, span=self.span(knode)))
-        blocks = []
-        for name, (knode, vnode) in (self.mapping(get["blocks"], "blocks").items()
-                                     if "blocks" in get else ()):
-            fields = self.mapping(vnode, f"block `{name}`")
-            self.check_keys(fields, ("params", "body"), f"block `{name}`")
-            blocks.append(ir.BlockDef(name=name, params=self.params(fields.get("params", (0,
-                          None))[1]), body=self.body(fields["body"][1]), span=self.span(knode)))
+        stem = self.source.name.rsplit("/", 1)[-1].split(".")[0]
         return ir.Spec(
-            name=str(get["network"].value) if "network" in get else
-            self.source.name.rsplit("/", 1)[-1].split(".")[0],
-            params=self.params(get.get("params")),
-            imports=tuple(str(n.value) for n in self.seq(get["imports"], "imports"))
-            if "imports" in get else (),
-            inputs=tuple(inputs),
-            outputs=tuple(str(n.value) for n in self.seq(get["outputs"], "outputs"))
-            if "outputs" in get else (),
-            blocks=tuple(blocks), body=self.body(get["body"]) if "body" in get else (),
-            span=self.span(root))
+            name=str(get["network"].value) if "network" in get else stem,
+            params=self.params(get.get("params")), imports=self.names(get.get("imports"),
+                                                                       "imports"),
+            inputs=self.inputs(get["inputs"]), outputs=self.names(get.get("outputs"), "outputs"),
+            inits=self.inits(get.get("init")), blocks=self.blocks(get.get("blocks")),
+            body=self.body(get["body"]) if "body" in get else (), span=self.span(root))
 
 
 def yaml_to_spec(source: SourceFile) -> ir.Spec:
@@ -322,6 +335,8 @@ def to_yaml(spec: ir.Spec) -> str:
     doc["inputs"] = {d.name: [_expr_out(x) for x in d.shape] for d in spec.inputs}
     if spec.outputs:
         doc["outputs"] = list(spec.outputs)
+    if spec.inits:
+        doc["init"] = {r.op: element_text(r.scheme, "") for r in spec.inits}
     if spec.blocks:
         doc["blocks"] = {b.name: {"params": _params_out(b.params), "body": _body_out(b.body)}
                          for b in spec.blocks}

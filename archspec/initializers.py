@@ -1,0 +1,72 @@
+"""Weight-initialisation schemes a spec can ask for (``init OP: SCHEME(args, bias=V)``).
+
+This module is static (no torch): the scheme table and the checks that give located errors.
+The torch backend applies a scheme with ``torch.nn.init`` (backends/torch.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archspec import ir
+from archspec.diagnostics import did_you_mean, error
+from archspec.evaluate import Evaluator, show
+
+# scheme -> (torch.nn.init function, its keyword arguments with defaults)
+SCHEMES: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "default": (None, {}),
+    "kaiming_normal": ("kaiming_normal_", {"a": 0.0, "mode": "fan_in",
+                                           "nonlinearity": "leaky_relu"}),
+    "kaiming_uniform": ("kaiming_uniform_", {"a": 0.0, "mode": "fan_in",
+                                             "nonlinearity": "leaky_relu"}),
+    "xavier_normal": ("xavier_normal_", {"gain": 1.0}),
+    "xavier_uniform": ("xavier_uniform_", {"gain": 1.0}),
+    "normal": ("normal_", {"mean": 0.0, "std": 1.0}),
+    "uniform": ("uniform_", {"a": 0.0, "b": 1.0}),
+    "trunc_normal": ("trunc_normal_", {"mean": 0.0, "std": 1.0, "a": -2.0, "b": 2.0}),
+    "constant": ("constant_", {"val": 0.0}),
+    "zeros": ("zeros_", {}),
+    "ones": ("ones_", {}),
+}
+
+
+def resolve(rule: ir.InitRule) -> tuple[str | None, dict[str, Any], float | None]:
+    """``(torch.nn.init function name, kwargs, bias constant or None)`` of a checked rule."""
+    func, defaults = SCHEMES[rule.scheme.callee]
+    ev = Evaluator({}, None)
+    kwargs: dict[str, Any] = {}
+    names = list(defaults)
+    bias = None
+    for i, arg in enumerate(rule.scheme.args):
+        if arg.name == "bias":
+            bias = float(ev(arg.value))
+        else:
+            kwargs[arg.name or names[i]] = ev(arg.value)
+    return func, kwargs, bias
+
+
+def check_init(rule: ir.InitRule) -> None:
+    """Located errors for an unknown op or scheme, or arguments the scheme does not take."""
+    from archspec.ops import REGISTRY
+
+    if rule.op not in REGISTRY:
+        raise error("E115", f"`init` for unknown op `{rule.op}`", rule.span,
+                    hint=did_you_mean(rule.op, REGISTRY) or "see `archspec ops`")
+    scheme = rule.scheme
+    if scheme.callee not in SCHEMES:
+        raise error("E116", f"unknown initialisation scheme `{scheme.callee}`", scheme.span,
+                    hint=did_you_mean(scheme.callee, SCHEMES) or
+                    f"schemes: {', '.join(SCHEMES)}")
+    names = list(SCHEMES[scheme.callee][1])
+    for i, arg in enumerate(scheme.args):
+        if arg.name is None and i >= len(names):
+            raise error("E116", f"`{scheme.callee}` takes {len(names)} positional argument(s)",
+                        arg.span, hint=f"arguments: {', '.join(names + ['bias']) }")
+        if arg.name is not None and arg.name not in (*names, "bias"):
+            raise error("E116", f"`{scheme.callee}` has no argument `{arg.name}`", arg.span,
+                        hint=did_you_mean(arg.name, [*names, "bias"]) or
+                        f"arguments: {', '.join(names + ['bias'])}")
+        value = Evaluator({}, None)(arg.value)
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
+            raise error("E116", f"bad value {show(value)} for `{arg.name or names[i]}`",
+                        arg.span, hint="initialisation arguments are numbers or strings")
