@@ -142,6 +142,30 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
     click.echo(graph_text(graph))
 
 
+@cli.command(name="compile", context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write the source here (default: standard output).")
+@set_option
+@debug_option
+def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) -> None:
+    """Eject SPEC as standalone PyTorch source (imports only torch).
+
+    One nn.Module class per block, named like it; module paths equal the spec's layer names,
+    so state_dicts of the compiled spec load strictly. Example:
+
+        archspec compile specs/resnet18.arch -o resnet18.py
+    """
+    from archspec.backends.eject import eject
+
+    text = eject(_load(spec, sets), source_name=spec)
+    if output:
+        Path(output).write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+
+
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--to", "to", type=click.Choice(["arch", "yaml"]), required=True,

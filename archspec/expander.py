@@ -362,7 +362,8 @@ class Expander:
             raise error("E240", f"block `{block.name}` calls itself ({chain})", c.span,
                         hint="blocks cannot recurse; use `repeat` or `for` for repetition")
         (inp,) = self._inputs(c, cur, frame) if c.inputs else (cur,)
-        env = {**self.graph.params, **self._bind(block, c, frame, self.graph.shape_of(inp))}
+        args = self._bind(block, c, frame, self.graph.shape_of(inp))
+        env = {**self.graph.params, **args}
         inner = Frame(frame.path(frame.child_name(label)), env, {"in": inp}, inp)
         self.stack.append((block.name, c.span))
         try:
@@ -372,7 +373,7 @@ class Expander:
                                 for d in exc.diagnostics) from None
         finally:
             self.stack.pop()
-        self.graph.scopes[inner.prefix] = Scope(inner.prefix, block.name, c.span, out)
+        self.graph.scopes[inner.prefix] = Scope(inner.prefix, block.name, c.span, out, args)
         return out
 
     def _bind(self, block: ir.BlockDef, c: ir.LayerCall, frame: Frame,

@@ -32,12 +32,14 @@ class OpNode:
 
 @dataclass(frozen=True)
 class Scope:
-    """A named sub-network: a block call (``kind`` = block name) or a labelled group."""
+    """A named sub-network: a block call (``kind`` = block name, ``args`` its bound
+    parameters) or a labelled group (``kind`` = "group")."""
 
     path: str
     kind: str
     span: Span
     output: str
+    args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass

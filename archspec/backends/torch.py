@@ -6,6 +6,7 @@ the spec's names; ``print(model.code)`` shows the generated ``forward``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,24 +18,35 @@ from archspec.expander import expand
 from archspec.graph import Graph, OpNode
 from archspec.ops import REGISTRY, Ctx, ShapeError
 
+Function = tuple[Callable[..., Any], dict[str, Any], bool]
 
-def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
-           modules: dict[str, nn.Module]) -> fx.Node:
+
+def lower(node: OpNode) -> nn.Module | Function:
+    """The node's module (from its op's ``torch`` rule), or ``(function, kwargs, as_list)``
+    for ops that are a function of their inputs (``torch_fn``)."""
     op = REGISTRY[node.op]
     ctx = Ctx(node.in_shapes, node.shape, node.attrs)
-    args = tuple(env[i] for i in node.inputs)
     try:
         if op.torch_fn is not None:
-            fn, kwargs, as_list = op.torch_fn(ctx)
-            return gfx.call_function(fn, (list(args),) if as_list else args, kwargs)
+            return op.torch_fn(ctx)
         if op.torch is None:
             raise error("E501", f"op `{node.op}` has no PyTorch lowering", node.span,
                         hint="add a `torch` rule to its registry entry in archspec/ops/")
-        modules[node.id] = op.torch(ctx)
+        return op.torch(ctx)
     except ShapeError as exc:
         raise error("E502", f"cannot lower `{node.id}` to PyTorch: {exc.message}", node.span,
                     hint=exc.hint) from None
-    return gfx.call_module(node.id, args)
+
+
+def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
+           modules: dict[str, nn.Module]) -> fx.Node:
+    args = tuple(env[i] for i in node.inputs)
+    lowered = lower(node)
+    if isinstance(lowered, nn.Module):
+        modules[node.id] = lowered
+        return gfx.call_module(node.id, args)
+    fn, kwargs, as_list = lowered
+    return gfx.call_function(fn, (list(args),) if as_list else args, kwargs)
 
 
 def init_weights(graph: Graph, modules: dict[str, nn.Module],

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -25,8 +24,10 @@ def _add_cost(ctx: Ctx) -> Cost:
 
 
 def _add_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
+    import torch
+
     if len(ctx.inputs) == 2:
-        return operator.add, {}, False
+        return torch.add, {}, False
     return sum, {}, True
 
 
