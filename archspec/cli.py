@@ -168,6 +168,61 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--data", type=click.Path(file_okay=False, exists=True), default=None,
+              help="Image folder (one sub-folder per class); split 7:2:1 train/val/test. "
+                   "Default: a built-in procedural dataset of shapes at the spec's input size.")
+@click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
+@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
+              show_default=True, help="Learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="adamw",
+              show_default=True)
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="auto: CUDA when available.")
+@click.option("--amp", is_flag=True, help="Mixed precision (bf16, or fp16 with a grad scaler) "
+                                          "and channels_last.")
+@click.option("--compile", "compile_", is_flag=True, help="Use torch.compile.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Write model.pt (checkpoint, every epoch, atomically) and metrics.json here.")
+@click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="Continue from a model.pt checkpoint.")
+@click.option("--samples", type=click.IntRange(min=10), default=12000, show_default=True,
+              help="Size of the built-in dataset.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
+              help="DataLoader worker processes.")
+@click.option("--quiet", is_flag=True, help="No progress bars.")
+@set_option
+@debug_option
+def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
+          optimizer: str, device: str, amp: bool, compile_: bool, out: str | None,
+          resume: str | None, samples: int, seed: int, workers: int, quiet: bool,
+          sets: tuple[str, ...], debug: bool) -> None:
+    """Train SPEC on a built-in dataset or an image folder, on CPU, GPU or several processes.
+
+    \b
+    Examples:
+      archspec train specs/classic/lenet5_1998.arch --epochs 3 --out runs/lenet
+      archspec train specs/resnet18.arch --data photos/ --set num_classes=5 --amp
+      torchrun --nproc-per-node 2 -m archspec train specs/examples/cnn1.arch --out runs/ddp
+    """
+    from archspec.train import TrainConfig
+    from archspec.train import train as run_train
+
+    cfg = TrainConfig(data=data, epochs=epochs, batch_size=batch_size, lr=lr,
+                      optimizer=optimizer, device=device, amp=amp, compile=compile_, out=out,
+                      resume=resume, samples=samples, seed=seed, workers=workers,
+                      progress=not quiet)
+    try:
+        run_train(_load(spec, sets), cfg, log=lambda msg: click.echo(msg, err=True))
+    except RuntimeError as exc:
+        if debug:
+            raise
+        raise click.ClickException(str(exc)) from None
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--to", "to", type=click.Choice(["arch", "yaml"]), required=True,
               help="Target format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
