@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import operator
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,6 +91,8 @@ def module_source(module: nn.Module) -> str:
 
 
 def _function_source(fn: Any, args: list[str], kwargs: dict[str, Any], as_list: bool) -> str:
+    if fn is operator.add:
+        return " + ".join(args)
     name = fn.__name__ if fn.__module__ == "builtins" else f"torch.{fn.__name__}"
     parts = [f"[{', '.join(args)}]"] if as_list else list(args)
     parts += [f"{k}={v!r}" for k, v in kwargs.items()]
