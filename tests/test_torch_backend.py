@@ -43,7 +43,7 @@ def test_code_is_a_readable_forward() -> None:
     model = archspec.to_torch(archspec.load(SPECS / "resnet18.arch"))
     assert "def forward(self, x):" in model.code
     assert "self.conv1(x)" in model.code
-    assert "torch.add" in model.code or "operator.add" in model.code or " + " in model.code
+    assert " += " in model.code or " + " in model.code
 
 
 def test_meta_device_builds_a_huge_spec_without_memory() -> None:

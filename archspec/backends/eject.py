@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from archspec import ir
-from archspec.backends.torch import lower
+from archspec.backends.torch import lower, may_overwrite_input
 from archspec.expander import expand
 from archspec.graph import Graph
 from archspec.initializers import resolve
@@ -93,6 +93,8 @@ def module_source(module: nn.Module) -> str:
 def _function_source(fn: Any, args: list[str], kwargs: dict[str, Any], as_list: bool) -> str:
     if fn is operator.add:
         return " + ".join(args)
+    if fn is operator.iadd:
+        return f"{args[0]}.add_({args[1]})"
     name = fn.__name__ if fn.__module__ == "builtins" else f"torch.{fn.__name__}"
     parts = [f"[{', '.join(args)}]"] if as_list else list(args)
     parts += [f"{k}={v!r}" for k, v in kwargs.items()]
@@ -113,8 +115,9 @@ class Ejector:
     def __init__(self, graph: Graph, spec: ir.Spec | None) -> None:
         self.graph = graph
         self.spec = spec
-        self.lowered = {n.id: lower(n) for n in graph}
         self.readers = graph.consumers()
+        self.lowered = {n.id: lower(n, may_overwrite_input(graph, n, self.readers))
+                        for n in graph}
         self.classes: dict[str, str] = {}  # class body (named "{NAME}") -> class name
         self.order: list[str] = []
         self.instances: dict[str, list[str]] = {}  # class body -> scope paths using it

@@ -21,11 +21,23 @@ from archspec.ops import REGISTRY, Ctx, ShapeError
 Function = tuple[Callable[..., Any], dict[str, Any], bool]
 
 
-def lower(node: OpNode) -> nn.Module | Function:
+def may_overwrite_input(graph: Graph, node: OpNode, readers: dict[str, list[str]]) -> bool:
+    """True when ``node`` may overwrite its first input: it is read by nothing else (not even
+    as another input of ``node``), is not a graph input or output, and its producer neither
+    aliases its own input nor needs its output for backward."""
+    src = node.inputs[0]
+    if src not in graph.nodes or src in node.inputs[1:]:
+        return False
+    producer = REGISTRY[graph.nodes[src].op]
+    return (readers[src] == [node.id] and src not in graph.outputs.values()
+            and producer.fresh_output and not producer.keeps_output)
+
+
+def lower(node: OpNode, inplace: bool = False) -> nn.Module | Function:
     """The node's module (from its op's ``torch`` rule), or ``(function, kwargs, as_list)``
     for ops that are a function of their inputs (``torch_fn``)."""
     op = REGISTRY[node.op]
-    ctx = Ctx(node.in_shapes, node.shape, node.attrs)
+    ctx = Ctx(node.in_shapes, node.shape, node.attrs, inplace)
     try:
         if op.torch_fn is not None:
             return op.torch_fn(ctx)
@@ -39,9 +51,9 @@ def lower(node: OpNode) -> nn.Module | Function:
 
 
 def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
-           modules: dict[str, nn.Module]) -> fx.Node:
+           modules: dict[str, nn.Module], inplace: bool) -> fx.Node:
     args = tuple(env[i] for i in node.inputs)
-    lowered = lower(node)
+    lowered = lower(node, inplace)
     if isinstance(lowered, nn.Module):
         modules[node.id] = lowered
         return gfx.call_module(node.id, args)
@@ -74,8 +86,10 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
     gfx = fx.Graph()
     env: dict[str, fx.Node] = {name: gfx.placeholder(name) for name in graph.inputs}
     modules: dict[str, nn.Module] = {}
+    readers = graph.consumers()
     for node in graph:
-        env[node.id] = _lower(node, gfx, env, modules)
+        env[node.id] = _lower(node, gfx, env, modules,
+                              may_overwrite_input(graph, node, readers))
     with torch.no_grad():
         init_weights(graph, modules, inits)
     outs = [env[v] for v in graph.outputs.values()]

@@ -20,21 +20,24 @@ class SoftmaxAttrs(Attrs):
     dim: int = 0
 
 
-def _module(cls_name: str, **kwargs: Callable[[Any], Any]) -> Callable[[Ctx], Any]:
-    """Torch rule building ``torch.nn.<cls_name>`` with kwargs computed from the attributes."""
+def _module(cls_name: str, inplace: bool = False,
+            **kwargs: Callable[[Any], Any]) -> Callable[[Ctx], Any]:
+    """Torch rule building ``torch.nn.<cls_name>`` with kwargs computed from the attributes
+    (and ``inplace=True`` where the op supports it and the backend allows it)."""
 
     def build(ctx: Ctx) -> Any:
         from torch import nn
 
-        return getattr(nn, cls_name)(**{k: f(ctx.attrs) for k, f in kwargs.items()})
+        extra = {"inplace": True} if inplace and ctx.inplace else {}
+        return getattr(nn, cls_name)(**{k: f(ctx.attrs) for k, f in kwargs.items()}, **extra)
 
     return build
 
 
 _ACTIVATIONS: tuple[tuple[str, type[Attrs], tuple[str, ...], int, str, Any], ...] = (
-    ("relu", NoAttrs, (), 1, "max(x, 0).", _module("ReLU")),
+    ("relu", NoAttrs, (), 1, "max(x, 0).", _module("ReLU", inplace=True)),
     ("leaky_relu", LeakyAttrs, ("slope",), 2, "x if x > 0 else `slope` * x.",
-     _module("LeakyReLU", negative_slope=lambda a: a.slope)),
+     _module("LeakyReLU", inplace=True, negative_slope=lambda a: a.slope)),
     ("sigmoid", NoAttrs, (), 4, "1 / (1 + exp(-x)).", _module("Sigmoid")),
     ("tanh", NoAttrs, (), 5, "tanh(x).", _module("Tanh")),
     ("gelu", GeluAttrs, ("approximate",), 8, "x * Phi(x); `approximate` none|tanh.",
@@ -45,7 +48,11 @@ _ACTIVATIONS: tuple[tuple[str, type[Attrs], tuple[str, ...], int, str, Any], ...
      _module("Softmax", dim=lambda a: a.dim + 1 if a.dim >= 0 else a.dim)),
 )
 
+# Ops whose backward reads their own output: a later op must not overwrite it in place.
+_KEEP_OUTPUT = {"relu", "sigmoid", "tanh", "softmax"}
+
 for _name, _attrs, _pos, _flops, _doc, _torch in _ACTIVATIONS:
     register(OpDef(name=_name, attrs=_attrs, infer=same_shape, cost=elementwise_cost(_flops),
                    positional=_pos, category="act", torch=_torch,
+                   keeps_output=_name in _KEEP_OUTPUT,
                    doc=f"{_doc} Shape unchanged; FLOPs: {_flops} per element."))

@@ -67,11 +67,16 @@ class Window:
 
 @dataclass(frozen=True)
 class Ctx:
-    """What a rule sees: input shapes (per sample), the output shape, and the attributes."""
+    """What a rule sees: input shapes (per sample), the output shape, and the attributes.
+
+    ``inplace`` (torch rules only) says the op may overwrite its input: nothing else reads it
+    and its producer neither returns a view nor keeps its output for backward.
+    """
 
     inputs: tuple[Shape, ...]
     out: Shape
     attrs: Any
+    inplace: bool = False
 
     @property
     def x(self) -> Shape:
@@ -90,6 +95,7 @@ class OpDef:
     as_list)`` for ops that are a plain function of their inputs (add, concat): the backend
     calls ``function([*inputs], **kwargs)`` when ``as_list``, else ``function(*inputs, **kwargs)``.
     ``onnx(ctx, b)`` emits the op's ONNX nodes through the builder ``b`` (backends/onnx.py).
+    ``fresh_output`` and ``keeps_output`` decide when a consumer may work in place.
     """
 
     name: str
@@ -106,6 +112,8 @@ class OpDef:
     torch_fn: Callable[[Ctx], tuple[Callable[..., Any], dict[str, Any], bool]] | None = None
     onnx: Callable[..., Any] | None = None
     aliases: tuple[str, ...] = ()
+    fresh_output: bool = True  # False when the output may alias the input (views, identity)
+    keeps_output: bool = False  # True when backward needs the op's own output
 
 
 REGISTRY: dict[str, OpDef] = {}

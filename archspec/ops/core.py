@@ -87,6 +87,7 @@ def _flatten_torch(ctx: Ctx) -> Any:
 
 
 register(OpDef(name="flatten", attrs=FlattenAttrs, infer=_flatten_infer, torch=_flatten_torch,
+               fresh_output=False,
                cost=lambda ctx: Cost(in_numel=numel(ctx.x), out_numel=numel(ctx.out)),
                positional=("start", "end"),
                doc="Flatten per-sample dims `start`..`end` (0 = first dim after the batch; "
@@ -122,8 +123,8 @@ def _identity_torch(ctx: Ctx) -> Any:
 
 
 register(OpDef(name="dropout", attrs=DropoutAttrs, infer=same_shape, cost=_passthrough,
-               torch=_dropout_torch,
+               torch=_dropout_torch, fresh_output=False,
                positional=("p",), doc="Dropout with probability `p` (identity in eval)."))
 register(OpDef(name="identity", attrs=NoAttrs, infer=same_shape, cost=_passthrough,
-               torch=_identity_torch,
+               torch=_identity_torch, fresh_output=False,
                doc="Passes its input through unchanged."))

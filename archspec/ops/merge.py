@@ -25,10 +25,10 @@ def _add_cost(ctx: Ctx) -> Cost:
 
 
 def _add_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
-    # `a + b`, as hand-written residual code does (profilers that patch torch.add would
-    # otherwise count the spec's adds and not the hand-written network's).
+    # `a + b` (or `a += b` where a is free to overwrite), as hand-written residual code does;
+    # profilers that patch torch.add would otherwise count the spec's adds and not theirs.
     if len(ctx.inputs) == 2:
-        return operator.add, {}, False
+        return (operator.iadd if ctx.inplace else operator.add), {}, False
     return sum, {}, True
 
 
