@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 __all__ = ["ArchspecError", "Diagnostic", "Spec", "load", "loads", "expand", "analyze",
-           "to_torch", "__version__"]
+           "to_torch", "export_onnx", "__version__"]
 
 
 def expand(spec: Spec) -> Graph:
@@ -47,3 +47,15 @@ def to_torch(spec: Spec, device: Any = None) -> Any:
     from archspec.backends.torch import to_torch as _to_torch
 
     return _to_torch(spec, device=device)
+
+
+def export_onnx(spec: Spec, path: Any, weights: Any = None, opset: int = 17,
+                batch: str | int = "dynamic", fp16: bool = False) -> Any:
+    """Lower ``spec`` straight to an ONNX file at ``path`` (no tracing) and return the model.
+
+    ``weights``: a ``torch.save(state_dict)`` file (e.g. torchvision's), an `archspec train`
+    checkpoint, a mapping, or None for a fresh initialisation; files are read with
+    ``torch.load(weights_only=True)``. ``batch``: "dynamic" or a fixed size."""
+    from archspec.backends.onnx import export_onnx as _export
+
+    return _export(spec, path, weights=weights, opset=opset, batch=batch, fp16=fp16)

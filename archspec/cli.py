@@ -79,6 +79,10 @@ def cli() -> None:
     Analyse a spec without running it:   archspec check specs/googlenet.arch
     See what blocks and repeats made:    archspec expand specs/resnet18.arch
     Convert between text and YAML:       archspec convert specs/vgg16.arch --to yaml
+    Eject PyTorch source:                archspec compile specs/resnet18.arch -o model.py
+    Train (built-in data, or --data):    archspec train specs/classic/lenet5_1998.arch
+    Export to ONNX:                      archspec export specs/resnet18.arch -o r18.onnx
+    Time torch against onnxruntime:      archspec bench specs/resnet18.arch
     List the layer kinds:                archspec ops
     """
 
@@ -219,6 +223,70 @@ def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
         if debug:
             raise
         raise click.ClickException(str(exc)) from None
+
+
+def _batch(value: str) -> str | int:
+    if value == "dynamic":
+        return value
+    if value.isdigit() and int(value) > 0:
+        return int(value)
+    raise click.BadParameter(f"expected `dynamic` or a positive integer, got {value!r}",
+                             param_hint="--batch")
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True,
+              help="The .onnx file to write.")
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True), default=None,
+              help="A torch.save(state_dict) file (e.g. torchvision's) or an `archspec train` "
+                   "checkpoint. Default: a fresh initialisation.")
+@click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True)
+@click.option("--batch", default="dynamic", show_default=True,
+              help="`dynamic` (a symbolic batch dimension) or a fixed batch size.")
+@click.option("--fp16", is_flag=True, help="float16 weights, input and output.")
+@set_option
+@debug_option
+def export(spec: str, output: str, weights: str | None, opset: int, batch: str, fp16: bool,
+           sets: tuple[str, ...], debug: bool) -> None:
+    """Export SPEC to ONNX by direct lowering (no tracing): milliseconds, deterministic bytes.
+
+    Node and initialiser names are the spec's layer names. Example:
+
+        archspec export specs/resnet18.arch --weights resnet18.pth -o resnet18.onnx
+    """
+    from archspec.backends.onnx import export_onnx
+
+    model = export_onnx(_load(spec, sets), output, weights=weights, opset=opset,
+                        batch=_batch(batch), fp16=fp16)
+    size = Path(output).stat().st_size
+    click.echo(f"wrote {output} ({size / 1e6:.1f} MB, {len(model.graph.node)} nodes, "
+               f"opset {opset})", err=True)
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--backend", type=click.Choice(["torch", "onnxruntime", "both"]), default="both",
+              show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="Intra-op threads for both runtimes (default: their own).")
+@click.option("--runs", type=click.IntRange(min=3), default=30, show_default=True)
+@set_option
+@debug_option
+def bench(spec: str, backend: str, batch: int, device: str, threads: int | None, runs: int,
+          sets: tuple[str, ...], debug: bool) -> None:
+    """Latency (median, p90) and throughput of the compiled torch module and the exported ONNX
+    model (onnxruntime), side by side, with the same weights.
+
+    Uses CUDAExecutionProvider with --device cuda when onnxruntime-gpu sees a GPU, and says
+    which execution provider ran.
+    """
+    from archspec.runtime_bench import run_bench
+
+    for line in run_bench(_load(spec, sets), backend, batch, device, threads, runs):
+        click.echo(line)
 
 
 @cli.command(context_settings=_CONTEXT)

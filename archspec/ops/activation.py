@@ -48,11 +48,54 @@ _ACTIVATIONS: tuple[tuple[str, type[Attrs], tuple[str, ...], int, str, Any], ...
      _module("Softmax", dim=lambda a: a.dim + 1 if a.dim >= 0 else a.dim)),
 )
 
+def _unary(op_type: str, **attrs: Callable[[Any], Any]) -> Callable[..., None]:
+    """ONNX rule: one node of ``op_type`` with attributes computed from ours."""
+
+    def emit(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+        b.node(op_type, inputs, [output], **{k: f(ctx.attrs) for k, f in attrs.items()})
+
+    return emit
+
+
+def _gelu_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    x = inputs[0]
+    if b.opset >= 20:
+        b.node("Gelu", [x], [output], approximate=ctx.attrs.approximate)
+        return
+    half, one = b.const("half", 0.5), b.const("one", 1.0)
+    if ctx.attrs.approximate == "tanh":  # 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+        cube, inner, scaled, t = b.tmp("cube"), b.tmp("inner"), b.tmp("scaled"), b.tmp("t")
+        b.node("Pow", [x, b.const("three", 3.0)], [cube])
+        b.node("Mul", [cube, b.const("c", 0.044715)], [b.tmp("c_cube")])
+        b.node("Add", [x, b.tmp("c_cube")], [inner])
+        b.node("Mul", [inner, b.const("k", 0.7978845608028654)], [scaled])
+        b.node("Tanh", [scaled], [t])
+    else:  # 0.5 x (1 + erf(x / sqrt 2))
+        t = b.tmp("erf")
+        b.node("Div", [x, b.const("sqrt2", 1.4142135623730951)], [b.tmp("scaled")])
+        b.node("Erf", [b.tmp("scaled")], [t])
+    b.node("Add", [t, one], [b.tmp("onep")])
+    b.node("Mul", [x, b.tmp("onep")], [b.tmp("xp")])
+    b.node("Mul", [b.tmp("xp"), half], [output])
+
+
+def _silu_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    b.node("Sigmoid", inputs, [b.tmp("sigmoid")])
+    b.node("Mul", [inputs[0], b.tmp("sigmoid")], [output])
+
+
+_ONNX = {
+    "relu": _unary("Relu"), "leaky_relu": _unary("LeakyRelu", alpha=lambda a: a.slope),
+    "sigmoid": _unary("Sigmoid"), "tanh": _unary("Tanh"), "gelu": _gelu_onnx,
+    "silu": _silu_onnx, "softmax": _unary("Softmax", axis=lambda a: a.dim + 1 if a.dim >= 0
+                                          else a.dim),
+}
+
 # Ops whose backward reads their own output: a later op must not overwrite it in place.
 _KEEP_OUTPUT = {"relu", "sigmoid", "tanh", "softmax"}
 
 for _name, _attrs, _pos, _flops, _doc, _torch in _ACTIVATIONS:
     register(OpDef(name=_name, attrs=_attrs, infer=same_shape, cost=elementwise_cost(_flops),
-                   positional=_pos, category="act", torch=_torch,
+                   positional=_pos, category="act", torch=_torch, onnx=_ONNX[_name],
                    keeps_output=_name in _KEEP_OUTPUT,
                    doc=f"{_doc} Shape unchanged; FLOPs: {_flops} per element."))

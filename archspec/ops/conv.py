@@ -119,9 +119,24 @@ def make_conv(rank: int) -> OpDef:
                    dilation=a.dilation, groups=a.groups, bias=a.bias,
                    padding_mode=a.padding_mode)
 
+    def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+        a: ConvAttrs = ctx.attrs
+        k, s, d, p = _geometry(a, rank)
+        ends = tuple(pi + ei for pi, ei in zip(p, _same_extra(a, k, d)))
+        x = inputs[0]
+        if a.padding_mode != "zeros" and any(p + ends):
+            x = b.tmp("pad")
+            mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[a.padding_mode]
+            pads = [0, 0, *p, 0, 0, *ends]
+            b.node("Pad", [inputs[0], b.const("pads", pads, "int64")], [x], mode=mode)
+            p, ends = (0,) * rank, (0,) * rank
+        args = [x, b.param("weight")] + ([b.param("bias")] if a.bias else [])
+        b.node("Conv", args, [output], kernel_shape=list(k), strides=list(s),
+               dilations=list(d), pads=[*p, *ends], group=a.groups)
+
     return OpDef(
         name=name, attrs=ConvAttrs, infer=infer, cost=cost, window=window, warn=warn,
-        torch=to_torch,
+        torch=to_torch, onnx=to_onnx,
         positional=("out", "kernel", "stride", "padding"), category="linear",
         doc=f"{rank}-D convolution. Input (C, {'x'.join('DHW'[-rank:])}); `out` channels, "
             "`kernel`, `stride`, `padding` (int, tuple, \"same\" or \"valid\"), `dilation`, "

@@ -56,8 +56,13 @@ def _linear_torch(ctx: Ctx) -> Any:
     return nn.Linear(ctx.x[0], ctx.attrs.out, bias=ctx.attrs.bias)
 
 
+def _linear_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    args = [inputs[0], b.param("weight")] + ([b.param("bias")] if ctx.attrs.bias else [])
+    b.node("Gemm", args, [output], transB=1)
+
+
 register(OpDef(name="linear", attrs=LinearAttrs, infer=_linear_infer, cost=_linear_cost,
-               torch=_linear_torch,
+               torch=_linear_torch, onnx=_linear_onnx,
                positional=("out", "bias"), category="linear",
                doc="Fully connected layer on a (features,) input: `out` features, `bias`. "
                    "Params in*out (+out); MACs in*out."))
@@ -86,7 +91,19 @@ def _flatten_torch(ctx: Ctx) -> Any:
     return nn.Flatten(a.start + 1 if a.start >= 0 else a.start, a.end + 1 if a.end >= 0 else a.end)
 
 
+def _flatten_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    if len(ctx.out) == 1:
+        b.node("Flatten", inputs, [output], axis=1)
+    else:  # 0 keeps the (dynamic) batch dimension
+        b.node("Reshape", [inputs[0], b.const("shape", [0, *ctx.out], "int64")], [output])
+
+
+def _identity_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    b.node("Identity", inputs, [output])
+
+
 register(OpDef(name="flatten", attrs=FlattenAttrs, infer=_flatten_infer, torch=_flatten_torch,
+               onnx=_flatten_onnx,
                fresh_output=False,
                cost=lambda ctx: Cost(in_numel=numel(ctx.x), out_numel=numel(ctx.out)),
                positional=("start", "end"),
@@ -123,8 +140,8 @@ def _identity_torch(ctx: Ctx) -> Any:
 
 
 register(OpDef(name="dropout", attrs=DropoutAttrs, infer=same_shape, cost=_passthrough,
-               torch=_dropout_torch, fresh_output=False,
+               torch=_dropout_torch, onnx=_identity_onnx, fresh_output=False,
                positional=("p",), doc="Dropout with probability `p` (identity in eval)."))
 register(OpDef(name="identity", attrs=NoAttrs, infer=same_shape, cost=_passthrough,
-               torch=_identity_torch, fresh_output=False,
+               torch=_identity_torch, onnx=_identity_onnx, fresh_output=False,
                doc="Passes its input through unchanged."))

@@ -32,8 +32,12 @@ def _add_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
     return sum, {}, True
 
 
+def _add_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    b.node("Add" if len(inputs) == 2 else "Sum", inputs, [output])
+
+
 register(OpDef(name="add", attrs=NoAttrs, infer=_add_infer, cost=_add_cost, inputs=(2, None),
-               torch_fn=_add_torch,
+               torch_fn=_add_torch, onnx=_add_onnx,
                category="merge", doc="Element-wise sum of two or more same-shape inputs."))
 
 
@@ -67,7 +71,12 @@ def _concat_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
     return torch.cat, {"dim": dim + 1 if dim >= 0 else dim}, True
 
 
+def _concat_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    dim = ctx.attrs.dim
+    b.node("Concat", inputs, [output], axis=dim + 1 if dim >= 0 else dim)
+
+
 register(OpDef(name="concat", attrs=ConcatAttrs, infer=_concat_infer, cost=_concat_cost,
-               torch_fn=_concat_torch,
+               torch_fn=_concat_torch, onnx=_concat_onnx,
                inputs=(1, None), positional=("dim",), category="merge",
                doc="Concatenate inputs along per-sample `dim` (0 = channels)."))

@@ -52,8 +52,20 @@ def make_batchnorm(rank: int) -> OpDef:
         return cls(ctx.x[0], eps=a.eps, momentum=a.momentum, affine=a.affine,
                    track_running_stats=a.track_running_stats)
 
+    def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+        a: BatchNormAttrs = ctx.attrs
+        c = ctx.x[0]
+        if not a.track_running_stats:
+            raise ShapeError("batch norm without running statistics has no inference form",
+                             hint="set track_running_stats=true to export")
+        scale = b.param("weight") if a.affine else b.const("scale", [1.0] * c)
+        bias = b.param("bias") if a.affine else b.const("bias", [0.0] * c)
+        b.node("BatchNormalization",
+               [inputs[0], scale, bias, b.param("running_mean"), b.param("running_var")],
+               [output], epsilon=a.eps, momentum=1.0 - a.momentum)
+
     return OpDef(name=name, attrs=BatchNormAttrs, infer=infer, cost=cost, category="norm",
-                 torch=to_torch,
+                 torch=to_torch, onnx=to_onnx,
                  positional=("eps",),
                  doc=f"Batch normalisation over channel dim 0 of a {'/'.join(map(str, allowed))}"
                      "-D input: `eps`, `momentum`, `affine`, `track_running_stats`. "
@@ -89,7 +101,13 @@ def _lrn_torch(ctx: Ctx) -> Any:
     return nn.LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k)
 
 
+def _lrn_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    a: LRNAttrs = ctx.attrs
+    b.node("LRN", inputs, [output], size=a.size, alpha=a.alpha, beta=a.beta, bias=a.k)
+
+
 register(OpDef(name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost, torch=_lrn_torch,
+               onnx=_lrn_onnx,
                positional=("size", "alpha", "beta", "k"), aliases=("local_response_norm",),
                doc="Local response normalisation across `size` channels (AlexNet): "
                    "b = a / (k + alpha/size * sum a^2)^beta. FLOPs: (size + 3) per element."))

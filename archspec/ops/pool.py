@@ -87,9 +87,20 @@ def make_pool(kind: str, rank: int) -> OpDef:
         return cls(a.kernel, a.stride, a.padding, ceil_mode=a.ceil,
                    count_include_pad=a.count_include_pad)
 
+    def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+        a: PoolAttrs = ctx.attrs
+        k, s, p, d = _geometry(a, rank)
+        common = {"kernel_shape": list(k), "strides": list(s), "pads": [*p, *p],
+                  "ceil_mode": int(a.ceil)}
+        if kind == "max":
+            b.node("MaxPool", inputs, [output], dilations=list(d), **common)
+        else:
+            b.node("AveragePool", inputs, [output], count_include_pad=int(a.count_include_pad),
+                   **common)
+
     attrs_doc = "`kernel`, `stride` (default: kernel), `padding`, `dilation`, `ceil`"
     return OpDef(name=name, attrs=PoolAttrs, infer=infer, cost=cost, window=window, warn=warn,
-                 torch=to_torch,
+                 torch=to_torch, onnx=to_onnx,
                  positional=("kernel", "stride", "padding"), category=f"{kind}pool",
                  doc=f"{rank}-D {kind} pooling: {attrs_doc}"
                      + (", `count_include_pad`." if kind == "avg" else "."))
@@ -117,7 +128,21 @@ def make_adaptive(kind: str, rank: int, glob: bool = False) -> OpDef:
                  "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)}
         return table[kind][rank - 1](ctx.attrs.output)
 
+    def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+        spatial_in, spatial_out = ctx.x[1:], ctx.out[1:]
+        if all(o == 1 for o in spatial_out):
+            b.node("GlobalMaxPool" if kind == "max" else "GlobalAveragePool", inputs, [output])
+            return
+        if any(n % o for n, o in zip(spatial_in, spatial_out)):
+            raise ShapeError(f"adaptive pooling from {fmt_shape(spatial_in)} to "
+                             f"{fmt_shape(spatial_out)} has uneven windows, which ONNX cannot "
+                             "express", hint="use an input size divisible by the output size")
+        k = [n // o for n, o in zip(spatial_in, spatial_out)]
+        b.node("MaxPool" if kind == "max" else "AveragePool", inputs, [output],
+               kernel_shape=k, strides=k)
+
     return OpDef(name=name, attrs=AdaptiveAttrs, infer=infer, cost=cost, torch=to_torch,
+                 onnx=to_onnx,
                  positional=() if glob else ("output",), category=f"adaptive_{kind}",
                  doc=(f"Global {kind} pooling over all {rank}-D positions: output (C, 1...)."
                       if glob else f"Adaptive {kind} pooling to `output` size per spatial dim."))

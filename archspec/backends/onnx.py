@@ -1,0 +1,187 @@
+"""ONNX backend: the expanded graph lowered straight to ONNX with ``onnx.helper``.
+
+No tracing: each node goes through its op's ``onnx`` rule in the registry, so export takes
+milliseconds and the same spec and weights always give the same bytes. Tensor and node names
+are the spec's dotted layer names; initialisers are named like state_dict keys
+(``layer1.0.conv1.weight``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from archspec import __version__, ir
+from archspec.analysis.report import analyze
+from archspec.diagnostics import ArchspecError, Diagnostic, error
+from archspec.expander import expand
+from archspec.graph import Graph, OpNode
+from archspec.ops import REGISTRY, Ctx, ShapeError
+from archspec.source import NOWHERE
+
+
+class Builder:
+    """Collects the ONNX nodes and initialisers of one export. Op rules call its methods."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray], opset: int, dtype: int) -> None:
+        self.weights = weights
+        self.opset = opset
+        self.dtype = dtype
+        self.nodes: list[onnx.NodeProto] = []
+        self.initializers: dict[str, onnx.TensorProto] = {}
+        self.counts: dict[str, int] = {}
+        self.prefix = ""
+
+    @property
+    def np_dtype(self) -> Any:
+        return np.float16 if self.dtype == TensorProto.FLOAT16 else np.float32
+
+    def node(self, op_type: str, inputs: list[str], outputs: list[str], **attrs: Any) -> None:
+        """Append a node named after the layer (``layer1.0.conv1``, then ``...:1`` and on)."""
+        n = self.counts.get(self.prefix, 0)
+        self.counts[self.prefix] = n + 1
+        name = self.prefix if n == 0 else f"{self.prefix}:{n}"
+        self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, **attrs))
+
+    def param(self, key: str) -> str:
+        """The initialiser holding state_dict entry ``key`` of the current layer."""
+        full = f"{self.prefix}.{key}"
+        if full not in self.initializers:
+            array = np.asarray(self.weights[full])
+            if array.dtype.kind == "f":
+                array = array.astype(self.np_dtype)
+            self.initializers[full] = numpy_helper.from_array(array, full)
+        return full
+
+    def has(self, key: str) -> bool:
+        return f"{self.prefix}.{key}" in self.weights
+
+    def const(self, key: str, value: Any, dtype: Any = None) -> str:
+        """A constant initialiser named ``<layer>::<key>``."""
+        name = f"{self.prefix}::{key}"
+        array = np.asarray(value, dtype=dtype or self.np_dtype)
+        self.initializers[name] = numpy_helper.from_array(array, name)
+        return name
+
+    def tmp(self, key: str) -> str:
+        """A name for an intermediate tensor of the current layer."""
+        return f"{self.prefix}::{key}"
+
+
+def load_weights(source: str | Path | Mapping[str, Any] | None, spec: ir.Spec,
+                 graph: Graph) -> dict[str, np.ndarray]:
+    """State-dict arrays for ``spec``: from a ``torch.save(state_dict)`` file, an `archspec
+    train` checkpoint, a mapping, or a fresh initialisation when ``source`` is None.
+
+    Files are read with ``torch.load(weights_only=True)``. Missing or unexpected keys and wrong
+    shapes are one error listing every difference.
+    """
+    import torch
+
+    from archspec.backends.torch import to_torch
+
+    if source is None:
+        state = to_torch(spec).state_dict()
+    else:
+        state = source if isinstance(source, Mapping) else \
+            torch.load(Path(source), map_location="cpu", weights_only=True)
+        if "state_dict" in state and isinstance(state["state_dict"], Mapping):
+            state = state["state_dict"]
+        expected = to_torch(graph, device="meta").state_dict()
+        _check_state(dict(state), expected, str(source) if not isinstance(source, Mapping)
+                     else "the weights")
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str) -> None:
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected)
+                   if tuple(state[k].shape) != tuple(expected[k].shape))
+    if not (missing or extra or wrong):
+        return
+    lines = [f"missing: {k} {list(expected[k].shape)}" for k in missing[:20]]
+    lines += [f"unexpected: {k} {list(state[k].shape)}" for k in extra[:20]]
+    lines += [f"wrong shape: {k} is {list(state[k].shape)}, the spec needs "
+              f"{list(expected[k].shape)}" for k in wrong[:20]]
+    more = len(missing) + len(extra) + len(wrong) - len(lines)
+    raise ArchspecError(Diagnostic(
+        "E610", f"{where} does not fit the spec: {len(missing)} missing, {len(extra)} "
+        f"unexpected, {len(wrong)} wrong-shape entries:\n  " + "\n  ".join(lines)
+        + (f"\n  ... and {more} more" if more > 0 else ""), NOWHERE,
+        hint="check --set values (e.g. num_classes) and that the weights are for this spec"))
+
+
+def _lower(node: OpNode, b: Builder) -> None:
+    op = REGISTRY[node.op]
+    if op.onnx is None:
+        raise error("E601", f"op `{node.op}` has no ONNX lowering", node.span,
+                    hint="add an `onnx` rule to its registry entry in archspec/ops/")
+    b.prefix = node.id
+    try:
+        op.onnx(Ctx(node.in_shapes, node.shape, node.attrs), b, list(node.inputs), node.id)
+    except ShapeError as exc:
+        raise error("E602", f"cannot lower `{node.id}` to ONNX: {exc.message}", node.span,
+                    hint=exc.hint) from None
+
+
+def to_onnx(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | int = "dynamic",
+            fp16: bool = False) -> onnx.ModelProto:
+    """Build the ONNX model of ``spec`` (see :func:`export_onnx`)."""
+    graph = expand(spec)
+    arrays = load_weights(weights, spec, graph)
+    dtype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
+    b = Builder(arrays, opset, dtype)
+    for node in graph:
+        _lower(node, b)
+    dim = "batch" if batch == "dynamic" else int(batch)
+    inputs = [helper.make_tensor_value_info(k, dtype, [dim, *s]) for k, s in graph.inputs.items()]
+    outputs = []
+    for name, value in graph.outputs.items():
+        if name != value:
+            b.prefix = name
+            b.node("Identity", [value], [name])
+        outputs.append(helper.make_tensor_value_info(name, dtype, [dim, *graph.shape_of(value)]))
+    onnx_graph = helper.make_graph(b.nodes, graph.name, inputs, outputs,
+                                   initializer=list(b.initializers.values()),
+                                   doc_string=_header(spec))
+    model = helper.make_model(onnx_graph, producer_name="archspec", producer_version=__version__,
+                              opset_imports=[helper.make_opsetid("", opset)],
+                              doc_string=f"{graph.name}, exported by archspec {__version__}")
+    model.ir_version = min(model.ir_version, 10)
+    _metadata(model, spec, graph)
+    return model
+
+
+def _header(spec: ir.Spec) -> str:
+    text = spec.span.source.text
+    lines = [ln.lstrip("# ").rstrip() for ln in text.splitlines() if ln.startswith("#")]
+    return "\n".join(lines[:12])
+
+
+def _metadata(model: onnx.ModelProto, spec: ir.Spec, graph: Graph) -> None:
+    totals = analyze(spec, graph=graph).totals
+    props = {"archspec_version": __version__, "spec_name": spec.name,
+             "spec_sha256": hashlib.sha256(spec.span.source.text.encode()).hexdigest(),
+             "params": str(totals["params"]), "macs": str(totals["macs"]),
+             "overrides": repr(dict(spec.overrides))}
+    helper.set_model_props(model, props)
+
+
+def export_onnx(spec: ir.Spec, path: str | Path, weights: Any = None, opset: int = 17,
+                batch: str | int = "dynamic", fp16: bool = False) -> onnx.ModelProto:
+    """Lower ``spec`` to an ONNX file at ``path`` and return the model.
+
+    ``weights``: a state_dict file (e.g. torchvision's), an `archspec train` checkpoint, a
+    mapping, or None for a fresh initialisation. ``batch``: "dynamic" (a symbolic ``batch``
+    dimension) or a fixed size. ``fp16``: float16 weights, input and output.
+    """
+    model = to_onnx(spec, weights, opset, batch, fp16)
+    Path(path).write_bytes(model.SerializeToString())
+    return model

@@ -1,0 +1,159 @@
+"""ONNX export: checker, shape inference against static analysis, onnxruntime against torch
+and torchvision, determinism, metadata and weight errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+import torchvision
+from conftest import ALL_SPECS, ROOT, SPECS, TORCHVISION, spec_id
+from test_errors import run_cli
+
+import archspec
+from archspec.backends.onnx import to_onnx
+
+
+def _assert_close(got: np.ndarray, model: torch.nn.Module, inputs: list[torch.Tensor],
+                  index: int = 0) -> None:
+    """onnxruntime agrees with torch to 1e-4 (relative to the output's scale), or, where
+    float32 itself is less exact than that (ResNet-101's logits move by ~2e-4 between float32
+    and float64 in torch too), onnxruntime is within twice torch's own float32 error of the
+    float64 result."""
+    def run(dtype: torch.dtype) -> np.ndarray:
+        with torch.no_grad():
+            out = model.to(dtype)(*[x.to(dtype) for x in inputs])
+        out = list(out.values())[index] if isinstance(out, dict) else out
+        return out.double().numpy()
+
+    want = run(torch.float32)
+    scale = max(1.0, float(np.abs(want).max()))
+    if float(np.abs(got - want).max()) <= 1e-4 * scale:
+        return
+    exact = run(torch.float64)
+    model.float()
+    assert np.abs(got - exact).max() <= 2 * np.abs(want - exact).max()
+
+
+def _session(model: onnx.ModelProto) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    return ort.InferenceSession(model.SerializeToString(), opts,
+                                providers=["CPUExecutionProvider"])
+
+
+def _calibrated(spec: archspec.Spec, graph: archspec.graph.Graph) -> torch.nn.Module:
+    """The compiled spec with BatchNorm running statistics from one batch of random input, so
+    that activations keep a sane scale through deep freshly initialised networks (as in a
+    trained one) and a 1e-4 tolerance means something."""
+    torch.manual_seed(0)
+    model = archspec.to_torch(spec)
+    for m in model.modules():
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.momentum = None
+    with torch.no_grad():
+        model.train()(*[torch.randn(8, *s) for s in graph.inputs.values()])
+    return model.eval()
+
+
+@pytest.mark.parametrize("path", ALL_SPECS, ids=spec_id)
+def test_every_spec_exports_checks_infers_and_matches_torch(path) -> None:
+    spec = archspec.load(path)
+    graph = archspec.expand(spec)
+    model = _calibrated(spec, graph)
+    exported = to_onnx(spec, weights=model.state_dict())
+    onnx.checker.check_model(exported, full_check=True)
+    inferred = onnx.shape_inference.infer_shapes(exported, strict_mode=True)
+    shapes = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+              for v in (*inferred.graph.value_info, *inferred.graph.output)}
+    for node in graph:
+        assert shapes[node.id] == ["batch", *node.shape], node.id
+    session = _session(exported)
+    for batch in (1, 3):
+        feeds = {k: torch.randn(batch, *s) for k, s in graph.inputs.items()}
+        got = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+        for i, g in enumerate(got):
+            _assert_close(g, model, list(feeds.values()), i)
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_weights_give_torchvision_logits(name, tmp_path) -> None:
+    kwargs = {"aux_logits": False} if name == "googlenet" else {}
+    torch.manual_seed(2)
+    reference = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
+    weights = tmp_path / f"{name}.pth"
+    torch.save(reference.state_dict(), weights)
+    out = tmp_path / f"{name}.onnx"
+    archspec.export_onnx(archspec.load(SPECS / f"{name}.arch"), out, weights=weights)
+    x = torch.randn(1, 3, 224, 224)
+    got = _session(onnx.load(out)).run(None, {"x": x.numpy()})[0]
+    _assert_close(got, reference, [x])
+
+
+def test_export_is_deterministic_and_named_like_the_spec(tmp_path) -> None:
+    spec = archspec.load(SPECS / "resnet18.arch")
+    torch.manual_seed(0)
+    state = archspec.to_torch(spec).state_dict()
+    a, b = (to_onnx(spec, weights=state).SerializeToString() for _ in range(2))
+    assert a == b
+    model = onnx.load_from_string(a)
+    names = {n.name for n in model.graph.node}
+    assert {"conv1", "layer1.0.conv1", "layer2.0.downsample.0", "fc"} <= names
+    assert {i.name for i in model.graph.initializer} >= {"layer1.0.conv1.weight", "fc.bias"}
+    assert model.graph.input[0].name == "x"
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["spec_name"] == "resnet18" and meta["params"] == "11689512"
+    assert meta["macs"] == "1814073344" and len(meta["spec_sha256"]) == 64
+    assert "archspec_version" in meta and "ResNet-18" in model.graph.doc_string
+
+
+def test_fixed_batch_and_fp16(tmp_path) -> None:
+    spec = archspec.load(SPECS / "examples" / "cnn1.arch", size=32)
+    fixed = to_onnx(spec, batch=4)
+    assert fixed.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 4
+    half = to_onnx(spec, fp16=True)
+    onnx.checker.check_model(half, full_check=True)
+    assert half.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT16
+    out = _session(half).run(None, {"x": np.random.rand(2, 3, 32, 32).astype(np.float16)})[0]
+    assert out.shape == (2, 4) and out.dtype == np.float16
+
+
+def test_weights_that_do_not_fit_list_the_differences(tmp_path, capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    weights = tmp_path / "r18.pth"
+    torch.save(torchvision.models.resnet18(num_classes=10).state_dict(), weights)
+    code, _, err = run_cli(["export", "specs/resnet18.arch", "-o", str(tmp_path / "m.onnx"),
+                            "--weights", str(weights)], capsys)
+    assert code == 1 and "Traceback" not in err
+    assert "wrong shape: fc.weight is [10, 512], the spec needs [1000, 512]" in err
+    code, _, err = run_cli(["export", "specs/resnet18.arch", "-o", str(tmp_path / "m.onnx"),
+                            "--weights", str(weights), "--set", "num_classes=10"], capsys)
+    assert code == 0
+
+
+def test_train_checkpoint_exports(tmp_path, capsys) -> None:
+    spec = str(SPECS / "examples" / "cnn3.arch")
+    assert run_cli(["train", spec, "--set", "size=16", "--samples", "100", "--epochs", "1",
+                    "--out", str(tmp_path), "--quiet"], capsys)[0] == 0
+    code, _, err = run_cli(["export", spec, "--set", "size=16", "--weights",
+                            str(tmp_path / "model.pt"), "-o", str(tmp_path / "m.onnx")], capsys)
+    assert code == 0, err
+    onnx.checker.check_model(onnx.load(tmp_path / "m.onnx"), full_check=True)
+
+
+def test_uneven_adaptive_pool_is_a_located_error() -> None:
+    spec = archspec.loads("network t\ninput x: 3x10x10\np: adaptive_avgpool2d(3)\n")
+    with pytest.raises(archspec.ArchspecError) as info:
+        to_onnx(spec)
+    d = info.value.diagnostic
+    assert d.code == "E602" and d.span.line == 3 and "uneven" in d.message
+
+
+def test_bench_command_reports_both_runtimes(capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run_cli(["bench", "specs/examples/cnn3.arch", "--set", "size=32",
+                            "--runs", "3", "--threads", "1"], capsys)
+    assert code == 0
+    assert "torch eager (cpu)" in out and "onnxruntime (CPUExecutionProvider)" in out
