@@ -15,6 +15,10 @@ from archspec.source import NOWHERE, Span
 
 Scalar = int | float | bool | str | None
 
+# Binding strength of operators, loosest first (as in Python); parser and printer share it.
+PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
+              "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6, "**": 8}
+
 
 class Node(BaseModel):
     """Base of every IR node: frozen, no unknown fields, a source span that never compares."""

@@ -31,6 +31,20 @@ TORCHVISION = {
 }
 
 
+# A DAG with two inputs and two outputs, used by the language, torch and eject tests.
+TWO_TOWER = """
+network two_tower
+input image: 3x32x32
+input meta: 10
+output logits, embedding
+a = conv2d(8, 3, padding=1)(image)
+pooled = global_avgpool2d()(a) -> flatten
+m = linear(8)(meta)
+embedding = add(pooled, m)
+logits = linear(2)(embedding)
+"""
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden/* from the current output")

@@ -8,7 +8,7 @@ import types
 import pytest
 import torch
 import torchvision
-from conftest import ALL_SPECS, ROOT, SPECS, spec_id
+from conftest import ALL_SPECS, ROOT, SPECS, TWO_TOWER, spec_id
 from test_errors import run_cli
 
 import archspec
@@ -58,20 +58,9 @@ def test_torchvision_weights_load_into_ejected_resnet18(tmp_path, capsys, monkey
 
 
 def test_multi_input_multi_output_dag_ejects() -> None:
-    spec = archspec.loads("""
-network two
-input image: 3x8x8
-input meta: 4
-output logits, emb
-a = conv2d(4, 3, padding=1)(image)
-p = global_avgpool2d()(a) -> flatten
-m = linear(4)(meta)
-emb = add(p, m)
-logits = linear(2)(emb)
-""")
-    model = _load_source(eject(spec)).build()
-    out = model(torch.randn(2, 3, 8, 8), torch.randn(2, 4))
-    assert set(out) == {"logits", "emb"} and out["logits"].shape == (2, 2)
+    model = _load_source(eject(archspec.loads(TWO_TOWER))).build()
+    out = model(torch.randn(2, 3, 32, 32), torch.randn(2, 10))
+    assert set(out) == {"logits", "embedding"} and out["logits"].shape == (2, 2)
 
 
 def test_compile_set_overrides(capsys, monkeypatch) -> None:

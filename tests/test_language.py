@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ALL_SPECS, spec_id
+from conftest import ALL_SPECS, SPECS, TWO_TOWER, spec_id
 
 import archspec
 from archspec.syntax.printer import to_text
@@ -118,17 +118,7 @@ features: dense { repeat 3 conv2d(2, 3, padding=1) }
 
 
 def test_explicit_dag_with_two_inputs_and_two_outputs() -> None:
-    g = _graph("""
-network two_tower
-input image: 3x32x32
-input meta: 10
-output logits, embedding
-a = conv2d(8, 3, padding=1)(image)
-pooled = global_avgpool2d()(a) -> flatten
-m = linear(8)(meta)
-embedding = add(pooled, m)
-logits = linear(2)(embedding)
-""")
+    g = _graph(TWO_TOWER)
     assert g.outputs == {"logits": "logits", "embedding": "embedding"}
     assert g.nodes["embedding"].inputs == ("pooled.1", "m")
     assert g.shape_of("logits") == (2,)
@@ -192,3 +182,13 @@ def test_expressions_evaluate_like_python_and_print_back(text: str) -> None:
     python = eval(text.replace("true", "True").replace("false", "False"))  # noqa: S307
     assert Evaluator({}, None)(node) == python
     assert parse(SourceFile("e", expr(node)), start="expr") == node
+
+
+def test_networkx_view_is_a_dag_with_every_layer() -> None:
+    import networkx as nx
+
+    graph = archspec.expand(archspec.load(SPECS / "googlenet.arch"))
+    g = graph.to_networkx()
+    assert nx.is_directed_acyclic_graph(g)
+    assert g.number_of_nodes() == len(graph) + len(graph.inputs)
+    assert list(nx.topological_sort(g))[0] == "x"

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 Shape = tuple[int, ...]
+IntOrTuple = int | tuple[int, ...]  # an attribute given once for all spatial dims, or per dim
 
 
 class Attrs(BaseModel):

@@ -15,6 +15,7 @@ from archspec.ops.base import (
     Attrs,
     Cost,
     Ctx,
+    IntOrTuple,
     OpDef,
     Shape,
     ShapeError,
@@ -25,9 +26,6 @@ from archspec.ops.base import (
     tuple_of,
 )
 from archspec.ops.window import check_rank, dropped_warnings, out_size
-
-IntOrTuple = int | tuple[int, ...]
-PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 class ConvAttrs(Attrs):

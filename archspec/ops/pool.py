@@ -12,6 +12,7 @@ from archspec.ops.base import (
     Attrs,
     Cost,
     Ctx,
+    IntOrTuple,
     OpDef,
     Shape,
     ShapeError,
@@ -22,8 +23,6 @@ from archspec.ops.base import (
     tuple_of,
 )
 from archspec.ops.window import check_rank, dropped_warnings, out_size
-
-IntOrTuple = int | tuple[int, ...]
 
 
 class PoolAttrs(Attrs):

@@ -9,9 +9,6 @@ from archspec.evaluate import show
 from archspec.graph import Graph
 from archspec.ops.base import fmt_shape
 
-_PREC = {"or": 1, "and": 2, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4, "+": 5, "-": 5,
-         "*": 6, "/": 6, "//": 6, "%": 6, "**": 8}
-
 
 def expr(e: Any, parent: int = 0) -> str:
     """Print an expression, parenthesising only where precedence needs it."""
@@ -33,11 +30,12 @@ def expr(e: Any, parent: int = 0) -> str:
     if isinstance(e, ir.Neg):
         return _paren(f"-{expr(e.operand, 7)}", 7, parent)
     if isinstance(e, ir.Not):
-        return _paren(f"not {expr(e.operand, 3)}", 3, parent)
+        p = ir.PRECEDENCE["not"]
+        return _paren(f"not {expr(e.operand, p)}", p, parent)
     if isinstance(e, ir.Cond):
         return _paren(f"{expr(e.then, 1)} if {expr(e.cond, 1)} else {expr(e.other)}", 0.5,
                       parent)
-    p = _PREC[e.op]
+    p = ir.PRECEDENCE[e.op]
     right = p + 1 if e.op != "**" else p
     return _paren(f"{expr(e.left, p if e.op != '**' else p + 1)} {e.op} {expr(e.right, right)}",
                   p, parent)

@@ -20,8 +20,6 @@ from archspec.syntax.parser import build_lark, syntax_error
 
 _HOLE = re.compile(r"\{([^{}]*)\}")
 
-PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
-              "+": 5, "-": 5, "*": 6, "/": 6, "//": 6, "%": 6}
 
 
 class Body(tuple):
@@ -255,13 +253,13 @@ class ToIR(Transformer):
     def _climb(self, items: list[Any], pos: int, min_prec: int) -> tuple[Any, int]:
         """Precedence climbing over ``[NOT*] operand (op [NOT*] operand)*``."""
         if isinstance(items[pos], Token) and items[pos].type == "NOT":
-            operand, end = self._climb(items, pos + 1, PRECEDENCE["not"])
+            operand, end = self._climb(items, pos + 1, ir.PRECEDENCE["not"])
             lhs: Any = ir.Not(operand=operand, span=self.span(items[pos], operand))
         else:
             lhs, end = items[pos], pos + 1
         while end < len(items):
             op = str(items[end])
-            prec = PRECEDENCE[op]
+            prec = ir.PRECEDENCE[op]
             if prec < min_prec:
                 break
             rhs, after = self._climb(items, end + 1, prec + 1)
