@@ -149,7 +149,7 @@ def test_imports_bring_blocks(tmp_path) -> None:
 
 
 def test_overrides_change_the_network() -> None:
-    spec = archspec.load("specs/resnet18.arch", num_classes=10)
+    spec = archspec.load(SPECS / "resnet18.arch", num_classes=10)
     assert archspec.analyze(spec).outputs["output"] == [1, 10]
 
 
