@@ -43,8 +43,8 @@ class ShapesDataset(Dataset):
 
     def __init__(self, n: int, classes: int, shape: tuple[int, ...], seed: int = 0) -> None:
         if len(shape) != 3:
-            raise ValueError(f"the built-in dataset makes images (C, H, W); the spec's input is "
-                             f"{list(shape)}")
+            raise RuntimeError(f"the built-in dataset makes images (C, H, W); the spec's input "
+                               f"is {list(shape)}: pass an image folder with --data")
         self.n, self.classes, self.shape, self.seed = n, min(classes, len(SHAPES)), shape, seed
         _, h, w = shape
         ys = torch.linspace(-1.0, 1.0, h).view(h, 1).expand(h, w)

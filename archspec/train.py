@@ -184,6 +184,9 @@ class Trainer:
         self.device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.dist = setup_distributed(self.device)
         train, val, test, self.n_classes = datasets(spec, cfg)
+        if not cfg.data and self.dist.main:
+            log(f"built-in dataset: {cfg.samples} generated images of {self.n_classes} shape "
+                f"classes (split 7:2:1)")
         self.train_loader = _loader(train, cfg, self.dist, shuffle=True)
         self.val_loader = _loader(val, cfg, self.dist, shuffle=False)
         self.test_loader = _loader(test, cfg, self.dist, shuffle=False)
