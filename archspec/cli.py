@@ -285,8 +285,13 @@ def bench(spec: str, backend: str, batch: int, device: str, threads: int | None,
     """
     from archspec.runtime_bench import run_bench
 
-    for line in run_bench(_load(spec, sets), backend, batch, device, threads, runs):
-        click.echo(line)
+    try:
+        for line in run_bench(_load(spec, sets), backend, batch, device, threads, runs):
+            click.echo(line)
+    except RuntimeError as exc:
+        if debug:
+            raise
+        raise click.ClickException(str(exc)) from None
 
 
 @cli.command(context_settings=_CONTEXT)

@@ -127,7 +127,8 @@ def test_weights_that_do_not_fit_list_the_differences(tmp_path, capsys, monkeypa
     code, _, err = run_cli(["export", "specs/resnet18.arch", "-o", str(tmp_path / "m.onnx"),
                             "--weights", str(weights)], capsys)
     assert code == 1 and "Traceback" not in err
-    assert "wrong shape: fc.weight is [10, 512], the spec needs [1000, 512]" in err
+    assert "resnet18.arch:" in err.splitlines()[0] and "2 wrong-shape entries" in err
+    assert "`fc.weight` is [10, 512], this layer needs [1000, 512]" in err
     code, _, err = run_cli(["export", "specs/resnet18.arch", "-o", str(tmp_path / "m.onnx"),
                             "--weights", str(weights), "--set", "num_classes=10"], capsys)
     assert code == 0

@@ -23,7 +23,6 @@ from archspec.diagnostics import ArchspecError, Diagnostic, error
 from archspec.expander import expand
 from archspec.graph import Graph, OpNode
 from archspec.ops import REGISTRY, Ctx, ShapeError
-from archspec.source import NOWHERE
 
 
 class Builder:
@@ -95,27 +94,32 @@ def load_weights(source: str | Path | Mapping[str, Any] | None, spec: ir.Spec,
             state = state["state_dict"]
         expected = to_torch(graph, device="meta").state_dict()
         _check_state(dict(state), expected, str(source) if not isinstance(source, Mapping)
-                     else "the weights")
+                     else "the weights", graph)
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
 
 
-def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str) -> None:
+def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str,
+                 graph: Graph) -> None:
+    """One error listing every missing, unexpected and wrong-shape entry; each mismatch is
+    also a note at the layer it belongs to."""
     missing = sorted(set(expected) - set(state))
     extra = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected)
                    if tuple(state[k].shape) != tuple(expected[k].shape))
     if not (missing or extra or wrong):
         return
-    lines = [f"missing: {k} {list(expected[k].shape)}" for k in missing[:20]]
-    lines += [f"unexpected: {k} {list(state[k].shape)}" for k in extra[:20]]
-    lines += [f"wrong shape: {k} is {list(state[k].shape)}, the spec needs "
-              f"{list(expected[k].shape)}" for k in wrong[:20]]
-    more = len(missing) + len(extra) + len(wrong) - len(lines)
+    notes = [(f"`{k}` is {list(state[k].shape)}, this layer needs {list(expected[k].shape)}",
+              graph.nodes[k.rsplit(".", 1)[0]].span) for k in wrong[:10]]
+    notes += [(f"`{k}` {list(expected[k].shape)} is missing from the weights",
+               graph.nodes[k.rsplit(".", 1)[0]].span) for k in missing[:10]]
+    lines = [f"unexpected: {k} {list(state[k].shape)}" for k in extra[:10]]
+    span = notes[0][1] if notes else next(iter(graph.nodes.values())).span
     raise ArchspecError(Diagnostic(
         "E610", f"{where} does not fit the spec: {len(missing)} missing, {len(extra)} "
-        f"unexpected, {len(wrong)} wrong-shape entries:\n  " + "\n  ".join(lines)
-        + (f"\n  ... and {more} more" if more > 0 else ""), NOWHERE,
-        hint="check --set values (e.g. num_classes) and that the weights are for this spec"))
+        f"unexpected, {len(wrong)} wrong-shape entries" + "".join(f"; {ln}" for ln in lines)
+        + ("; ..." if len(extra) > 10 else ""), span,
+        hint="check --set values (e.g. num_classes) and that the weights are for this spec",
+        notes=tuple(notes)))
 
 
 def _lower(node: OpNode, b: Builder) -> None:
