@@ -47,7 +47,7 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
             continue
         size = max(f.size or 1 for f in ins)
         stride = max(f.stride or 1 for f in ins)
-        window = REGISTRY[n.op].window(n.attrs, len(n.shape) - 1)
+        window = REGISTRY[n.op].window(n.attrs)
         if window is not None:
             size += window.dilation[0] * (window.kernel[0] - 1) * stride
             stride *= window.stride[0]

@@ -190,8 +190,7 @@ class Ejector:
                 lines += self.init_lines(scope.scopes[name], _attr(target, [name]))
         return lines
 
-    def forward_lines(self, scope: Scope, names: dict[str, str], prefix: list[str],
-                      local: Scope) -> list[str]:
+    def forward_lines(self, scope: Scope, names: dict[str, str], prefix: list[str]) -> list[str]:
         """Statements computing every value of ``scope`` (inlined holders recurse)."""
         lines = []
         for name in scope.members:
@@ -206,7 +205,7 @@ class Ejector:
                 continue
             sub = scope.scopes[name]
             if self.constructor(sub) == "nn.Module()":
-                lines += self.forward_lines(sub, names, [*prefix, name], local)
+                lines += self.forward_lines(sub, names, [*prefix, name])
                 continue
             (src,), outs = self.boundary(sub)
             out = next(iter(outs))
@@ -240,7 +239,7 @@ class Ejector:
             arg = src if inputs is not None else ("x" if len(ins) == 1 else f"x{i}")
             names[src] = arg
             params.append(arg)
-        body = self.forward_lines(scope, names, [], scope)
+        body = self.forward_lines(scope, names, [])
         if outputs is None:
             ret = names[next(iter(self.boundary(scope)[1]))]
         elif len(outputs) == 1:

@@ -58,9 +58,6 @@ class Builder:
             self.initializers[full] = numpy_helper.from_array(array, full)
         return full
 
-    def has(self, key: str) -> bool:
-        return f"{self.prefix}.{key}" in self.weights
-
     def const(self, key: str, value: Any, dtype: Any = None) -> str:
         """A constant initialiser named ``<layer>::<key>``."""
         name = f"{self.prefix}::{key}"

@@ -107,7 +107,7 @@ class OpDef:
     positional: tuple[str, ...] = ()
     category: str = "other"
     inputs: tuple[int, int | None] = (1, 1)
-    window: Callable[[Any, int], Window | None] = field(default=lambda attrs, rank: None)
+    window: Callable[[Any], Window | None] = field(default=lambda attrs: None)
     warn: Callable[[tuple[Shape, ...], Any], list[str]] = field(default=lambda i, a: [])
     torch: Callable[[Ctx], Any] | None = None
     torch_fn: Callable[[Ctx], tuple[Callable[..., Any], dict[str, Any], bool]] | None = None

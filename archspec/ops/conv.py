@@ -100,7 +100,7 @@ def make_conv(rank: int) -> OpDef:
         return Cost(params=weights + (a.out if a.bias else 0), macs=n_out * per_out, bias=bias,
                     flops=2 * n_out * per_out + bias, in_numel=numel(ctx.x), out_numel=n_out)
 
-    def window(attrs: ConvAttrs, r: int) -> Window:
+    def window(attrs: ConvAttrs) -> Window:
         k, s, d, _ = _geometry(attrs, rank)
         return Window(k, s, d)
 

@@ -65,7 +65,7 @@ def make_pool(kind: str, rank: int) -> OpDef:
         n = numel(ctx.out)
         return Cost(flops=n * per, in_numel=numel(ctx.x), out_numel=n)
 
-    def window(a: PoolAttrs, r: int) -> Window:
+    def window(a: PoolAttrs) -> Window:
         k, s, _, d = _geometry(a, rank)
         return Window(k, s, d)
 

@@ -63,11 +63,11 @@ def parse_source(source: SourceFile, fmt: str) -> ir.Spec:
         from archspec.syntax.to_ir import parse
 
         spec = parts_to_spec(parse(source), source)
-    _check(spec, source)
+    _check(spec)
     return spec
 
 
-def _check(spec: ir.Spec, source: SourceFile) -> None:
+def _check(spec: ir.Spec) -> None:
     """Checks of a whole file that no single grammar rule can make."""
     if not spec.inputs and (spec.body or spec.span is not NOWHERE):
         where = spec.body[0].span if spec.body else spec.span
