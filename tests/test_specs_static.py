@@ -71,3 +71,15 @@ def test_state_dict_keys_and_shapes_equal_torchvision(name: str) -> None:
     theirs = _torchvision_model(name).state_dict()
     assert {k: tuple(v.shape) for k, v in ours.items()} == \
         {k: tuple(v.shape) for k, v in theirs.items()}
+
+
+def test_receptive_field_and_stride() -> None:
+    """Published receptive fields: VGG-16 conv5_3 sees 196 pixels, pool5 212, at strides 16 and
+    32 (Araujo et al., "Computing Receptive Fields of CNNs", Distill 2019); two stacked 3x3
+    convolutions see 5x5 and three see 7x7 (Simonyan & Zisserman, 2014)."""
+    rows = {r.name: r for r in archspec.analyze(archspec.load(SPECS / "vgg16.arch")).layers}
+    assert (rows["features.28"].receptive_field, rows["features.28"].stride) == (196, 16)
+    assert (rows["features.30"].receptive_field, rows["features.30"].stride) == (212, 32)
+    stack = archspec.loads("network s\ninput x: 3x32x32\nrepeat 3 conv2d(8, 3, padding=1)\n")
+    fields = [r.receptive_field for r in archspec.analyze(stack).layers]
+    assert fields == [3, 5, 7]
