@@ -74,3 +74,26 @@ def test_thop_live(name: str) -> None:
     for model in _models(name):
         macs, _ = thop.profile(model, inputs=(torch.zeros(1, 3, 224, 224),), verbose=False)
         assert _macs(name, "thop") == int(macs)
+
+
+@pytest.mark.parametrize(("name", "torchinfo_mb", "fvcore_acts"), [
+    ("resnet18", "39.75", 2_484_712), ("resnet50", "177.83", 11_114_984),
+    ("vgg16", "108.45", 13_556_712)])
+def test_memory_figures_of_other_tools(name: str, torchinfo_mb: str, fvcore_acts: int) -> None:
+    """references.md: torchinfo's forward/backward pass size and fvcore's activation count."""
+    totals = archspec.analyze(archspec.load(SPECS / f"{name}.arch")).totals
+    assert f"{totals['torchinfo_forward_backward_bytes'] / 1e6:.2f}" == torchinfo_mb
+    assert totals["fvcore_activations"] == fvcore_acts
+
+
+def test_memory_figures_live() -> None:
+    torchinfo = pytest.importorskip("torchinfo")
+    fvcore = pytest.importorskip("fvcore.nn")
+    model = torchvision.models.googlenet(weights=None, aux_logits=False,
+                                         init_weights=False).eval()
+    totals = archspec.analyze(archspec.load(SPECS / "googlenet.arch")).totals
+    stats = torchinfo.summary(model, input_size=(1, 3, 224, 224), verbose=0)
+    assert totals["torchinfo_forward_backward_bytes"] == stats.total_output_bytes
+    acts = fvcore.ActivationCountAnalysis(model, torch.zeros(1, 3, 224, 224))
+    acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    assert totals["fvcore_activations"] == acts.total()

@@ -91,7 +91,9 @@ def _totals(report: Report) -> list[str]:
         f"FLOPs: {t['flops']:,} ({human(t['flops'])}FLOPs) [archspec full count]",
         f"Activation memory: {mb(t['activation_bytes'])} (sum of layer outputs), "
         f"peak {mb(t['peak_activation_bytes'])} (inference, freeing dead tensors)",
-        f"Params size: {mb(t['param_bytes'])}; input size: {mb(t['input_bytes'])}",
+        f"Params size: {mb(t['param_bytes'])}; input size: {mb(t['input_bytes'])}; torchinfo "
+        f"forward/backward pass size: {mb(t['torchinfo_forward_backward_bytes'])}; fvcore "
+        f"activations: {t['fvcore_activations']:,}",
         f"Layers: {t['layers']}; outputs: {outs}",
     ]
 

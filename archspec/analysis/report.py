@@ -95,12 +95,25 @@ def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",
     totals["peak_activation_bytes"] = passes.peak_bytes(
         g, {r.name: r.activation_bytes for r in layers}, input_bytes)
     totals["layers"] = len(layers)
+    totals.update(_other_tools_memory(layers))
     return Report(
         network=g.name, batch=batch, dtype=dtype, convention=convention,
         inputs={k: [batch, *s] for k, s in g.inputs.items()},
         outputs={k: [batch, *g.shape_of(v)] for k, v in g.outputs.items()},
         layers=layers, blocks=blocks, totals=totals, warnings=list(g.warnings),
         params=g.params)
+
+
+def _other_tools_memory(layers: list[Row]) -> dict[str, int]:
+    """Memory figures as other tools define them: torchinfo's "Forward/backward pass size"
+    (2 x the bytes of every output of a layer with parameters) and fvcore's activation count
+    (output elements of convolutions and linear layers)."""
+    from archspec.ops import REGISTRY
+
+    with_params = sum(r.activation_bytes for r in layers if r.params)
+    weighted = sum(numel(r.output_shape) for r in layers if REGISTRY[r.op].category == "linear")
+    return {"torchinfo_forward_backward_bytes": 2 * with_params,
+            "fvcore_activations": weighted}
 
 
 def _layer_rows(g: Graph, batch: int, dtype: str, convention: str) -> list[Row]:
