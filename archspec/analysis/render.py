@@ -46,7 +46,7 @@ def _shape(row_shape: list[int], symbolic: bool) -> str:
 
 
 def _rf(row: Row) -> str:
-    if row.kind == "block" or row.receptive_field is None:
+    if row.receptive_field is None:
         return ""
     return f"{row.receptive_field}/{row.stride}"
 

@@ -139,9 +139,13 @@ def _block_rows(g: Graph, layers: list[Row]) -> list[Row]:
             if prefix in sums:
                 for m in METRICS:
                     sums[prefix][m] += getattr(row, m)
+    by_name = {r.name: r for r in layers}
     rows = []
     for path, scope in g.scopes.items():
         out = [layers[0].output_shape[0], *g.shape_of(scope.output)] if layers else []
+        last = by_name.get(scope.output)
         rows.append(Row(name=path, op=scope.kind, kind="block", depth=path.count("."),
-                        output_shape=out, line=scope.span.line, **sums[path]))
+                        output_shape=out, line=scope.span.line, **sums[path],
+                        receptive_field=last.receptive_field if last else None,
+                        stride=last.stride if last else None))
     return rows
