@@ -78,6 +78,7 @@ def cli() -> None:
     \b
     Analyse a spec without running it:   archspec check specs/googlenet.arch
     See what blocks and repeats made:    archspec expand specs/resnet18.arch
+    Draw it (Graphviz or Mermaid):       archspec graph specs/resnet18.arch --depth 1
     Convert between text and YAML:       archspec convert specs/vgg16.arch --to yaml
     Eject PyTorch source:                archspec compile specs/resnet18.arch -o model.py
     Train (built-in data, or --data):    archspec train specs/classic/lenet5_1998.arch
@@ -144,6 +145,27 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
     graph = run_expand(_load(spec, sets))
     _warn(graph.warnings)
     click.echo(graph_text(graph))
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot",
+              show_default=True)
+@click.option("--depth", type=click.IntRange(min=1), default=None,
+              help="Levels of blocks to draw; deeper layers fold into their block (default: "
+                   "every layer).")
+@set_option
+@debug_option
+def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: bool) -> None:
+    """Draw SPEC's expanded network as Graphviz DOT or Mermaid.
+
+        archspec graph specs/resnet18.arch --depth 1 | dot -Tsvg > resnet18.svg
+    """
+    from archspec.analysis.diagram import dot, mermaid
+    from archspec.expander import expand as run_expand
+
+    expanded = run_expand(_load(spec, sets))
+    click.echo((dot if fmt == "dot" else mermaid)(expanded, depth))
 
 
 @cli.command(name="compile", context_settings=_CONTEXT)

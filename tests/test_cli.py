@@ -10,6 +10,7 @@ import pytest
 from conftest import GOLDEN, ROOT
 from test_errors import run_cli
 
+import archspec
 from archspec.cli import main
 
 
@@ -132,7 +133,8 @@ def test_help_teaches(capsys) -> None:
 
 
 def test_check_never_imports_torch_or_onnx() -> None:
-    code = ("import sys; from archspec.cli import main\n"
+    code = ("import sys; import archspec
+from archspec.cli import main\n"
             "try:\n    main(['check', 'specs/googlenet.arch', '--format', 'json'])\n"
             "except SystemExit: pass\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', "
@@ -158,3 +160,14 @@ def test_docs_ops_md_is_generated_from_the_registry() -> None:
     from archspec.ops.reference import markdown
 
     assert (ROOT / "docs" / "ops.md").read_text() == markdown() + "\n"
+
+
+def test_graph_dot_and_mermaid(capsys, monkeypatch) -> None:
+    monkeypatch.chdir(ROOT)
+    code, out, _ = run_cli(["graph", "specs/resnet18.arch", "--depth", "1"], capsys)
+    assert code == 0 and out.startswith('digraph "resnet18"')
+    assert '"layer1" -> "layer2" [label="64x56x56"' in out and "layer1.0" not in out
+    code, out, _ = run_cli(["graph", "specs/googlenet.arch", "--format", "mermaid"], capsys)
+    assert code == 0 and out.startswith("flowchart TD") and "inception3a.branch2.1.conv" in out
+    graph = archspec.expand(archspec.load("specs/googlenet.arch"))
+    assert out.count("-->") == sum(len(n.inputs) for n in graph)
