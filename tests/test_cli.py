@@ -133,8 +133,7 @@ def test_help_teaches(capsys) -> None:
 
 
 def test_check_never_imports_torch_or_onnx() -> None:
-    code = ("import sys; import archspec
-from archspec.cli import main\n"
+    code = ("import sys; from archspec.cli import main\n"
             "try:\n    main(['check', 'specs/googlenet.arch', '--format', 'json'])\n"
             "except SystemExit: pass\n"
             "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'onnx', "
