@@ -351,7 +351,7 @@ def ops(name: str | None, markdown: bool) -> None:
         op = REGISTRY.get(name)
         if op is None:
             raise click.BadParameter(f"unknown op {name!r}", param_hint="NAME")
-        click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category}")
+        click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category.value}")
     else:
         for op in unique_ops():
             alias = f" (alias: {', '.join(op.aliases)})" if op.aliases else ""

@@ -9,6 +9,21 @@ import torchvision
 from conftest import SPECS
 
 import archspec
+from archspec.analysis.conventions import CONVENTIONS
+from archspec.ops import REGISTRY, Category
+
+
+@pytest.mark.parametrize("convention", sorted(CONVENTIONS))
+def test_every_convention_decides_every_category(convention: str) -> None:
+    """No category is missing or both counted and uncounted: a new category (or op family)
+    fails here until each tool's way of counting it is written down."""
+    table = CONVENTIONS[convention]
+    assert set(table.rules) | table.uncounted == set(Category)
+    assert not set(table.rules) & table.uncounted
+
+
+def test_every_op_has_a_closed_category() -> None:
+    assert all(isinstance(op.category, Category) for op in REGISTRY.values())
 
 
 def _macs(name: str, convention: str) -> int:

@@ -62,8 +62,7 @@ def _check(call: str, shape: tuple[int, ...]) -> None:
     (node,) = graph.nodes.values()
     op = REGISTRY[node.op]
     cost = op.cost(Ctx(node.in_shapes, node.shape, node.attrs))
-    module = op.torch(Ctx(node.in_shapes, node.shape, node.attrs)).eval()
-    assert module is not None
+    module = to_torch(graph).eval()
     x = torch.randn(2, *shape)
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():

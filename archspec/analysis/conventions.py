@@ -1,6 +1,7 @@
 """Counting conventions: how third-party tools count "MACs"/"FLOPs", reproduced from our costs.
 
-Each convention maps an op's category and its :class:`Cost` (per sample) to a count. The
+Each convention is a table with one rule per op :class:`Category` (a test checks that no
+category is missing), mapping an op's :class:`Cost` (per sample) to that tool's count. The
 ``torchvision`` convention is archspec's ``macs``; the others let a user compare numbers with
 the tool they already use. See docs/conventions.md for the table and sources.
 """
@@ -8,62 +9,112 @@ the tool they already use. See docs/conventions.md for the table and sources.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
-from archspec.ops.base import Cost
+from archspec.ops.base import Category, Cost
 
-Rule = Callable[[str, Cost], int]
-
-
-def _torchvision(cat: str, c: Cost) -> int:
-    return c.macs if cat == "linear" else 0
+C = Category
+Rule = Callable[[Cost], int]
 
 
-def _torchinfo(cat: str, c: Cost) -> int:
-    if cat == "linear":
-        return c.macs + c.bias
-    return c.params if cat == "norm" else 0
+def zero(c: Cost) -> int:
+    return 0
 
 
-def _fvcore(cat: str, c: Cost) -> int:
-    if cat == "linear":
-        return c.macs
-    if cat == "norm":
-        return c.in_numel * (2 if c.params else 1)
-    return c.in_numel if cat == "adaptive_avg" else 0
+def macs(c: Cost) -> int:
+    return c.macs
 
 
+def macs_bias(c: Cost) -> int:
+    return c.macs + c.bias
+
+
+def params(c: Cost) -> int:
+    return c.params
+
+
+def in_numel(c: Cost) -> int:
+    return c.in_numel
+
+
+def out_numel(c: Cost) -> int:
+    return c.out_numel
+
+
+def times(k: int, of: Rule) -> Rule:
+    """``k`` times another rule (ptflops counts a module hook and the functional it calls)."""
+    return lambda c: k * of(c)
+
+
+def affine(with_affine: int, without: int) -> Rule:
+    """``with_affine`` (or ``without``) per input element, by whether the op has params."""
+    return lambda c: c.in_numel * (with_affine if c.params else without)
+
+
+@dataclass(frozen=True)
+class Convention:
+    """One tool's way of counting: a rule per counted category, the categories it does not
+    count, and a one-line description. Together they name every :class:`Category` exactly
+    once (tests/test_conventions.py), so a new category needs a decision in every tool."""
+
+    doc: str
+    rules: dict[Category, Rule]
+    uncounted: frozenset[Category]
+
+    def count(self, category: Category, cost: Cost) -> int:
+        """This tool's count for one op of ``category`` with ``cost``."""
+        return 0 if category in self.uncounted else self.rules[category](cost)
+
+
+def _none(*names: str) -> frozenset[Category]:
+    """The categories a tool does not count, listed by name (never derived from the rules, so
+    a new category fails the completeness test until every tool has a decision for it)."""
+    return frozenset(Category(n) for n in names)
+
+
+_MOVES = ("add", "mul", "concat", "reduce", "move")
+_ACTS = ("relu", "leaky_relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "softmax",
+         "hardswish", "hardsigmoid")
 _POOLS = ("maxpool", "avgpool", "adaptive_avg", "adaptive_max")
 
 
-def _ptflops(cat: str, c: Cost) -> int:
+CONVENTIONS: dict[str, Convention] = {
+    "torchvision": Convention(
+        "multiply-accumulates of conv/linear weights, no bias (torchvision _ops, "
+        "FlopCounterMode/2)",
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs},
+        _none("batchnorm", "groupnorm", "lrn", *_ACTS, *_POOLS, *_MOVES, "upsample_nearest",
+              "upsample_linear")),
+    "torchinfo": Convention(
+        "torchinfo Mult-Adds: conv/linear MACs + bias, norm params",
+        {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.BATCHNORM: params,
+         C.GROUPNORM: params},
+        _none("lrn", *_ACTS, *_POOLS, *_MOVES, "upsample_nearest", "upsample_linear")),
+    "fvcore": Convention(
+        "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel",
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.BATCHNORM: affine(2, 1),
+         C.GROUPNORM: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
+         C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel)},
+        _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES)),
     # ptflops' pytorch backend hooks modules *and* patches torch.nn.functional, so an nn.ReLU
     # or a pooling module is counted twice (module hook + the F.relu / F.*_pool it calls).
-    if cat == "linear":
-        return c.macs + c.bias
-    if cat == "norm":
-        return c.in_numel * (2 if c.params else 1)
-    if cat == "act":
-        return 2 * c.out_numel
-    return 2 * c.in_numel if cat in _POOLS else 0
-
-
-def _thop(cat: str, c: Cost) -> int:
-    if cat == "linear":
-        return c.macs
-    if cat == "norm":
-        return c.in_numel * (4 if c.params else 2)
-    if cat == "adaptive_avg":
-        return c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1)
-    return c.out_numel if cat == "avgpool" else 0
-
-
-CONVENTIONS: dict[str, tuple[Rule, str]] = {
-    "torchvision": (_torchvision, "multiply-accumulates of conv/linear weights, no bias "
-                                  "(torchvision _ops, FlopCounterMode/2)"),
-    "torchinfo": (_torchinfo, "torchinfo Mult-Adds: conv/linear MACs + bias, BN params"),
-    "fvcore": (_fvcore, "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel"),
-    "ptflops": (_ptflops, "ptflops: conv/linear MACs + bias, BN 2 x numel, ReLU 2 x numel, "
-                          "pooling 2 x input numel"),
-    "thop": (_thop, "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg "
-                    "pool (k+1) x out"),
+    "ptflops": Convention(
+        "ptflops: conv/linear MACs + bias, BN 2 x numel, ReLU 2 x numel, pooling 2 x input "
+        "numel",
+        {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.BATCHNORM: affine(2, 1),
+         C.GROUPNORM: affine(2, 1), C.RELU: times(2, out_numel), C.LEAKY_RELU: out_numel,
+         C.RELU6: out_numel, C.GELU: times(2, out_numel), C.SILU: out_numel,
+         C.SOFTMAX: out_numel, C.MAXPOOL: times(2, in_numel),
+         C.AVGPOOL: times(2, in_numel), C.ADAPTIVE_AVG: times(2, in_numel),
+         C.ADAPTIVE_MAX: times(2, in_numel), C.UPSAMPLE_NEAREST: times(2, out_numel),
+         C.UPSAMPLE_LINEAR: times(2, out_numel)},
+        _none("lrn", "sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
+    "thop": Convention(
+        "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
+        "out",
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.BATCHNORM: affine(4, 2),
+         C.AVGPOOL: out_numel,
+         C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1)},
+        _none("groupnorm", "lrn", *_ACTS, "maxpool", "adaptive_max", *_MOVES,
+              "upsample_nearest", "upsample_linear")),
 }

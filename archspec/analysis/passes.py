@@ -6,6 +6,7 @@ All counts are per sample unless a function takes ``batch``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fractions import Fraction
 
 from archspec.analysis.conventions import CONVENTIONS
 from archspec.graph import Graph
@@ -22,39 +23,35 @@ def costs(graph: Graph) -> dict[str, Cost]:
 
 def convention_macs(graph: Graph, node_costs: dict[str, Cost], convention: str) -> dict[str, int]:
     """Per-sample MACs of every node counted the way ``convention`` counts them."""
-    rule, _ = CONVENTIONS[convention]
-    return {n.id: rule(REGISTRY[n.op].category, node_costs[n.id]) for n in graph}
+    counting = CONVENTIONS[convention]
+    return {n.id: counting.count(REGISTRY[n.op].category, node_costs[n.id]) for n in graph}
 
 
 @dataclass(frozen=True)
 class Field:
-    """Receptive field (input pixels seen along one spatial axis) and cumulative stride.
+    """Receptive field (input pixels seen along one spatial axis) and cumulative stride (input
+    pixels between neighbouring outputs; a fraction after upsampling).
 
     ``None`` values mean "global": the layer has pooled or flattened the spatial dims away.
     """
 
-    size: int | None
-    stride: int | None
+    size: Fraction | None
+    stride: Fraction | None
 
 
 def receptive_fields(graph: Graph) -> dict[str, Field]:
-    """Receptive field and cumulative stride of every node, along the first spatial axis."""
-    out: dict[str, Field] = {name: Field(1, 1) for name in graph.inputs}
+    """Receptive field and cumulative stride of every node, along the first spatial axis, from
+    each op's ``step`` rule (the field grows by ``extra`` input jumps; the jump scales)."""
+    out: dict[str, Field] = {name: Field(Fraction(1), Fraction(1)) for name in graph.inputs}
     for n in graph:
         ins = [out[i] for i in n.inputs]
-        if any(f.size is None for f in ins) or len(n.shape) < 2:
+        step = REGISTRY[n.op].step(Ctx(n.in_shapes, n.shape, n.attrs))
+        if any(f.size is None for f in ins) or step.collapse or len(n.shape) < 2:
             out[n.id] = Field(None, None)
             continue
-        size = max(f.size or 1 for f in ins)
-        stride = max(f.stride or 1 for f in ins)
-        window = REGISTRY[n.op].window(n.attrs)
-        if window is not None:
-            size += window.dilation[0] * (window.kernel[0] - 1) * stride
-            stride *= window.stride[0]
-        elif REGISTRY[n.op].category in ("adaptive_avg", "adaptive_max"):
-            out[n.id] = Field(None, None)
-            continue
-        out[n.id] = Field(size, stride)
+        size = max(f.size for f in ins)
+        jump = max(f.stride for f in ins)
+        out[n.id] = Field(size + step.extra * jump, jump * step.stride)
     return out
 
 

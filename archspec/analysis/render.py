@@ -87,7 +87,7 @@ def _totals(report: Report) -> list[str]:
         f"Trainable params: {t['trainable_params']:,}",
         f"Buffers: {t['buffers']:,}",
         f"MACs: {t['macs']:,} ({human(t['macs'])}MACs) [{report.convention}: "
-        f"{CONVENTIONS[report.convention][1]}]",
+        f"{CONVENTIONS[report.convention].doc}]",
         f"FLOPs: {t['flops']:,} ({human(t['flops'])}FLOPs) [archspec full count]",
         f"Activation memory: {mb(t['activation_bytes'])} (sum of layer outputs), "
         f"peak {mb(t['peak_activation_bytes'])} (inference, freeing dead tensors)",

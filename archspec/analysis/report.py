@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from fractions import Fraction
 from typing import Any
 
 from archspec import ir
@@ -35,8 +36,8 @@ class Row:
     macs: int
     flops: int
     activation_bytes: int
-    receptive_field: int | None = None
-    stride: int | None = None
+    receptive_field: int | float | None = None
+    stride: int | float | None = None
     line: int = 0
 
 
@@ -62,7 +63,7 @@ class Report:
         return {
             "network": self.network, "batch": self.batch, "dtype": self.dtype,
             "convention": {"name": self.convention,
-                           "macs": CONVENTIONS[self.convention][1]},
+                           "macs": CONVENTIONS[self.convention].doc},
             "params": self.params, "inputs": self.inputs, "outputs": self.outputs,
             "totals": self.totals,
             "layers": [dict(vars(r)) for r in self.layers],
@@ -108,10 +109,11 @@ def _other_tools_memory(layers: list[Row]) -> dict[str, int]:
     """Memory figures as other tools define them: torchinfo's "Forward/backward pass size"
     (2 x the bytes of every output of a layer with parameters) and fvcore's activation count
     (output elements of convolutions and linear layers)."""
-    from archspec.ops import REGISTRY
+    from archspec.ops import REGISTRY, Category
 
     with_params = sum(r.activation_bytes for r in layers if r.params)
-    weighted = sum(numel(r.output_shape) for r in layers if REGISTRY[r.op].category == "linear")
+    weighted = sum(numel(r.output_shape) for r in layers
+                   if REGISTRY[r.op].category in (Category.WEIGHTED, Category.TRANSPOSED))
     return {"torchinfo_forward_backward_bytes": 2 * with_params,
             "fvcore_activations": weighted}
 
@@ -125,8 +127,15 @@ def _layer_rows(g: Graph, batch: int, dtype: str, convention: str) -> list[Row]:
                 output_shape=[batch, *n.shape], params=costs[n.id].params,
                 buffers=costs[n.id].buffers, macs=macs[n.id] * batch,
                 flops=costs[n.id].flops * batch, activation_bytes=mem[n.id],
-                receptive_field=fields[n.id].size, stride=fields[n.id].stride,
-                line=n.span.line) for n in g]
+                receptive_field=_number(fields[n.id].size),
+                stride=_number(fields[n.id].stride), line=n.span.line) for n in g]
+
+
+def _number(value: Fraction | None) -> int | float | None:
+    """An exact fraction as a JSON-friendly number: an int when whole."""
+    if value is None:
+        return None
+    return int(value) if value.denominator == 1 else round(float(value), 4)
 
 
 def _block_rows(g: Graph, layers: list[Row]) -> list[Row]:

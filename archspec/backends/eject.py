@@ -12,21 +12,16 @@ A scope (block call or labelled group) becomes:
 
 from __future__ import annotations
 
-import inspect
 import keyword
-import operator
 import re
 from dataclasses import dataclass, field
-from typing import Any
-
-import torch
-from torch import nn
 
 from archspec import ir
 from archspec.backends.torch import lower, may_overwrite_input
 from archspec.expander import expand
 from archspec.graph import Graph
 from archspec.initializers import resolve
+from archspec.ops import Function, Module
 
 
 @dataclass
@@ -69,36 +64,33 @@ def _ensure(index: dict[str, Scope], path: str, graph: Graph) -> Scope:
     return scope
 
 
-def module_source(module: nn.Module) -> str:
-    """``nn.Conv2d(3, 64, kernel_size=(7, 7), ...)``: constructor call that rebuilds ``module``,
-    read back from its attributes (arguments equal to their defaults are left out)."""
-    cls = type(module)
-    params = inspect.signature(cls.__init__).parameters
-    args = []
-    for name, p in params.items():
-        if name in ("self", "device", "dtype") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        value = getattr(module, name)
-        if name == "bias" and not isinstance(value, bool):
-            value = value is not None
-        if isinstance(value, tuple) and value and all(v == value[0] for v in value):
-            value = value[0]
-        if p.default is inspect.Parameter.empty:
-            args.append(repr(value))
-        elif value != p.default:
-            args.append(f"{name}={value!r}")
-    return f"nn.{cls.__name__}({', '.join(args)})"
+def qualified_source(target: str) -> str:
+    """How generated code names a qualified target: ``torch.nn.Conv2d`` -> ``nn.Conv2d``."""
+    if target.startswith("torch.nn.") and target.count(".") == 2:
+        return "nn." + target.rsplit(".", 1)[1]
+    if target.startswith(("archspec.backends.modules.", "builtins.")):
+        return target.rsplit(".", 1)[1]
+    return target
 
 
-def _function_source(fn: Any, args: list[str], kwargs: dict[str, Any], as_list: bool) -> str:
-    if fn is operator.add:
-        return " + ".join(args)
-    if fn is operator.iadd:
-        return f"{args[0]}.add_({args[1]})"
-    name = fn.__name__ if fn.__module__ == "builtins" else f"torch.{fn.__name__}"
-    parts = [f"[{', '.join(args)}]"] if as_list else list(args)
-    parts += [f"{k}={v!r}" for k, v in kwargs.items()]
-    return f"{name}({', '.join(parts)})"
+def module_source(call: Module) -> str:
+    """``nn.Conv2d(3, 64, 7, stride=2)``: the constructor call a :class:`Module` describes."""
+    args = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
+    return f"{qualified_source(call.target)}({', '.join(args)})"
+
+
+_OPERATORS = {"operator.add": "+", "operator.mul": "*"}
+_INPLACE = {"operator.iadd": "add_", "operator.imul": "mul_"}
+
+
+def _function_source(call: Function, args: list[str]) -> str:
+    if call.target in _OPERATORS:
+        return f" {_OPERATORS[call.target]} ".join(args)
+    if call.target in _INPLACE:
+        return f"{args[0]}.{_INPLACE[call.target]}({args[1]})"
+    parts = [f"[{', '.join(args)}]"] if call.as_list else list(args)
+    parts += [f"{k}={v!r}" for k, v in call.kwargs]
+    return f"{qualified_source(call.target)}({', '.join(parts)})"
 
 
 def _attr(base: str, names: list[str]) -> str:
@@ -152,7 +144,7 @@ class Ejector:
         for name in scope.members:
             if name in scope.leaves:
                 node = self.graph.nodes[scope.leaves[name]]
-                if not isinstance(self.lowered[node.id], nn.Module) or node.inputs != (prev,):
+                if not isinstance(self.lowered[node.id], Module) or node.inputs != (prev,):
                     return False
                 prev = node.id
             else:
@@ -181,7 +173,7 @@ class Ejector:
         lines = []
         for name in scope.members:
             if name in scope.leaves and not isinstance(self.lowered[scope.leaves[name]],
-                                                       nn.Module):
+                                                       Module):
                 continue
             lines.append(f"{target}.add_module({name!r}, {self.member_source(scope, name)})"
                          if not name.isidentifier() or keyword.iskeyword(name)
@@ -200,7 +192,7 @@ class Ejector:
                 var = self.var(names, node.id, [*prefix, name])
                 low = self.lowered[node.id]
                 call = (f"{_attr('self', [*prefix, name])}({', '.join(args)})"
-                        if isinstance(low, nn.Module) else _function_source(*self._fn(low, args)))
+                        if isinstance(low, Module) else _function_source(low, args))
                 lines.append(f"{var} = {call}")
                 continue
             sub = scope.scopes[name]
@@ -212,11 +204,6 @@ class Ejector:
             var = self.var(names, out, [*prefix, name])
             lines.append(f"{var} = {_attr('self', [*prefix, name])}({names[src]})")
         return lines
-
-    @staticmethod
-    def _fn(low: Any, args: list[str]) -> tuple[Any, list[str], dict[str, Any], bool]:
-        fn, kwargs, as_list = low
-        return fn, args, kwargs, as_list
 
     @staticmethod
     def var(names: dict[str, str], value: str, path: list[str]) -> str:
@@ -282,13 +269,13 @@ class Ejector:
         if self.spec is None or not self.spec.inits:
             return []
         lines = ["with torch.no_grad():", "    for m in self.modules():"]
-        by_op = {n.op: type(self.lowered[n.id]).__name__ for n in self.graph
-                 if isinstance(self.lowered[n.id], nn.Module)}
+        by_op = {n.op: qualified_source(self.lowered[n.id].target) for n in self.graph
+                 if isinstance(self.lowered[n.id], Module)}
         for rule in self.spec.inits:
             if rule.op not in by_op:
                 continue
             func, kwargs, bias = resolve(rule)
-            lines.append(f"        if type(m) is nn.{by_op[rule.op]}:")
+            lines.append(f"        if type(m) is {by_op[rule.op]}:")
             if func is not None:
                 args = "".join(f", {k}={v!r}" for k, v in kwargs.items())
                 lines.append(f"            nn.init.{func}(m.weight{args})")
@@ -387,11 +374,10 @@ def _first(ej: Ejector, path: str) -> str:
 def eject(spec: ir.Spec, source_name: str = "") -> str:
     """Standalone PyTorch source for ``spec``; its last class is the network."""
     graph = expand(spec)
-    with torch.device("meta"):
-        ej = Ejector(graph, spec)
-        tree = build_tree(graph)
-        top = ej.define_class(tree, inputs=list(graph.inputs), outputs=graph.outputs,
-                              extra_init=ej.init_weights_lines())
+    ej = Ejector(graph, spec)
+    tree = build_tree(graph)
+    top = ej.define_class(tree, inputs=list(graph.inputs), outputs=graph.outputs,
+                          extra_init=ej.init_weights_lines())
     classes = Parametrizer(ej).run()
     origin = f" from {source_name}" if source_name else ""
     head = [f'"""Network `{graph.name}`, generated by archspec{origin}.', "",

@@ -121,9 +121,10 @@ def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str,
 
 def _lower(node: OpNode, b: Builder) -> None:
     op = REGISTRY[node.op]
-    if op.onnx is None:
-        raise error("E601", f"op `{node.op}` has no ONNX lowering", node.span,
-                    hint="add an `onnx` rule to its registry entry in archspec/ops/")
+    if b.opset < op.min_opset:
+        raise error("E603", f"`{node.id}` ({node.op}) needs ONNX opset {op.min_opset} or "
+                    f"newer, the export asks for {b.opset}", node.span,
+                    hint=f"export with --opset {op.min_opset} (or newer)")
     b.prefix = node.id
     try:
         op.onnx(Ctx(node.in_shapes, node.shape, node.attrs), b, list(node.inputs), node.id)

@@ -6,7 +6,7 @@ the spec's names; ``print(model.code)`` shows the generated ``forward``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import importlib
 from typing import Any
 
 import torch
@@ -16,9 +16,10 @@ from archspec import ir
 from archspec.diagnostics import error
 from archspec.expander import expand
 from archspec.graph import Graph, OpNode
-from archspec.ops import REGISTRY, Ctx, ShapeError
+from archspec.ops import REGISTRY, Ctx, Function, Module, ShapeError, TorchCall
 
-Function = tuple[Callable[..., Any], dict[str, Any], bool]
+# Where a torch rule's qualified names may point: nothing else is ever imported by name.
+ALLOWED_ROOTS = ("torch", "operator", "builtins", "archspec.backends.modules")
 
 
 def may_overwrite_input(graph: Graph, node: OpNode, readers: dict[str, list[str]]) -> bool:
@@ -33,32 +34,51 @@ def may_overwrite_input(graph: Graph, node: OpNode, readers: dict[str, list[str]
             and producer.fresh_output and not producer.keeps_output)
 
 
-def lower(node: OpNode, inplace: bool = False) -> nn.Module | Function:
-    """The node's module (from its op's ``torch`` rule), or ``(function, kwargs, as_list)``
-    for ops that are a function of their inputs (``torch_fn``)."""
+def lower(node: OpNode, inplace: bool = False) -> TorchCall:
+    """The node's torch call description, from its op's ``torch`` rule."""
     op = REGISTRY[node.op]
     ctx = Ctx(node.in_shapes, node.shape, node.attrs, inplace)
     try:
-        if op.torch_fn is not None:
-            return op.torch_fn(ctx)
-        if op.torch is None:
-            raise error("E501", f"op `{node.op}` has no PyTorch lowering", node.span,
-                        hint="add a `torch` rule to its registry entry in archspec/ops/")
         return op.torch(ctx)
     except ShapeError as exc:
         raise error("E502", f"cannot lower `{node.id}` to PyTorch: {exc.message}", node.span,
                     hint=exc.hint) from None
 
 
+def resolve(target: str) -> Any:
+    """The object a qualified name (``torch.nn.Conv2d``, ``operator.add``) names; only names
+    under :data:`ALLOWED_ROOTS` resolve."""
+    if not any(target == r or target.startswith(r + ".") for r in ALLOWED_ROOTS):
+        raise ValueError(f"torch rule target {target!r} is outside {ALLOWED_ROOTS}")
+    path, _, name = target.rpartition(".")
+    owner: Any = None
+    for cut in range(len(path.split(".")), 0, -1):  # the longest importable prefix
+        head = ".".join(path.split(".")[:cut])
+        try:
+            owner = importlib.import_module(head)
+        except ImportError:
+            continue
+        for attr in path.split(".")[cut:]:
+            owner = getattr(owner, attr)
+        break
+    return getattr(owner, name)
+
+
+def build_module(call: Module) -> nn.Module:
+    """Construct the ``nn.Module`` a :class:`Module` description names."""
+    return resolve(call.target)(*call.args, **dict(call.kwargs))
+
+
 def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
            modules: dict[str, nn.Module], inplace: bool) -> fx.Node:
     args = tuple(env[i] for i in node.inputs)
-    lowered = lower(node, inplace)
-    if isinstance(lowered, nn.Module):
-        modules[node.id] = lowered
+    call = lower(node, inplace)
+    if isinstance(call, Module):
+        modules[node.id] = build_module(call)
         return gfx.call_module(node.id, args)
-    fn, kwargs, as_list = lowered
-    return gfx.call_function(fn, (list(args),) if as_list else args, kwargs)
+    assert isinstance(call, Function)
+    return gfx.call_function(resolve(call.target), (list(args),) if call.as_list else args,
+                             dict(call.kwargs))
 
 
 def init_weights(graph: Graph, modules: dict[str, nn.Module],

@@ -5,6 +5,20 @@ case to tests/test_ops.py.
 """
 
 from archspec.ops import activation, conv, core, merge, norm, pool  # noqa: F401  (registers)
-from archspec.ops.base import REGISTRY, Attrs, Cost, Ctx, OpDef, Shape, ShapeError, Window
+from archspec.ops.base import (
+    REGISTRY,
+    Attrs,
+    Category,
+    Cost,
+    Ctx,
+    Function,
+    Module,
+    OpDef,
+    Shape,
+    ShapeError,
+    Step,
+    TorchCall,
+)
 
-__all__ = ["REGISTRY", "Attrs", "Cost", "Ctx", "OpDef", "Shape", "ShapeError", "Window"]
+__all__ = ["REGISTRY", "Attrs", "Category", "Cost", "Ctx", "Function", "Module", "OpDef",
+           "Shape", "ShapeError", "Step", "TorchCall"]

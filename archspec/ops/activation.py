@@ -5,7 +5,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
-from archspec.ops.base import Attrs, Ctx, NoAttrs, OpDef, elementwise_cost, register, same_shape
+from archspec.ops.base import (
+    POINTWISE,
+    Attrs,
+    Category,
+    Ctx,
+    Module,
+    NoAttrs,
+    OpDef,
+    elementwise_cost,
+    module,
+    register,
+    same_shape,
+)
 
 
 class LeakyAttrs(Attrs):
@@ -21,15 +33,14 @@ class SoftmaxAttrs(Attrs):
 
 
 def _module(cls_name: str, inplace: bool = False,
-            **kwargs: Callable[[Any], Any]) -> Callable[[Ctx], Any]:
+            **kwargs: Callable[[Any], Any]) -> Callable[[Ctx], Module]:
     """Torch rule building ``torch.nn.<cls_name>`` with kwargs computed from the attributes
     (and ``inplace=True`` where the op supports it and the backend allows it)."""
 
-    def build(ctx: Ctx) -> Any:
-        from torch import nn
-
+    def build(ctx: Ctx) -> Module:
         extra = {"inplace": True} if inplace and ctx.inplace else {}
-        return getattr(nn, cls_name)(**{k: f(ctx.attrs) for k, f in kwargs.items()}, **extra)
+        return module(f"torch.nn.{cls_name}", **{k: f(ctx.attrs) for k, f in kwargs.items()},
+                      **extra)
 
     return build
 
@@ -96,6 +107,7 @@ _KEEP_OUTPUT = {"relu", "sigmoid", "tanh", "softmax"}
 
 for _name, _attrs, _pos, _flops, _doc, _torch in _ACTIVATIONS:
     register(OpDef(name=_name, attrs=_attrs, infer=same_shape, cost=elementwise_cost(_flops),
-                   positional=_pos, category="act", torch=_torch, onnx=_ONNX[_name],
+                   positional=_pos, category=Category(_name), torch=_torch, onnx=_ONNX[_name],
+                   step=lambda ctx: POINTWISE,
                    keeps_output=_name in _KEEP_OUTPUT,
                    doc=f"{_doc} Shape unchanged; FLOPs: {_flops} per element."))

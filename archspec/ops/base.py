@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from enum import Enum
+from fractions import Fraction
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -57,13 +59,104 @@ class Cost:
     out_numel: int = 0
 
 
-@dataclass(frozen=True)
-class Window:
-    """Sliding-window geometry along the spatial dims, for receptive field and stride."""
+class Category(str, Enum):
+    """What kind of computation an op is, for the counting conventions of other tools.
 
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    dilation: tuple[int, ...]
+    Closed: every convention in analysis/conventions.py has a rule for every member (a test
+    checks it), so a new op never inherits another op's count by accident. Add a member when
+    some tool counts a new op differently from every existing one.
+    """
+
+    WEIGHTED = "weighted"  # convolution, linear: weight multiply-accumulates
+    TRANSPOSED = "transposed"  # transposed convolution
+    BATCHNORM = "batchnorm"
+    GROUPNORM = "groupnorm"
+    LRN = "lrn"
+    RELU = "relu"
+    LEAKY_RELU = "leaky_relu"
+    RELU6 = "relu6"
+    SIGMOID = "sigmoid"
+    TANH = "tanh"
+    GELU = "gelu"
+    SILU = "silu"
+    SOFTMAX = "softmax"
+    HARDSWISH = "hardswish"
+    HARDSIGMOID = "hardsigmoid"
+    MAXPOOL = "maxpool"
+    AVGPOOL = "avgpool"
+    ADAPTIVE_AVG = "adaptive_avg"
+    ADAPTIVE_MAX = "adaptive_max"
+    ADD = "add"
+    MUL = "mul"
+    CONCAT = "concat"
+    UPSAMPLE_NEAREST = "upsample_nearest"
+    UPSAMPLE_LINEAR = "upsample_linear"  # bilinear / trilinear / linear interpolation
+    REDUCE = "reduce"  # mean over dims
+    MOVE = "move"  # data movement only: flatten, slice, crop, shuffle, dropout, identity
+
+
+@dataclass(frozen=True)
+class Step:
+    """How an op changes the receptive field and the cumulative stride ("jump", in input
+    pixels between neighbouring outputs) along the first spatial axis.
+
+    The field grows by ``extra`` input-side jumps; the jump is multiplied by ``stride``
+    (a fraction below 1 for upsampling). ``collapse`` means the op mixes every position
+    (global pooling, flatten): the field is then global.
+    """
+
+    extra: Fraction | int = 0
+    stride: Fraction | int = 1
+    collapse: bool = False
+
+
+POINTWISE = Step()
+GLOBAL = Step(collapse=True)
+
+
+def window_step(kernel: int, stride: int, dilation: int = 1) -> Step:
+    """The step of a sliding window: the field grows by ``d*(k-1)`` jumps, the jump by ``s``."""
+    return Step(extra=dilation * (kernel - 1), stride=stride)
+
+
+@dataclass(frozen=True)
+class Module:
+    """Torch rule result: ``target(*args, **kwargs)`` builds an ``nn.Module`` that the forward
+    calls on the op's inputs. ``target`` is a qualified name (``torch.nn.Conv2d``, or a class
+    of ``archspec.backends.modules``, whose source an ejected file carries)."""
+
+    target: str
+    args: tuple[Any, ...] = ()
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class Function:
+    """Torch rule result: the forward applies ``target(*inputs, **kwargs)``, or
+    ``target([inputs], **kwargs)`` when ``as_list`` (``torch.cat``). ``target`` is a qualified
+    name: ``operator.add``, ``torch.cat``, ``torch.narrow``..."""
+
+    target: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+    as_list: bool = False
+
+
+TorchCall = Module | Function
+
+
+def changed(defaults: dict[str, Any], **values: Any) -> dict[str, Any]:
+    """The keyword arguments of ``values`` that differ from ``defaults`` (for tidy calls)."""
+    return {k: v for k, v in values.items() if k not in defaults or defaults[k] != v}
+
+
+def module(target: str, *args: Any, **kwargs: Any) -> Module:
+    """``Module`` from a Python-style call: ``module("torch.nn.ReLU", inplace=True)``."""
+    return Module(target, args, tuple(kwargs.items()))
+
+
+def function(target: str, as_list: bool = False, **kwargs: Any) -> Function:
+    """``Function`` from a Python-style call: ``function("torch.cat", True, dim=1)``."""
+    return Function(target, tuple(kwargs.items()), as_list)
 
 
 @dataclass(frozen=True)
@@ -88,14 +181,17 @@ class Ctx:
 class OpDef:
     """Everything archspec knows about one layer kind.
 
-    ``category`` groups ops for third-party counting conventions: ``linear`` (conv, linear),
-    ``norm``, ``act``, ``maxpool``, ``avgpool``, ``adaptive_avg``, ``adaptive_max``, ``merge``
-    or ``other``.
-    ``torch(ctx)`` returns the ``nn.Module`` that computes the op (torch is imported inside the
-    rule, never at module import). ``torch_fn(ctx)`` instead returns ``(function, kwargs,
-    as_list)`` for ops that are a plain function of their inputs (add, concat): the backend
-    calls ``function([*inputs], **kwargs)`` when ``as_list``, else ``function(*inputs, **kwargs)``.
-    ``onnx(ctx, b)`` emits the op's ONNX nodes through the builder ``b`` (backends/onnx.py).
+    Every rule is required, so that no op inherits a fact by default:
+
+    - ``category``: how third-party counting conventions count it (:class:`Category`).
+    - ``step(ctx)``: its effect on receptive field and cumulative stride (:class:`Step`).
+    - ``torch(ctx)``: a :class:`Module` or :class:`Function` describing the PyTorch call; the
+      fx backend builds it, ``archspec compile`` writes it as source. No torch import here.
+    - ``onnx(ctx, b, inputs, output)``: emits the op's ONNX nodes through the builder ``b``
+      (backends/onnx.py); ``min_opset`` is the lowest opset that rule supports.
+    - ``outputs(attrs)``: how many values a call produces (``a, b = split(2)``); each is a
+      node of its own, whose attributes carry ``index``. 1 for most ops.
+
     ``fresh_output`` and ``keeps_output`` decide when a consumer may work in place.
     """
 
@@ -103,15 +199,16 @@ class OpDef:
     attrs: type[Attrs]
     infer: Callable[[tuple[Shape, ...], Any], Shape]
     cost: Callable[[Ctx], Cost]
+    step: Callable[[Ctx], Step]
+    category: Category
+    torch: Callable[[Ctx], TorchCall]
+    onnx: Callable[..., Any]
     doc: str
     positional: tuple[str, ...] = ()
-    category: str = "other"
     inputs: tuple[int, int | None] = (1, 1)
-    window: Callable[[Any], Window | None] = field(default=lambda attrs: None)
-    warn: Callable[[tuple[Shape, ...], Any], list[str]] = field(default=lambda i, a: [])
-    torch: Callable[[Ctx], Any] | None = None
-    torch_fn: Callable[[Ctx], tuple[Callable[..., Any], dict[str, Any], bool]] | None = None
-    onnx: Callable[..., Any] | None = None
+    min_opset: int = 13
+    warn: Callable[[tuple[Shape, ...], Any], list[str]] = lambda i, a: []
+    outputs: Callable[[Any], int] | None = None
     aliases: tuple[str, ...] = ()
     fresh_output: bool = True  # False when the output may alias the input (views, identity)
     keeps_output: bool = False  # True when backward needs the op's own output

@@ -13,17 +13,22 @@ from pydantic import model_validator
 
 from archspec.ops.base import (
     Attrs,
+    Category,
     Cost,
     Ctx,
     IntOrTuple,
+    Module,
     OpDef,
     Shape,
     ShapeError,
-    Window,
+    Step,
+    changed,
     fmt_shape,
+    module,
     numel,
     register,
     tuple_of,
+    window_step,
 )
 from archspec.ops.window import check_rank, dropped_warnings, out_size
 
@@ -69,6 +74,10 @@ def _same_extra(attrs: ConvAttrs, k: tuple[int, ...], d: tuple[int, ...]) -> tup
     return tuple((di * (ki - 1)) % 2 for ki, di in zip(k, d))
 
 
+_TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
+                   "padding_mode": "zeros"}
+
+
 def make_conv(rank: int) -> OpDef:
     name = f"conv{rank}d"
 
@@ -100,22 +109,20 @@ def make_conv(rank: int) -> OpDef:
         return Cost(params=weights + (a.out if a.bias else 0), macs=n_out * per_out, bias=bias,
                     flops=2 * n_out * per_out + bias, in_numel=numel(ctx.x), out_numel=n_out)
 
-    def window(attrs: ConvAttrs) -> Window:
-        k, s, d, _ = _geometry(attrs, rank)
-        return Window(k, s, d)
+    def step(ctx: Ctx) -> Step:
+        k, s, d, _ = _geometry(ctx.attrs, rank)
+        return window_step(k[0], s[0], d[0])
 
     def warn(inputs: tuple[Shape, ...], attrs: ConvAttrs) -> list[str]:
         k, s, d, p = _geometry(attrs, rank)
         return dropped_warnings(inputs[0][1:], k, s, p, d)
 
-    def to_torch(ctx: Ctx) -> Any:
-        from torch import nn
-
+    def to_torch(ctx: Ctx) -> Module:
         a: ConvAttrs = ctx.attrs
-        cls = (nn.Conv1d, nn.Conv2d, nn.Conv3d)[rank - 1]
-        return cls(ctx.x[0], a.out, a.kernel, stride=a.stride, padding=a.padding,
-                   dilation=a.dilation, groups=a.groups, bias=a.bias,
-                   padding_mode=a.padding_mode)
+        return module(f"torch.nn.Conv{rank}d", ctx.x[0], a.out, a.kernel,
+                      **changed(_TORCH_DEFAULTS, stride=a.stride, padding=a.padding,
+                                dilation=a.dilation, groups=a.groups, bias=a.bias,
+                                padding_mode=a.padding_mode))
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
         a: ConvAttrs = ctx.attrs
@@ -133,9 +140,9 @@ def make_conv(rank: int) -> OpDef:
                dilations=list(d), pads=[*p, *ends], group=a.groups)
 
     return OpDef(
-        name=name, attrs=ConvAttrs, infer=infer, cost=cost, window=window, warn=warn,
+        name=name, attrs=ConvAttrs, infer=infer, cost=cost, step=step, warn=warn,
         torch=to_torch, onnx=to_onnx,
-        positional=("out", "kernel", "stride", "padding"), category="linear",
+        positional=("out", "kernel", "stride", "padding"), category=Category.WEIGHTED,
         doc=f"{rank}-D convolution. Input (C, {'x'.join('DHW'[-rank:])}); `out` channels, "
             "`kernel`, `stride`, `padding` (int, tuple, \"same\" or \"valid\"), `dilation`, "
             "`groups`, `bias`, `padding_mode` (zeros|reflect|replicate|circular).",

@@ -7,14 +7,21 @@ from typing import Any
 from pydantic import field_validator
 
 from archspec.ops.base import (
+    GLOBAL,
+    POINTWISE,
     Attrs,
+    Category,
     Cost,
     Ctx,
+    Module,
     NoAttrs,
     OpDef,
     Shape,
     ShapeError,
+    Step,
+    changed,
     fmt_shape,
+    module,
     numel,
     register,
     same_shape,
@@ -50,10 +57,9 @@ def _linear_cost(ctx: Ctx) -> Cost:
                 flops=2 * fin * a.out + bias, in_numel=fin, out_numel=a.out)
 
 
-def _linear_torch(ctx: Ctx) -> Any:
-    from torch import nn
-
-    return nn.Linear(ctx.x[0], ctx.attrs.out, bias=ctx.attrs.bias)
+def _linear_torch(ctx: Ctx) -> Module:
+    return module("torch.nn.Linear", ctx.x[0], ctx.attrs.out,
+                  **changed({"bias": True}, bias=ctx.attrs.bias))
 
 
 def _linear_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
@@ -62,8 +68,8 @@ def _linear_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(name="linear", attrs=LinearAttrs, infer=_linear_infer, cost=_linear_cost,
-               torch=_linear_torch, onnx=_linear_onnx,
-               positional=("out", "bias"), category="linear",
+               torch=_linear_torch, onnx=_linear_onnx, step=lambda ctx: GLOBAL,
+               positional=("out", "bias"), category=Category.WEIGHTED,
                doc="Fully connected layer on a (features,) input: `out` features, `bias`. "
                    "Params in*out (+out); MACs in*out."))
 
@@ -84,11 +90,15 @@ def _flatten_infer(inputs: tuple[Shape, ...], a: FlattenAttrs) -> Shape:
     return (*x[:start], numel(x[start:end + 1]), *x[end + 1:])
 
 
-def _flatten_torch(ctx: Ctx) -> Any:
-    from torch import nn
-
+def _flatten_torch(ctx: Ctx) -> Module:
     a: FlattenAttrs = ctx.attrs
-    return nn.Flatten(a.start + 1 if a.start >= 0 else a.start, a.end + 1 if a.end >= 0 else a.end)
+    start, end = (a.start + 1 if a.start >= 0 else a.start), (a.end + 1 if a.end >= 0 else a.end)
+    return module("torch.nn.Flatten", *((start, end) if (start, end) != (1, -1) else ()))
+
+
+def _flatten_step(ctx: Ctx) -> Step:
+    """Flattening the spatial dims makes the field global; flattening channels only does not."""
+    return GLOBAL if len(ctx.out) < 2 or ctx.out[1:] != ctx.x[1:] else POINTWISE
 
 
 def _flatten_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
@@ -103,7 +113,7 @@ def _identity_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(name="flatten", attrs=FlattenAttrs, infer=_flatten_infer, torch=_flatten_torch,
-               onnx=_flatten_onnx,
+               onnx=_flatten_onnx, step=_flatten_step, category=Category.MOVE,
                fresh_output=False,
                cost=lambda ctx: Cost(in_numel=numel(ctx.x), out_numel=numel(ctx.out)),
                positional=("start", "end"),
@@ -127,21 +137,15 @@ def _passthrough(ctx: Ctx) -> Cost:
     return Cost(in_numel=n, out_numel=n)
 
 
-def _dropout_torch(ctx: Ctx) -> Any:
-    from torch import nn
-
-    return nn.Dropout(ctx.attrs.p)
-
-
-def _identity_torch(ctx: Ctx) -> Any:
-    from torch import nn
-
-    return nn.Identity()
+def _dropout_torch(ctx: Ctx) -> Module:
+    return module("torch.nn.Dropout", *((ctx.attrs.p,) if ctx.attrs.p != 0.5 else ()))
 
 
 register(OpDef(name="dropout", attrs=DropoutAttrs, infer=same_shape, cost=_passthrough,
                torch=_dropout_torch, onnx=_identity_onnx, fresh_output=False,
+               step=lambda ctx: POINTWISE, category=Category.MOVE,
                positional=("p",), doc="Dropout with probability `p` (identity in eval)."))
 register(OpDef(name="identity", attrs=NoAttrs, infer=same_shape, cost=_passthrough,
-               torch=_identity_torch, onnx=_identity_onnx, fresh_output=False,
+               torch=lambda ctx: module("torch.nn.Identity"), onnx=_identity_onnx,
+               fresh_output=False, step=lambda ctx: POINTWISE, category=Category.MOVE,
                doc="Passes its input through unchanged."))

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
-import operator
-from collections.abc import Callable
 from typing import Any
 
-from archspec.ops.base import Attrs, Cost, Ctx, NoAttrs, OpDef, Shape, ShapeError, numel, register
+from archspec.ops.base import (
+    POINTWISE,
+    Attrs,
+    Category,
+    Cost,
+    Ctx,
+    Function,
+    NoAttrs,
+    OpDef,
+    Shape,
+    ShapeError,
+    function,
+    numel,
+    register,
+)
 
 
 def _add_infer(inputs: tuple[Shape, ...], attrs: NoAttrs) -> Shape:
@@ -24,12 +36,12 @@ def _add_cost(ctx: Ctx) -> Cost:
     return Cost(flops=n * (len(ctx.inputs) - 1), in_numel=n * len(ctx.inputs), out_numel=n)
 
 
-def _add_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
+def _add_torch(ctx: Ctx) -> Function:
     # `a + b` (or `a += b` where a is free to overwrite), as hand-written residual code does;
     # profilers that patch torch.add would otherwise count the spec's adds and not theirs.
     if len(ctx.inputs) == 2:
-        return (operator.iadd if ctx.inplace else operator.add), {}, False
-    return sum, {}, True
+        return function("operator.iadd" if ctx.inplace else "operator.add")
+    return function("builtins.sum", as_list=True)
 
 
 def _add_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
@@ -37,8 +49,8 @@ def _add_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(name="add", attrs=NoAttrs, infer=_add_infer, cost=_add_cost, inputs=(2, None),
-               torch_fn=_add_torch, onnx=_add_onnx,
-               category="merge", doc="Element-wise sum of two or more same-shape inputs."))
+               torch=_add_torch, onnx=_add_onnx, step=lambda ctx: POINTWISE,
+               category=Category.ADD, doc="Element-wise sum of two or more same-shape inputs."))
 
 
 class ConcatAttrs(Attrs):
@@ -64,11 +76,9 @@ def _concat_cost(ctx: Ctx) -> Cost:
     return Cost(in_numel=n, out_numel=n)
 
 
-def _concat_torch(ctx: Ctx) -> tuple[Callable[..., Any], dict[str, Any], bool]:
-    import torch
-
+def _concat_torch(ctx: Ctx) -> Function:
     dim = ctx.attrs.dim
-    return torch.cat, {"dim": dim + 1 if dim >= 0 else dim}, True
+    return function("torch.cat", as_list=True, dim=dim + 1 if dim >= 0 else dim)
 
 
 def _concat_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
@@ -77,6 +87,6 @@ def _concat_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(name="concat", attrs=ConcatAttrs, infer=_concat_infer, cost=_concat_cost,
-               torch_fn=_concat_torch, onnx=_concat_onnx,
-               inputs=(1, None), positional=("dim",), category="merge",
+               torch=_concat_torch, onnx=_concat_onnx, step=lambda ctx: POINTWISE,
+               inputs=(1, None), positional=("dim",), category=Category.CONCAT,
                doc="Concatenate inputs along per-sample `dim` (0 = channels)."))

@@ -5,13 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.ops.base import (
+    POINTWISE,
     Attrs,
+    Category,
     Cost,
     Ctx,
+    Module,
     OpDef,
     Shape,
     ShapeError,
+    changed,
     fmt_shape,
+    module,
     numel,
     register,
 )
@@ -44,13 +49,13 @@ def make_batchnorm(rank: int) -> OpDef:
                     buffers=2 * c + 1 if a.track_running_stats else 0,
                     flops=2 * n, in_numel=n, out_numel=n)
 
-    def to_torch(ctx: Ctx) -> Any:
-        from torch import nn
-
+    def to_torch(ctx: Ctx) -> Module:
         a: BatchNormAttrs = ctx.attrs
-        cls = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)[rank - 1]
-        return cls(ctx.x[0], eps=a.eps, momentum=a.momentum, affine=a.affine,
-                   track_running_stats=a.track_running_stats)
+        return module(f"torch.nn.BatchNorm{rank}d", ctx.x[0],
+                      **changed({"eps": 1e-5, "momentum": 0.1, "affine": True,
+                                 "track_running_stats": True},
+                                eps=a.eps, momentum=a.momentum, affine=a.affine,
+                                track_running_stats=a.track_running_stats))
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
         a: BatchNormAttrs = ctx.attrs
@@ -64,8 +69,9 @@ def make_batchnorm(rank: int) -> OpDef:
                [inputs[0], scale, bias, b.param("running_mean"), b.param("running_var")],
                [output], epsilon=a.eps, momentum=1.0 - a.momentum)
 
-    return OpDef(name=name, attrs=BatchNormAttrs, infer=infer, cost=cost, category="norm",
-                 torch=to_torch, onnx=to_onnx,
+    return OpDef(name=name, attrs=BatchNormAttrs, infer=infer, cost=cost,
+                 category=Category.BATCHNORM, torch=to_torch, onnx=to_onnx,
+                 step=lambda ctx: POINTWISE,
                  positional=("eps",),
                  doc=f"Batch normalisation over channel dim 0 of a {'/'.join(map(str, allowed))}"
                      "-D input: `eps`, `momentum`, `affine`, `track_running_stats`. "
@@ -94,11 +100,11 @@ def _lrn_infer(inputs: tuple[Shape, ...], a: LRNAttrs) -> Shape:
     return inputs[0]
 
 
-def _lrn_torch(ctx: Ctx) -> Any:
-    from torch import nn
-
+def _lrn_torch(ctx: Ctx) -> Module:
     a: LRNAttrs = ctx.attrs
-    return nn.LocalResponseNorm(a.size, alpha=a.alpha, beta=a.beta, k=a.k)
+    return module("torch.nn.LocalResponseNorm", a.size,
+                  **changed({"alpha": 1e-4, "beta": 0.75, "k": 1.0},
+                            alpha=a.alpha, beta=a.beta, k=a.k))
 
 
 def _lrn_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
@@ -107,7 +113,7 @@ def _lrn_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost, torch=_lrn_torch,
-               onnx=_lrn_onnx,
+               onnx=_lrn_onnx, category=Category.LRN, step=lambda ctx: POINTWISE,
                positional=("size", "alpha", "beta", "k"), aliases=("local_response_norm",),
                doc="Local response normalisation across `size` channels (AlexNet): "
                    "b = a / (k + alpha/size * sum a^2)^beta. FLOPs: (size + 3) per element."))

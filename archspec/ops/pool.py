@@ -9,18 +9,24 @@ import math
 from typing import Any
 
 from archspec.ops.base import (
+    GLOBAL,
     Attrs,
+    Category,
     Cost,
     Ctx,
     IntOrTuple,
+    Module,
     OpDef,
     Shape,
     ShapeError,
-    Window,
+    Step,
+    changed,
     fmt_shape,
+    module,
     numel,
     register,
     tuple_of,
+    window_step,
 )
 from archspec.ops.window import check_rank, dropped_warnings, out_size
 
@@ -65,26 +71,26 @@ def make_pool(kind: str, rank: int) -> OpDef:
         n = numel(ctx.out)
         return Cost(flops=n * per, in_numel=numel(ctx.x), out_numel=n)
 
-    def window(a: PoolAttrs) -> Window:
-        k, s, _, d = _geometry(a, rank)
-        return Window(k, s, d)
+    def step(ctx: Ctx) -> Step:
+        k, s, _, d = _geometry(ctx.attrs, rank)
+        return window_step(k[0], s[0], d[0])
 
     def warn(inputs: tuple[Shape, ...], a: PoolAttrs) -> list[str]:
         k, s, p, d = _geometry(a, rank)
         return dropped_warnings(inputs[0][1:], k, s, p, d, a.ceil)
 
-    def to_torch(ctx: Ctx) -> Any:
-        from torch import nn
-
+    def to_torch(ctx: Ctx) -> Module:
         a: PoolAttrs = ctx.attrs
+        common = changed({"stride": None, "padding": 0, "ceil_mode": False},
+                         stride=a.stride, padding=a.padding, ceil_mode=a.ceil)
         if kind == "max":
-            cls = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)[rank - 1]
-            return cls(a.kernel, a.stride, a.padding, a.dilation, ceil_mode=a.ceil)
+            return module(f"torch.nn.MaxPool{rank}d", a.kernel,
+                          **common, **changed({"dilation": 1}, dilation=a.dilation))
         if any(x != 1 for x in tuple_of(a.dilation, rank, "dilation")):
             raise ShapeError("average pooling has no `dilation` in PyTorch")
-        cls = (nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)[rank - 1]
-        return cls(a.kernel, a.stride, a.padding, ceil_mode=a.ceil,
-                   count_include_pad=a.count_include_pad)
+        return module(f"torch.nn.AvgPool{rank}d", a.kernel, **common,
+                      **changed({"count_include_pad": True},
+                                count_include_pad=a.count_include_pad))
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
         a: PoolAttrs = ctx.attrs
@@ -98,9 +104,10 @@ def make_pool(kind: str, rank: int) -> OpDef:
                    **common)
 
     attrs_doc = "`kernel`, `stride` (default: kernel), `padding`, `dilation`, `ceil`"
-    return OpDef(name=name, attrs=PoolAttrs, infer=infer, cost=cost, window=window, warn=warn,
+    return OpDef(name=name, attrs=PoolAttrs, infer=infer, cost=cost, step=step, warn=warn,
                  torch=to_torch, onnx=to_onnx,
-                 positional=("kernel", "stride", "padding"), category=f"{kind}pool",
+                 positional=("kernel", "stride", "padding"),
+                 category=Category.MAXPOOL if kind == "max" else Category.AVGPOOL,
                  doc=f"{rank}-D {kind} pooling: {attrs_doc}"
                      + (", `count_include_pad`." if kind == "avg" else "."))
 
@@ -120,12 +127,14 @@ def make_adaptive(kind: str, rank: int, glob: bool = False) -> OpDef:
         n_in, n_out = numel(ctx.x), numel(ctx.out)
         return Cost(flops=n_in, in_numel=n_in, out_numel=n_out)
 
-    def to_torch(ctx: Ctx) -> Any:
-        from torch import nn
+    def to_torch(ctx: Ctx) -> Module:
+        return module(f"torch.nn.Adaptive{kind.capitalize()}Pool{rank}d", ctx.attrs.output)
 
-        table = {"max": (nn.AdaptiveMaxPool1d, nn.AdaptiveMaxPool2d, nn.AdaptiveMaxPool3d),
-                 "avg": (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d, nn.AdaptiveAvgPool3d)}
-        return table[kind][rank - 1](ctx.attrs.output)
+    def step(ctx: Ctx) -> Step:
+        """Global when it pools to one position; otherwise an (approximate) window of
+        ``in // out`` input positions per output."""
+        n, o = ctx.x[1], ctx.out[1]
+        return GLOBAL if o == 1 else window_step(-(-n // o), n // o)
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
         spatial_in, spatial_out = ctx.x[1:], ctx.out[1:]
@@ -141,8 +150,9 @@ def make_adaptive(kind: str, rank: int, glob: bool = False) -> OpDef:
                kernel_shape=k, strides=k)
 
     return OpDef(name=name, attrs=AdaptiveAttrs, infer=infer, cost=cost, torch=to_torch,
-                 onnx=to_onnx,
-                 positional=() if glob else ("output",), category=f"adaptive_{kind}",
+                 onnx=to_onnx, step=step,
+                 positional=() if glob else ("output",),
+                 category=Category.ADAPTIVE_MAX if kind == "max" else Category.ADAPTIVE_AVG,
                  doc=(f"Global {kind} pooling over all {rank}-D positions: output (C, 1...)."
                       if glob else f"Adaptive {kind} pooling to `output` size per spatial dim."))
 

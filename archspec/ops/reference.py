@@ -31,7 +31,8 @@ def markdown() -> str:
     for op in unique_ops():
         lines += [f"## `{op.name}`", "", f"`{signature(op)}`", "", op.doc, ""]
         extra = [f"positional: {', '.join(op.positional) or '(none)'}",
-                 f"category: {op.category}"]
+                 f"category: {op.category.value}",
+                 f"ONNX opset: {op.min_opset}+"]
         if op.aliases:
             extra.append(f"aliases: {', '.join(op.aliases)}")
         if op.inputs != (1, 1):
