@@ -211,6 +211,8 @@ class Expander:
             self.body(r.body, flow, frame)
 
     def chain(self, s: ir.Chain, cur: Value, frame: Frame) -> Value:
+        if s.more:
+            return self._unpack(s, cur, frame)
         label = self.label_text(s.label, frame) if s.label else None
         if len(s.elements) == 1 and isinstance(s.elements[0], ir.LayerCall):
             out = self.call(s.elements[0], cur, frame, label)
@@ -225,6 +227,32 @@ class Expander:
             frame.values[label] = out
             if s.assign:
                 self.assigned[f"{frame.prefix}/{label}"] = (s.label.span, out)
+        return out
+
+    def _unpack(self, s: ir.Chain, cur: Value, frame: Frame) -> Value:
+        """``a, b = chunk(2)(x)``: one node per result of a multi-result op, named by the
+        targets, each with its ``index``. The statement's value is the last result."""
+        names = (self.label_text(s.label, frame), *s.more)
+        (c,) = s.elements if len(s.elements) == 1 else (None,)
+        op = REGISTRY.get(c.callee) if isinstance(c, ir.LayerCall) else None
+        if op is None or op.outputs is None:
+            raise error("E215", f"only an op with several results can be assigned to "
+                        f"{len(names)} names", s.span,
+                        hint="e.g. `a, b = chunk(2)(x)` or `a, b = split([16, 48])(x)`; see "
+                             "`archspec ops`")
+        inputs = self._inputs(c, cur, frame)
+        attrs = self._op_attrs(op, c.args, frame, c)
+        count = op.outputs(tuple(self.graph.shape_of(i) for i in inputs), attrs)
+        if count != len(names):
+            raise error("E215", f"`{op.name}` gives {count} results here, assigned to "
+                        f"{len(names)} names", s.span,
+                        hint=f"write {count} names before `=`")
+        out = cur
+        for i, name in enumerate(names):
+            out = self.emit(frame, name, op.name, attrs.model_copy(update={"index": i}),
+                            inputs, c.span)
+            frame.values[name] = out
+            self.assigned[f"{frame.prefix}/{name}"] = (s.label.span, out)
         return out
 
     def label_text(self, label: ir.Label, frame: Frame) -> str:
@@ -282,6 +310,11 @@ class Expander:
             inputs = self._inputs(c, cur, frame)
             args = c.args
         attrs = self._op_attrs(op, args, frame, c)
+        if op.outputs is not None:
+            count = op.outputs(tuple(self.graph.shape_of(i) for i in inputs), attrs)
+            raise error("E215", f"`{op.name}` gives {count} results; name each of them",
+                        c.span, hint=f"e.g. `{', '.join('abcdefgh'[:min(count, 8)])} = "
+                                     f"{op.name}(...)(x)`")
         return self.emit(frame, label, op.name, attrs, inputs, c.span)
 
     def _inputs(self, c: ir.LayerCall, cur: Value, frame: Frame) -> tuple[Value, ...]:
@@ -361,7 +394,12 @@ class Expander:
             chain = " -> ".join([n for n, _ in self.stack] + [block.name])
             raise error("E240", f"block `{block.name}` calls itself ({chain})", c.span,
                         hint="blocks cannot recurse; use `repeat` or `for` for repetition")
-        (inp,) = self._inputs(c, cur, frame) if c.inputs else (cur,)
+        ins = self._inputs(c, cur, frame) if c.inputs else (cur,)
+        if len(ins) != 1:
+            raise error("E216", f"block `{block.name}` takes one input (`in`), got {len(ins)}",
+                        c.span, hint="merge the inputs first (`add`, `concat`, `mul`) or write "
+                                     "the block's layers inline with DAG inputs")
+        (inp,) = ins
         args = self._bind(block, c, frame, self.graph.shape_of(inp))
         env = {**self.graph.params, **args}
         inner = Frame(frame.path(frame.child_name(label)), env, {"in": inp}, inp)
@@ -485,5 +523,10 @@ def _param_sig(p: ir.Param) -> str:
 
 
 def expand(spec: ir.Spec) -> Graph:
-    """Expand ``spec`` into a flat, shape-checked :class:`Graph`."""
-    return Expander(spec).run()
+    """Expand ``spec`` into a flat, shape-checked :class:`Graph` (every ``init`` rule checked
+    to target some layer)."""
+    from archspec.initializers import plan
+
+    graph = Expander(spec).run()
+    plan(graph, spec.inits)
+    return graph

@@ -6,11 +6,16 @@ The torch backend applies a scheme with ``torch.nn.init`` (backends/torch.py).
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+from typing import TYPE_CHECKING, Any
 
 from archspec import ir
 from archspec.diagnostics import did_you_mean, error
 from archspec.evaluate import Evaluator, show
+
+if TYPE_CHECKING:
+    from archspec.graph import Graph
 
 # scheme -> (torch.nn.init function, its keyword arguments with defaults)
 SCHEMES: dict[str, tuple[str | None, dict[str, Any]]] = {
@@ -30,6 +35,41 @@ SCHEMES: dict[str, tuple[str | None, dict[str, Any]]] = {
 }
 
 
+@dataclass(frozen=True)
+class Init:
+    """How one layer is initialised: ``torch.nn.init.<func>(weight, **kwargs)`` (no call when
+    ``func`` is None) and ``constant_(bias, bias)`` when ``bias`` is not None."""
+
+    func: str | None
+    kwargs: tuple[tuple[str, Any], ...]
+    bias: float | None
+
+
+def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
+    """The initialisation of every layer some rule targets, by node id, in graph order.
+
+    A rule targets an op kind (``conv2d``) or, when its target is not an op, the layers whose
+    dotted path equals it or matches it as an fnmatch pattern (``features.*.conv``). The last
+    matching rule wins. A rule that matches no layer is a located error.
+    """
+    from archspec.ops import REGISTRY
+
+    out: dict[str, Init] = {}
+    for rule in rules:
+        op = REGISTRY.get(rule.op)
+        hits = [n.id for n in graph if (n.op == op.name if op is not None
+                                        else fnmatchcase(n.id, rule.op))]
+        if not hits:
+            kind = "op" if op is not None else "layer path"
+            raise error("E117", f"`init` {kind} `{rule.op}` matches no layer of the network",
+                        rule.span, hint=did_you_mean(rule.op, [*graph.nodes, *REGISTRY]) or
+                        "give an op kind used in the network, or a layer path / pattern")
+        func, kwargs, bias = resolve(rule)
+        for node_id in hits:
+            out[node_id] = Init(func, tuple(kwargs.items()), bias)
+    return {n.id: out[n.id] for n in graph if n.id in out}
+
+
 def resolve(rule: ir.InitRule) -> tuple[str | None, dict[str, Any], float | None]:
     """``(torch.nn.init function name, kwargs, bias constant or None)`` of a checked rule."""
     func, defaults = SCHEMES[rule.scheme.callee]
@@ -46,12 +86,8 @@ def resolve(rule: ir.InitRule) -> tuple[str | None, dict[str, Any], float | None
 
 
 def check_init(rule: ir.InitRule) -> None:
-    """Located errors for an unknown op or scheme, or arguments the scheme does not take."""
-    from archspec.ops import REGISTRY
-
-    if rule.op not in REGISTRY:
-        raise error("E115", f"`init` for unknown op `{rule.op}`", rule.span,
-                    hint=did_you_mean(rule.op, REGISTRY) or "see `archspec ops`")
+    """Located errors for an unknown scheme, or arguments the scheme does not take (whether
+    the target matches a layer is checked against the expanded graph by :func:`plan`)."""
     scheme = rule.scheme
     if scheme.callee not in SCHEMES:
         raise error("E116", f"unknown initialisation scheme `{scheme.callee}`", scheme.span,

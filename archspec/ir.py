@@ -190,11 +190,13 @@ Element = Annotated[LayerCall | Repeat | Concat | Residual | Dense | Group,
 
 
 class Chain(Node):
-    """``label: a -> b -> c`` or ``target = a -> b`` or a bare chain; the statement form."""
+    """``label: a -> b -> c`` or ``target = a -> b`` or a bare chain; the statement form.
+    ``a, b = chunk(2)(x)`` binds one name per result: ``a`` is the label, ``more`` the rest."""
 
     t: Literal["chain"] = "chain"
     label: Label | None = None
     assign: bool = False
+    more: tuple[str, ...] = ()
     elements: tuple[Element, ...]
 
 
@@ -242,7 +244,9 @@ class InputDecl(Node):
 
 class InitRule(Node):
     """``init conv2d: kaiming_normal(mode="fan_out", bias=0)``: how the torch backend
-    initialises the weights (and, with ``bias=``, the biases) of every layer of an op kind."""
+    initialises the weights (and, with ``bias=``, the biases) of every layer of an op kind, or
+    (``init "classifier.1": ...``) of the layers whose path matches a dotted path or an
+    fnmatch pattern. When several rules match a layer, the last one wins."""
 
     op: str
     scheme: LayerCall

@@ -33,8 +33,9 @@ def test_error_rendering_is_located_and_stable(case, capsys, monkeypatch, update
     if "is empty" not in first and "binary" not in first:
         assert "^" in err and "hint:" in err
     golden = case.with_suffix(case.suffix + ".txt")
-    if update_golden or not golden.exists():
+    if update_golden:
         golden.write_text(err)
+    assert golden.exists(), f"no golden file {golden.name}: run pytest --update-golden"
     assert err == golden.read_text()
 
 

@@ -192,3 +192,38 @@ def test_networkx_view_is_a_dag_with_every_layer() -> None:
     assert nx.is_directed_acyclic_graph(g)
     assert g.number_of_nodes() == len(graph) + len(graph.inputs)
     assert list(nx.topological_sort(g))[0] == "x"
+
+
+KEYWORD_LABELS = """
+network t
+input x: 4x8x8
+init conv2d: constant(0.5, bias=0)
+init "block.*": constant(2.0)
+init "repeat.1": ones(bias=3)
+block unit(c: int) {
+    conv2d(c, 3, padding=1) -> relu
+}
+block: unit(4)
+repeat: conv2d(4, 1) -> conv2d(4, 1)
+"""
+
+
+def test_keywords_are_labels_and_round_trip() -> None:
+    """torchvision names modules `block`: a keyword may label a layer, in both forms."""
+    spec = archspec.loads(KEYWORD_LABELS)
+    graph = archspec.expand(spec)
+    assert {"block.0", "block.1", "repeat.0", "repeat.1"} <= set(graph.nodes)
+    assert archspec.loads(to_yaml(spec), format="yaml").model_dump() == spec.model_dump()
+    assert archspec.loads(to_text(spec)).model_dump() == spec.model_dump()
+
+
+def test_init_rules_target_paths_and_the_last_match_wins() -> None:
+    torch = pytest.importorskip("torch")
+    model = archspec.to_torch(archspec.loads(KEYWORD_LABELS))
+    state = model.state_dict()
+    assert torch.equal(state["block.0.weight"], torch.full((4, 4, 3, 3), 2.0))
+    assert not torch.equal(state["block.0.bias"], torch.zeros(4))  # replaced wholly: default
+    assert torch.equal(state["repeat.0.weight"], torch.full((4, 4, 1, 1), 0.5))
+    assert torch.equal(state["repeat.0.bias"], torch.zeros(4))
+    assert torch.equal(state["repeat.1.weight"], torch.ones(4, 4, 1, 1))
+    assert torch.equal(state["repeat.1.bias"], torch.full((4,), 3.0))

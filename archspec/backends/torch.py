@@ -85,19 +85,15 @@ def init_weights(graph: Graph, modules: dict[str, nn.Module],
                  rules: tuple[ir.InitRule, ...]) -> None:
     """Apply the spec's ``init`` rules, in graph order, after every module exists (as
     torchvision's constructors do, so a seeded build draws the same random numbers)."""
-    from archspec.initializers import resolve
+    from archspec.initializers import plan
 
-    plan = {REGISTRY[r.op].name: resolve(r) for r in rules}
-    for node in graph:
-        module = modules.get(node.id)
-        if module is None or node.op not in plan:
-            continue
-        func, kwargs, bias = plan[node.op]
+    for node_id, init in plan(graph, rules).items():
+        module = modules.get(node_id)
         weight = getattr(module, "weight", None)
-        if func is not None and isinstance(weight, torch.Tensor):
-            getattr(nn.init, func)(weight, **kwargs)
-        if bias is not None and isinstance(getattr(module, "bias", None), torch.Tensor):
-            nn.init.constant_(module.bias, bias)
+        if init.func is not None and isinstance(weight, torch.Tensor):
+            getattr(nn.init, init.func)(weight, **dict(init.kwargs))
+        if init.bias is not None and isinstance(getattr(module, "bias", None), torch.Tensor):
+            nn.init.constant_(module.bias, init.bias)
 
 
 def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphModule:

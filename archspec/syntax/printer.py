@@ -49,6 +49,11 @@ def _args(args: tuple[ir.Arg, ...]) -> str:
     return ", ".join(f"{a.name}={expr(a.value)}" if a.name else expr(a.value) for a in args)
 
 
+def init_target(target: str) -> str:
+    """An init rule's target as written: an op name bare, a path or pattern quoted."""
+    return target if target.isidentifier() else f'"{target}"'
+
+
 def label(lab: ir.Label) -> str:
     return "".join(p if isinstance(p, str) else "{" + expr(p) + "}" for p in lab.parts)
 
@@ -92,7 +97,8 @@ def stmt(s: Any, ind: str) -> str:
     chain = " -> ".join(element(e, ind) for e in s.elements)
     if s.label is None:
         return chain
-    return f"{label(s.label)}{' =' if s.assign else ':'} {chain}"
+    names = ", ".join((label(s.label), *s.more))
+    return f"{names}{' =' if s.assign else ':'} {chain}"
 
 
 def _params(params: tuple[ir.Param, ...]) -> str:
@@ -111,7 +117,7 @@ def to_text(spec: ir.Spec) -> str:
         lines.append(f"input {d.name}: [{', '.join(expr(x) for x in d.shape)}]")
     if spec.outputs:
         lines.append(f"output {', '.join(spec.outputs)}")
-    lines += [f"init {r.op}: {element(r.scheme, '')}" for r in spec.inits]
+    lines += [f"init {init_target(r.op)}: {element(r.scheme, '')}" for r in spec.inits]
     for b in spec.blocks:
         lines += ["", f"block {b.name}({_params(b.params)}) {body(b.body, '')}"]
     lines.append("")

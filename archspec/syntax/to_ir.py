@@ -71,13 +71,13 @@ class ToIR(Transformer):
         return out
 
     def import_stmt(self, c: list[Token]) -> tuple[str, tuple[str, Span]]:
-        return "import", (c[0][1:-1], self.tok(c[0]))
+        return "import", (c[1][1:-1], self.tok(c[1]))
 
     def network_decl(self, c: list[Any]) -> tuple[str, tuple[str, tuple, Span]]:
-        return "network", (str(c[0]), tuple(c[1] or ()), self.tok(c[0]))
+        return "network", (str(c[1]), tuple(c[2] or ()), self.tok(c[1]))
 
     def input_decl(self, c: list[Any]) -> tuple[str, ir.InputDecl]:
-        name, shape = c
+        _kw, name, shape = c
         if isinstance(shape, Token):
             dims = tuple(ir.Lit(value=int(d), span=self.tok(shape))
                          for d in str(shape).split("x"))
@@ -86,14 +86,15 @@ class ToIR(Transformer):
         return "input", ir.InputDecl(name=str(name), shape=dims, span=self.tok(name))
 
     def output_decl(self, c: list[Token]) -> tuple[str, list[tuple[str, Span]]]:
-        return "output", [(str(t), self.tok(t)) for t in c]
+        return "output", [(str(t), self.tok(t)) for t in c[1:]]
 
     def init_decl(self, c: list[Any]) -> tuple[str, ir.InitRule]:
-        op, scheme = c
-        return "init", ir.InitRule(op=str(op), scheme=scheme, span=self.tok(op))
+        _kw, target, scheme = c
+        text = str(target)[1:-1] if target.type == "STRING" else str(target)
+        return "init", ir.InitRule(op=text, scheme=scheme, span=self.tok(target))
 
     def block_def(self, c: list[Any]) -> tuple[str, ir.BlockDef]:
-        name, params, body = c
+        _kw, name, params, body = c
         return "block", ir.BlockDef(name=str(name), params=params, body=body,
                                     span=self.tok(name))
 
@@ -116,10 +117,10 @@ class ToIR(Transformer):
         return ir.Chain(label=label, elements=chain, span=self.span(label, chain[-1]))
 
     def assign(self, c: list[Any]) -> ir.Chain:
-        name, chain = c
-        label = ir.Label(parts=(str(name),), span=self.tok(name))
-        return ir.Chain(label=label, assign=True, elements=chain,
-                        span=self.span(name, chain[-1]))
+        *names, chain = c
+        label = ir.Label(parts=(str(names[0]),), span=self.tok(names[0]))
+        return ir.Chain(label=label, assign=True, more=tuple(map(str, names[1:])),
+                        elements=chain, span=self.span(names[0], chain[-1]))
 
     def chain_stmt(self, c: list[Any]) -> ir.Chain:
         return ir.Chain(elements=c[0], span=self.span(c[0][0], c[0][-1]))
@@ -137,7 +138,7 @@ class ToIR(Transformer):
 
     def label(self, c: list[Token]) -> ir.Label:
         tok = c[0]
-        parts = (str(tok),) if tok.type == "NAME" else self._holes(tok)
+        parts = self._holes(tok) if tok.type == "TEMPLATE_NAME" else (str(tok),)
         return ir.Label(parts=parts, span=self.tok(tok))
 
     def _holes(self, tok: Token) -> tuple[Any, ...]:
@@ -191,7 +192,7 @@ class ToIR(Transformer):
         return ir.Residual(body=body, shortcut=sbody, shortcut_if=cond, span=self.tok(kw))
 
     def shortcut(self, c: list[Any]) -> tuple[Any, Any]:
-        _if, cond, body = c
+        _kw, _if, cond, body = c
         return cond, body
 
     def dense(self, c: list[Any]) -> ir.Dense:

@@ -306,8 +306,9 @@ def _stmt_out(s: Any) -> Any:
         if s.other is not None:
             out["else"] = _body_out(s.other)
         return out
-    if s.assign or (s.label is None and all(isinstance(e, ir.LayerCall) for e in s.elements)):
-        return stmt_text(s, "")
+    if s.assign or (s.label is None and all(isinstance(e, ir.LayerCall) for e in s.elements)) \
+            or (s.label is not None and label_text(s.label) in STRUCTURES):
+        return stmt_text(s, "")  # text form; a key named like a structure would read as one
     if all(isinstance(e, ir.LayerCall) for e in s.elements):
         return {label_text(s.label): " -> ".join(element_text(e, "") for e in s.elements)}
     if len(s.elements) == 1:
