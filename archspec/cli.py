@@ -217,13 +217,15 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
               help="DataLoader worker processes.")
+@click.option("--aux-weight", type=click.FloatRange(min=0), default=0.4, show_default=True,
+              help="Loss weight of auxiliary heads: outputs after the first with its shape.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @set_option
 @debug_option
 def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
           optimizer: str, device: str, amp: bool, compile_: bool, out: str | None,
-          resume: str | None, samples: int, seed: int, workers: int, quiet: bool,
-          sets: tuple[str, ...], debug: bool) -> None:
+          resume: str | None, samples: int, seed: int, workers: int, aux_weight: float,
+          quiet: bool, sets: tuple[str, ...], debug: bool) -> None:
     """Train SPEC on a built-in dataset or an image folder, on CPU, GPU or several processes.
 
     \b
@@ -238,7 +240,7 @@ def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
     cfg = TrainConfig(data=data, epochs=epochs, batch_size=batch_size, lr=lr,
                       optimizer=optimizer, device=device, amp=amp, compile=compile_, out=out,
                       resume=resume, samples=samples, seed=seed, workers=workers,
-                      progress=not quiet)
+                      progress=not quiet, aux_weight=aux_weight)
     try:
         run_train(_load(spec, sets), cfg, log=lambda msg: click.echo(msg, err=True))
     except RuntimeError as exc:

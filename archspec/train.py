@@ -46,6 +46,7 @@ class TrainConfig:
     seed: int = 0
     workers: int = 0
     progress: bool = True
+    aux_weight: float = 0.4
 
 
 @dataclass
@@ -148,6 +149,26 @@ def _batches(loader: DataLoader, device: torch.device,
         yield x, y.to(device, non_blocking=True)
 
 
+def split_outputs(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """The main logits and the auxiliary ones of a model's output. A spec with several
+    outputs returns a dict in ``output`` order: the first is the main head; the others with
+    the main head's shape are auxiliary classifiers (GoogLeNet's, Inception-v3's ``aux``)."""
+    if not isinstance(out, dict):
+        return out, []
+    main, *rest = out.values()
+    return main, [a for a in rest if a.shape == main.shape]
+
+
+def loss_of(out: Any, y: torch.Tensor, aux_weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Cross-entropy of the main head plus ``aux_weight`` x that of each auxiliary head, as
+    torchvision's reference training does; returns (loss, main logits)."""
+    main, aux = split_outputs(out)
+    loss = nn.functional.cross_entropy(main.float(), y)
+    for head in aux:
+        loss = loss + aux_weight * nn.functional.cross_entropy(head.float(), y)
+    return loss, main
+
+
 def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
              amp: bool) -> tuple[float, float]:
     """Mean cross-entropy loss and accuracy over ``loader``."""
@@ -155,7 +176,7 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
     total, correct, loss_sum = 0, 0, 0.0
     with torch.no_grad(), _autocast(device, amp):
         for x, y in _batches(loader, device, amp):
-            out = model(x).float()
+            out = split_outputs(model(x))[0].float()
             loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
             correct += (out.argmax(1) == y).sum().item()
             total += y.numel()
@@ -235,8 +256,7 @@ class Trainer:
         for x, y in _batches(self.train_loader, self.device, self.cfg.amp):
             self.optimizer.zero_grad(set_to_none=True)
             with _autocast(self.device, self.cfg.amp):
-                out = self.net(x)
-                loss = nn.functional.cross_entropy(out.float(), y)
+                loss, out = loss_of(self.net(x), y, self.cfg.aux_weight)
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
             self.scaler.update()

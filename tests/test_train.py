@@ -93,3 +93,37 @@ def test_amp_and_compile_on_cpu(tmp_path, capsys) -> None:
     assert code == 0, err
     state = torch.load(tmp_path / "model.pt", weights_only=True)["state_dict"]
     assert state and not any(k.startswith(("_orig_mod.", "module.")) for k in state)
+
+
+AUX = """
+network aux_net(num_classes: int = 4)
+input x: 1x12x12
+output out, aux
+stem = conv2d(8, 3, padding=1) -> relu -> maxpool2d(2)
+aux = global_avgpool2d()(stem) -> flatten -> linear(num_classes)
+out = conv2d(8, 3, padding=1)(stem) -> relu -> global_avgpool2d -> flatten -> linear(num_classes)
+"""
+
+
+def test_auxiliary_heads_add_weighted_losses() -> None:
+    """A spec with `output out, aux`: the loss is CE(out) + w * CE(aux), as torchvision's
+    reference training computes it for GoogLeNet/Inception-v3; accuracy reads `out` only."""
+    import archspec
+    from archspec.train import loss_of
+
+    model = archspec.to_torch(archspec.loads(AUX))
+    x, y = torch.randn(5, 1, 12, 12), torch.tensor([0, 1, 2, 3, 0])
+    out = model(x)
+    loss, main = loss_of(out, y, 0.3)
+    expected = (torch.nn.functional.cross_entropy(out["out"], y)
+                + 0.3 * torch.nn.functional.cross_entropy(out["aux"], y))
+    torch.testing.assert_close(loss, expected)
+    assert main is out["out"]
+
+
+def test_train_a_spec_with_an_auxiliary_output(tmp_path, capsys) -> None:
+    spec = tmp_path / "aux.arch"
+    spec.write_text(AUX)
+    code, err = _train(capsys, str(spec), "--samples", "60", "--epochs", "1", "--batch-size",
+                       "16", "--aux-weight", "0.5")
+    assert code == 0, err
