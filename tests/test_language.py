@@ -227,3 +227,25 @@ def test_init_rules_target_paths_and_the_last_match_wins() -> None:
     assert torch.equal(state["repeat.0.bias"], torch.zeros(4))
     assert torch.equal(state["repeat.1.weight"], torch.ones(4, 4, 1, 1))
     assert torch.equal(state["repeat.1.bias"], torch.full((4,), 3.0))
+
+
+def _doc_examples() -> list[str]:
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "language.md").read_text()
+    return [block.split("```", 1)[0] for block in text.split("```arch\n")[1:]]
+
+
+@pytest.mark.parametrize("example", _doc_examples(), ids=lambda t: t.split("\n", 1)[0])
+def test_language_doc_examples_are_valid_specs(example: str) -> None:
+    """Every ```arch example in docs/language.md is a whole spec that builds in PyTorch with
+    the shapes the static analysis gives."""
+    torch = pytest.importorskip("torch")
+    spec = archspec.loads(example)
+    graph = archspec.expand(spec)
+    model = archspec.to_torch(spec).eval()
+    with torch.no_grad():
+        out = model(*[torch.randn(2, *s) for s in graph.inputs.values()])
+    outs = out if isinstance(out, dict) else {"output": out}
+    assert {k: tuple(v.shape[1:]) for k, v in outs.items()} == {
+        k: graph.shape_of(v) for k, v in graph.outputs.items()}
