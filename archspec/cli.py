@@ -360,6 +360,31 @@ def ops(name: str | None, markdown: bool) -> None:
             click.echo(f"{signature(op)}{alias}")
 
 
+@cli.command(context_settings=_CONTEXT)
+@click.argument("code", required=False)
+@click.option("--markdown", is_flag=True, help="Print the table as Markdown (docs/errors.md).")
+def errors(code: str | None, markdown: bool) -> None:
+    """List the diagnostic codes, or say what one code means.
+
+    \b
+    Examples:
+      archspec errors E302
+      archspec errors --markdown > docs/errors.md
+    """
+    from archspec.diagnostics import CODES, codes_markdown
+
+    if markdown:
+        click.echo(codes_markdown(), nl=False)
+    elif code:
+        if code.upper() not in CODES:
+            raise click.BadParameter(f"unknown code {code!r}; `archspec errors` lists them",
+                                     param_hint="CODE")
+        click.echo(f"{code.upper()}: {CODES[code.upper()]}")
+    else:
+        for key, title in CODES.items():
+            click.echo(f"{key}  {title}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: run the CLI, render ArchspecError as diagnostics (exit 1)."""
     args = sys.argv[1:] if argv is None else argv

@@ -87,7 +87,7 @@ class Evaluator:
 
     def _InRef(self, e: ir.InRef) -> Any:
         if self.in_shape is None:
-            raise error("E402", "`in` is not defined here", e.span,
+            raise error("E407", "`in` is not defined here", e.span,
                         hint="`in` reads the input of a block or layer, e.g. `in.channels`")
         return InShape(self.in_shape)
 

@@ -51,3 +51,24 @@ def test_debug_shows_traceback(capsys, monkeypatch) -> None:
     with pytest.raises(Exception) as info:
         main(["check", "tests/golden/errors/unknown_op.arch", "--debug"])
     assert type(info.value).__name__ == "ArchspecError"
+
+
+def test_every_code_in_the_source_is_in_the_table_and_docs() -> None:
+    """Codes live in one table (diagnostics.CODES), each with one meaning; docs/errors.md is
+    generated from it, and every code the source raises is listed."""
+    import re
+
+    from archspec.diagnostics import CODES, codes_markdown
+
+    used = set()
+    for path in (ROOT / "archspec").rglob("*.py"):
+        used |= set(re.findall(r"\"([EW]\d{3})\"", path.read_text()))
+    assert used <= set(CODES), used - set(CODES)
+    assert (ROOT / "docs" / "errors.md").read_text() == codes_markdown()
+
+
+def test_an_unlisted_code_is_a_bug() -> None:
+    from archspec.diagnostics import Diagnostic
+
+    with pytest.raises(ValueError, match="not in diagnostics.CODES"):
+        Diagnostic("E999", "no such code")
