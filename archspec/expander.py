@@ -261,29 +261,35 @@ class Expander:
 
     # ------------------------------------------------------------------ elements
     def element(self, el: Any, cur: Value, frame: Frame) -> Value:
-        if isinstance(el, ir.LayerCall):
-            return self.call(el, cur, frame, None)
-        if isinstance(el, ir.Repeat):
-            flow = Flow(cur)
-            self._repeat(el, flow, frame)
-            return flow.last
-        if isinstance(el, ir.Group):
-            return self.body(el.body, Flow(cur), frame)
-        if isinstance(el, ir.Concat):
-            branches = Branches(cur)
-            self.body(el.body, branches, frame)
-            if not branches.outputs:
-                raise error("E220", "`concat` has no branches", el.span,
-                            hint="put one branch per line inside `concat { ... }`")
-            attrs = {a.name: self.eval(a.value, frame) for a in el.args if a.name}
-            return self.emit(frame, None, "concat", attrs, tuple(branches.outputs), el.span,
-                             synthetic=True)
-        if isinstance(el, ir.Dense):
-            dense = DenseFlow(cur)
-            self.body(el.body, dense, frame)
-            return self.emit(frame, None, "concat", {}, tuple(dense.features), el.span,
-                             synthetic=True)
-        return self._residual(el, cur, frame)
+        """Expand one chain element reading ``cur``; returns the value it produces."""
+        return getattr(self, ir.rule_for(ELEMENTS, el, "expander"))(el, cur, frame)
+
+    def _call(self, el: ir.LayerCall, cur: Value, frame: Frame) -> Value:
+        return self.call(el, cur, frame, None)
+
+    def _repeat_el(self, el: ir.Repeat, cur: Value, frame: Frame) -> Value:
+        flow = Flow(cur)
+        self._repeat(el, flow, frame)
+        return flow.last
+
+    def _group(self, el: ir.Group, cur: Value, frame: Frame) -> Value:
+        return self.body(el.body, Flow(cur), frame)
+
+    def _concat(self, el: ir.Concat, cur: Value, frame: Frame) -> Value:
+        branches = Branches(cur)
+        self.body(el.body, branches, frame)
+        if not branches.outputs:
+            raise error("E220", "`concat` has no branches", el.span,
+                        hint="put one branch per line inside `concat { ... }`")
+        attrs = {a.name: self.eval(a.value, frame) for a in el.args if a.name}
+        return self.emit(frame, None, "concat", attrs, tuple(branches.outputs), el.span,
+                         synthetic=True)
+
+    def _dense(self, el: ir.Dense, cur: Value, frame: Frame) -> Value:
+        dense = DenseFlow(cur)
+        self.body(el.body, dense, frame)
+        return self.emit(frame, None, "concat", {}, tuple(dense.features), el.span,
+                         synthetic=True)
 
     def _residual(self, el: ir.Residual, cur: Value, frame: Frame) -> Value:
         main = self.body(el.body, Flow(cur), frame)
@@ -510,6 +516,11 @@ class Expander:
     def eval(self, e: Any, frame: Frame) -> Any:
         in_shape = self.graph.shape_of(frame.in_value) if frame.in_value else None
         return Evaluator(frame.env, in_shape)(e)
+
+
+# The expander method for each chain element (a test checks it covers ir.Element).
+ELEMENTS: dict[type, str] = {ir.LayerCall: "_call", ir.Repeat: "_repeat_el", ir.Group: "_group",
+                             ir.Concat: "_concat", ir.Dense: "_dense", ir.Residual: "_residual"}
 
 
 def _called_from(d: Diagnostic, block: str, path: str, span: Span) -> Diagnostic:

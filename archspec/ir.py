@@ -7,7 +7,8 @@ means "the same spec" whichever form or file it was written in.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -277,6 +278,23 @@ class Spec(Node):
     def all_blocks(self) -> dict[str, BlockDef]:
         """Blocks visible to the body: imported ones, shadowed by the file's own."""
         return {**self.library, **{b.name: b for b in self.blocks}}
+
+
+T = TypeVar("T")
+
+
+def members(union: Any) -> frozenset[type]:
+    """The node classes of an annotated IR union (``Element``, ``Stmt``, ``Expr``)."""
+    return frozenset(get_args(get_args(union)[0]))
+
+
+def rule_for(table: Mapping[type, T], node: Any, what: str) -> T:
+    """The rule of ``table`` for ``node``'s class; an unknown class is a bug and fails loudly
+    (tests check that every dispatch table covers every member of its union)."""
+    try:
+        return table[type(node)]
+    except KeyError:
+        raise TypeError(f"no {what} rule for IR node {type(node).__name__}") from None
 
 
 for _model in (GetAttr, GetItem, FuncCall, BinOp, Neg, Not, Cond, ListExpr, Arg, Label,

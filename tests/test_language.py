@@ -249,3 +249,19 @@ def test_language_doc_examples_are_valid_specs(example: str) -> None:
     outs = out if isinstance(out, dict) else {"output": out}
     assert {k: tuple(v.shape[1:]) for k, v in outs.items()} == {
         k: graph.shape_of(v) for k, v in graph.outputs.items()}
+
+
+def test_every_dispatch_table_covers_its_ir_union() -> None:
+    """Expander, printer and YAML writer look rules up by IR class and fail loudly on a class
+    they lack; here every table must name exactly the members of its union."""
+    from archspec import ir
+    from archspec.expander import ELEMENTS as EXPAND
+    from archspec.syntax.printer import ELEMENTS as PRINT
+    from archspec.syntax.printer import EXPRS
+    from archspec.syntax.yaml_form import ELEMENTS as YAML
+
+    for table in (EXPAND, PRINT, YAML):
+        assert set(table) == ir.members(ir.Element)
+    assert set(EXPRS) == ir.members(ir.Expr)
+    with pytest.raises(TypeError, match="no printer rule for IR node Spec"):
+        ir.rule_for(PRINT, archspec.loads("network t\ninput x: 3\nrelu\n"), "printer")

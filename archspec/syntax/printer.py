@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from archspec import ir
@@ -10,35 +11,38 @@ from archspec.graph import Graph
 from archspec.ops.base import fmt_shape
 
 
-def expr(e: Any, parent: int = 0) -> str:
-    """Print an expression, parenthesising only where precedence needs it."""
-    if isinstance(e, ir.Lit):
-        return show(e.value)
-    if isinstance(e, ir.Var):
-        return e.name
-    if isinstance(e, ir.InRef):
-        return "in"
-    if isinstance(e, ir.GetAttr):
-        return f"{expr(e.obj, 9)}.{e.name}"
-    if isinstance(e, ir.GetItem):
-        return f"{expr(e.obj, 9)}[{expr(e.index)}]"
-    if isinstance(e, ir.FuncCall):
-        return f"{e.func}({', '.join(expr(a) for a in e.args)})"
-    if isinstance(e, ir.ListExpr):
-        inner = ", ".join(expr(i) for i in e.items)
-        return f"({inner}{',' if len(e.items) == 1 else ''})" if e.tuple_ else f"[{inner}]"
-    if isinstance(e, ir.Neg):
-        return _paren(f"-{expr(e.operand, 7)}", 7, parent)
-    if isinstance(e, ir.Not):
-        p = ir.PRECEDENCE["not"]
-        return _paren(f"not {expr(e.operand, p)}", p, parent)
-    if isinstance(e, ir.Cond):
-        return _paren(f"{expr(e.then, 1)} if {expr(e.cond, 1)} else {expr(e.other)}", 0.5,
-                      parent)
+def _binop(e: ir.BinOp, parent: float) -> str:
     p = ir.PRECEDENCE[e.op]
     right = p + 1 if e.op != "**" else p
     return _paren(f"{expr(e.left, p if e.op != '**' else p + 1)} {e.op} {expr(e.right, right)}",
                   p, parent)
+
+
+def _list(e: ir.ListExpr, parent: float) -> str:
+    inner = ", ".join(expr(i) for i in e.items)
+    return f"({inner}{',' if len(e.items) == 1 else ''})" if e.tuple_ else f"[{inner}]"
+
+
+_NOT = ir.PRECEDENCE["not"]
+EXPRS: dict[type, Callable[[Any, float], str]] = {
+    ir.Lit: lambda e, parent: show(e.value),
+    ir.Var: lambda e, parent: e.name,
+    ir.InRef: lambda e, parent: "in",
+    ir.GetAttr: lambda e, parent: f"{expr(e.obj, 9)}.{e.name}",
+    ir.GetItem: lambda e, parent: f"{expr(e.obj, 9)}[{expr(e.index)}]",
+    ir.FuncCall: lambda e, parent: f"{e.func}({', '.join(expr(a) for a in e.args)})",
+    ir.ListExpr: _list,
+    ir.Neg: lambda e, parent: _paren(f"-{expr(e.operand, 7)}", 7, parent),
+    ir.Not: lambda e, parent: _paren(f"not {expr(e.operand, _NOT)}", _NOT, parent),
+    ir.Cond: lambda e, parent: _paren(f"{expr(e.then, 1)} if {expr(e.cond, 1)} else "
+                                      f"{expr(e.other)}", 0.5, parent),
+    ir.BinOp: _binop,
+}
+
+
+def expr(e: Any, parent: float = 0) -> str:
+    """Print an expression, parenthesising only where precedence needs it."""
+    return ir.rule_for(EXPRS, e, "printer")(e, parent)
 
 
 def _paren(text: str, prec: float, parent: float) -> str:
@@ -58,28 +62,40 @@ def label(lab: ir.Label) -> str:
     return "".join(p if isinstance(p, str) else "{" + expr(p) + "}" for p in lab.parts)
 
 
-def element(el: Any, ind: str) -> str:
-    if isinstance(el, ir.LayerCall):
-        text = el.callee + (f"({_args(el.args)})" if el.args or el.inputs is not None else "")
-        return text + (f"({', '.join(el.inputs)})" if el.inputs is not None else "")
-    if isinstance(el, ir.Repeat):
-        var = f" as {el.var}" if el.var else ""
-        single = len(el.body) == 1 and isinstance(el.body[0], ir.Chain) and \
-            el.body[0].label is None and len(el.body[0].elements) == 1 and \
-            isinstance(el.body[0].elements[0], ir.LayerCall)
-        tail = element(el.body[0].elements[0], ind) if single else body(el.body, ind)
-        return f"repeat {expr(el.count)}{var} {tail}"
-    if isinstance(el, ir.Concat):
-        return f"concat{'(' + _args(el.args) + ')' if el.args else ''} {body(el.body, ind)}"
-    if isinstance(el, ir.Dense):
-        return f"dense {body(el.body, ind)}"
-    if isinstance(el, ir.Group):
-        return body(el.body, ind)
+def _call(el: ir.LayerCall, ind: str) -> str:
+    text = el.callee + (f"({_args(el.args)})" if el.args or el.inputs is not None else "")
+    return text + (f"({', '.join(el.inputs)})" if el.inputs is not None else "")
+
+
+def _repeat(el: ir.Repeat, ind: str) -> str:
+    var = f" as {el.var}" if el.var else ""
+    single = len(el.body) == 1 and isinstance(el.body[0], ir.Chain) and \
+        el.body[0].label is None and len(el.body[0].elements) == 1 and \
+        isinstance(el.body[0].elements[0], ir.LayerCall)
+    tail = element(el.body[0].elements[0], ind) if single else body(el.body, ind)
+    return f"repeat {expr(el.count)}{var} {tail}"
+
+
+def _residual(el: ir.Residual, ind: str) -> str:
     text = f"residual {body(el.body, ind)}"
     if el.shortcut is not None:
         cond = f" if {expr(el.shortcut_if)}" if el.shortcut_if is not None else ""
         text += f" shortcut{cond} {body(el.shortcut, ind)}"
     return text
+
+
+ELEMENTS: dict[type, Callable[[Any, str], str]] = {
+    ir.LayerCall: _call, ir.Repeat: _repeat, ir.Residual: _residual,
+    ir.Concat: lambda el, ind: f"concat{'(' + _args(el.args) + ')' if el.args else ''} "
+                               f"{body(el.body, ind)}",
+    ir.Dense: lambda el, ind: f"dense {body(el.body, ind)}",
+    ir.Group: lambda el, ind: body(el.body, ind),
+}
+
+
+def element(el: Any, ind: str) -> str:
+    """Text of one chain element (a call or a structure), indented by ``ind``."""
+    return ir.rule_for(ELEMENTS, el, "printer")(el, ind)
 
 
 def body(stmts: tuple[Any, ...], ind: str) -> str:

@@ -19,6 +19,7 @@ expressions are strings in the text syntax; structure is YAML::
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -275,27 +276,36 @@ def _params_out(params: tuple[ir.Param, ...]) -> dict[str, Any]:
     return out
 
 
-def _element_out(el: Any) -> Any:
-    if isinstance(el, ir.LayerCall):
-        return element_text(el, "")
-    if isinstance(el, ir.Concat):
-        return {"concat": _body_out(el.body), **{a.name: _expr_out(a.value) for a in el.args}}
-    if isinstance(el, ir.Dense):
-        return {"dense": _body_out(el.body)}
-    if isinstance(el, ir.Group):
-        return {"group": _body_out(el.body)}
-    if isinstance(el, ir.Residual):
-        out: dict[str, Any] = {"residual": _body_out(el.body)}
-        if el.shortcut is not None:
-            out["shortcut"] = _body_out(el.shortcut)
-        if el.shortcut_if is not None:
-            out["shortcut_if"] = _expr_out(el.shortcut_if)
-        return out
-    out = {"repeat": _expr_out(el.count)}
+def _residual_out(el: ir.Residual) -> dict[str, Any]:
+    out: dict[str, Any] = {"residual": _body_out(el.body)}
+    if el.shortcut is not None:
+        out["shortcut"] = _body_out(el.shortcut)
+    if el.shortcut_if is not None:
+        out["shortcut_if"] = _expr_out(el.shortcut_if)
+    return out
+
+
+def _repeat_out(el: ir.Repeat) -> dict[str, Any]:
+    out: dict[str, Any] = {"repeat": _expr_out(el.count)}
     if el.var:
         out["as"] = el.var
     out["body"] = _body_out(el.body)
     return out
+
+
+ELEMENTS: dict[type, Callable[[Any], Any]] = {
+    ir.LayerCall: lambda el: element_text(el, ""),
+    ir.Concat: lambda el: {"concat": _body_out(el.body),
+                           **{a.name: _expr_out(a.value) for a in el.args}},
+    ir.Dense: lambda el: {"dense": _body_out(el.body)},
+    ir.Group: lambda el: {"group": _body_out(el.body)},
+    ir.Residual: _residual_out,
+    ir.Repeat: _repeat_out,
+}
+
+
+def _element_out(el: Any) -> Any:
+    return ir.rule_for(ELEMENTS, el, "YAML writer")(el)
 
 
 def _stmt_out(s: Any) -> Any:
