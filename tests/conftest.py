@@ -1,4 +1,4 @@
-"""Shared fixtures: the spec library, published reference numbers, golden-file updating."""
+"""Shared fixtures: the spec library, the torchvision specs, golden-file updating."""
 
 from __future__ import annotations
 
@@ -12,23 +12,11 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 ALL_SPECS = sorted(p for p in SPECS.rglob("*.arch") if "blocks" not in p.parts)
 
-# references.md / torchvision 0.29.1 weight metadata: params, `_ops` GMACs, exact MACs if known.
-TORCHVISION = {
-    "alexnet": (61_100_840, "0.714", 714_188_480),
-    "vgg11": (132_863_336, "7.609", 7_609_090_048),
-    "vgg16": (138_357_544, "15.47", 15_470_264_320),
-    "vgg19": (143_667_240, "19.632", None),
-    "vgg16_bn": (138_365_992, "15.47", None),
-    "googlenet": (6_624_904, "1.498", 1_498_376_192),
-    "resnet18": (11_689_512, "1.814", 1_814_073_344),
-    "resnet34": (21_797_672, "3.664", 3_663_761_408),
-    "resnet50": (25_557_032, "4.089", 4_089_184_256),
-    "resnet101": (44_549_160, "7.801", None),
-    "resnet152": (60_192_808, "11.514", 11_513_626_624),
-    "densenet121": (7_978_856, "2.834", 2_834_161_664),
-    "densenet169": (14_149_480, "3.36", None),
-    "densenet201": (20_013_928, "4.291", None),
-}
+# The torchvision specs test_onnx.py exports with torchvision's weights at 224x224.
+# tests/zoo_models.py lists the whole torchvision zoo and test_zoo.py checks it.
+TORCHVISION = ("alexnet", "vgg11", "vgg16", "vgg19", "vgg16_bn", "googlenet", "resnet18",
+               "resnet34", "resnet50", "resnet101", "resnet152", "densenet121", "densenet169",
+               "densenet201")
 
 
 # A DAG with two inputs and two outputs, used by the language, torch and eject tests.

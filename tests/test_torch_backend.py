@@ -1,42 +1,13 @@
-"""The PyTorch backend: torchvision equality (weights, logits, initialisation), fx code,
-and the module features a training user relies on (meta device, channels_last, autocast)."""
+"""The PyTorch backend: fx code and the module features a training user relies on (meta
+device, channels_last, autocast, torch.compile). Torchvision equality (weights, outputs,
+initialisation) is test_zoo.py's."""
 
 from __future__ import annotations
 
-import pytest
 import torch
-import torchvision
-from conftest import SPECS, TORCHVISION
+from conftest import SPECS
 
 import archspec
-
-
-def _tv(name: str, **extra: object) -> torch.nn.Module:
-    kwargs = {"aux_logits": False, **extra} if name == "googlenet" else dict(extra)
-    return getattr(torchvision.models, name)(weights=None, **kwargs)
-
-
-@pytest.mark.parametrize("name", sorted(TORCHVISION))
-def test_same_seed_same_weights_as_torchvision(name: str) -> None:
-    """The spec's `init` rules reproduce torchvision's initialisation exactly: built after
-    the same seed, every tensor of the state_dict is equal."""
-    torch.manual_seed(0)
-    theirs = _tv(name, **({"init_weights": True} if name == "googlenet" else {})).state_dict()
-    torch.manual_seed(0)
-    ours = archspec.to_torch(archspec.load(SPECS / f"{name}.arch")).state_dict()
-    assert ours.keys() == theirs.keys()
-    assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
-
-
-@pytest.mark.parametrize("name", sorted(TORCHVISION))
-def test_torchvision_state_dict_loads_strictly_and_logits_match(name: str) -> None:
-    torch.manual_seed(1)
-    reference = _tv(name).eval()
-    model = archspec.to_torch(archspec.load(SPECS / f"{name}.arch")).eval()
-    model.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(2, 3, 224, 224)
-    with torch.no_grad():
-        torch.testing.assert_close(model(x), reference(x), rtol=1e-4, atol=1e-5)
 
 
 def test_code_is_a_readable_forward() -> None:

@@ -1,0 +1,232 @@
+"""The torchvision zoo (tests/zoo_models.py), checked against live torchvision and onnxruntime.
+
+STATIC, every spec (torchvision's model built on the meta device): params, buffers, MACs
+(FlopCounterMode / 2) and state_dict keys and shapes equal torchvision's, and the spec's header
+quotes torchvision's published numbers.
+
+FULL, the smallest member of each family (at a small input where the architecture allows):
+torchvision's state_dict loads strictly and gives torchvision's eval outputs (with randomised
+BatchNorm statistics, affine parameters and biases, and a scaled input, so that biases and
+saturating activations count); the same seed gives the same weights; the ejected source and the
+ONNX export (in onnxruntime) give the same outputs.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import re
+import types
+from dataclasses import dataclass
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+import torchvision
+from conftest import ROOT
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+from zoo_models import BY_NAME, FULL, ZOO, ZooModel
+
+import archspec
+from archspec.analysis.report import Report
+from archspec.backends.eject import eject
+from archspec.backends.onnx import to_onnx
+from archspec.syntax.loader import with_input_shapes
+
+
+def _spec(model: ZooModel, size: int | None = None) -> archspec.Spec:
+    spec = archspec.load(model.path)
+    return spec if size is None else with_input_shapes(spec, {"x": (3, size, size)})
+
+
+def _torchvision(model: ZooModel) -> nn.Module:
+    return getattr(torchvision.models, model.name)(weights=None, **dict(model.kwargs))
+
+
+@functools.cache
+def _report(name: str) -> Report:
+    return archspec.analyze(_spec(BY_NAME[name]), batch=2)
+
+
+# ---------------------------------------------------------------------------------- STATIC
+
+HEADER = re.compile(r"Reproduces torchvision 0\.29\.1 (?P<builder>\w+)(\([^)]*\))?"
+                    r"( at 3x(?P<size>\d+)x(?P=size))?: (?P<params>[\d,]+) params, "
+                    r"(?P<gmacs>\d+\.\d+) GMACs")
+
+
+def _header(model: ZooModel) -> str:
+    lines = model.path.read_text().splitlines()
+    comment = [line[1:].strip() for line in lines[:next(
+        i for i, line in enumerate(lines) if not line.startswith("#"))]]
+    return " ".join(comment)
+
+
+@pytest.mark.parametrize("model", ZOO, ids=lambda m: m.name)
+def test_header_quotes_torchvision_published_numbers(model: ZooModel) -> None:
+    """The header names the builder and quotes its weights' metadata (`num_params`, `_ops`
+    GMACs), which the spec's static analysis reproduces."""
+    match = HEADER.search(_header(model))
+    assert match, f"{model.path.name}: no `Reproduces torchvision ...` header"
+    meta = torchvision.models.get_model_weights(model.name).DEFAULT.meta
+    assert match["builder"] == model.name
+    assert match["size"] in (None, str(model.size))
+    assert int(match["params"].replace(",", "")) == meta["num_params"]
+    assert match["gmacs"] == str(meta["_ops"])
+    totals = _report(model.name).totals
+    assert totals["params"] == meta["num_params"]
+    decimals = len(match["gmacs"].split(".")[1])
+    assert f"{totals['macs'] / 2 / 1e9:.{decimals}f}" == match["gmacs"]
+
+
+@functools.cache
+def _meta_torchvision(name: str) -> nn.Module:
+    with torch.device("meta"):
+        return _torchvision(BY_NAME[name])
+
+
+@pytest.mark.parametrize("model", ZOO, ids=lambda m: m.name)
+def test_static_params_buffers_and_macs_equal_torchvision(model: ZooModel) -> None:
+    """Counted on the live model: parameters, buffers, and MACs as FlopCounterMode / 2 of a
+    training-mode forward (which runs auxiliary heads too) at the spec's input size."""
+    theirs = _meta_torchvision(model.name).train()
+    totals = _report(model.name).totals
+    assert totals["params"] == sum(p.numel() for p in theirs.parameters())
+    assert totals["buffers"] == sum(b.numel() for b in theirs.buffers())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        theirs(torch.empty(2, 3, model.size, model.size, device="meta"))
+    assert totals["macs"] == counter.get_total_flops() // 2
+
+
+@pytest.mark.parametrize("model", ZOO, ids=lambda m: m.name)
+def test_static_state_dict_keys_and_shapes_equal_torchvision(model: ZooModel) -> None:
+    ours = archspec.to_torch(_spec(model), device="meta").state_dict()
+    theirs = _meta_torchvision(model.name).state_dict()
+    assert {k: v.shape for k, v in ours.items()} == {k: v.shape for k, v in theirs.items()}
+
+
+# ------------------------------------------------------------------------------------ FULL
+
+@dataclass
+class Built:
+    """One FULL model: torchvision's and the compiled spec's, both built after the same seed;
+    then torchvision's weights randomised (`weights`) and its outputs on `x` taken."""
+
+    model: ZooModel
+    spec: archspec.Spec
+    ours: nn.Module
+    seeded_differences: list[str]
+    weights: dict[str, torch.Tensor]
+    x: torch.Tensor
+    want: list[torch.Tensor]
+
+
+def _randomise(model: nn.Module, gen: torch.Generator) -> None:
+    """BatchNorm running statistics and affine parameters, and every bias, away from their
+    initial 0 / 1."""
+    def fill(t: torch.Tensor, low: float, high: float) -> None:
+        t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
+
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                fill(m.running_mean, -0.5, 0.5)
+                fill(m.running_var, 0.5, 2.0)
+                fill(m.weight, 0.5, 1.5)
+            if isinstance(getattr(m, "bias", None), torch.Tensor):
+                fill(m.bias, -0.5, 0.5)
+
+
+def _outputs(out: torch.Tensor | dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    return list(out.values()) if isinstance(out, dict) else [out]
+
+
+def _torchvision_outputs(reference: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
+    """The eval outputs, then the auxiliary head's (which torchvision runs only in training
+    mode) on the features it reads."""
+    aux = getattr(reference, "AuxLogits", None)
+    if aux is None:
+        return [reference(x)]
+    seen: list[torch.Tensor] = []
+    hook = reference.Mixed_6e.register_forward_hook(lambda m, i, o: seen.append(o))
+    logits = reference(x)
+    hook.remove()
+    return [logits, aux(seen[0])]
+
+
+@pytest.fixture(scope="module", params=FULL, ids=lambda m: m.name)
+def built(request: pytest.FixtureRequest) -> Built:
+    model: ZooModel = request.param
+    spec = _spec(model, model.full)
+    torch.manual_seed(0)
+    reference = _torchvision(model)
+    torch.manual_seed(0)
+    ours = archspec.to_torch(spec)
+    theirs_init, ours_init = reference.state_dict(), ours.state_dict()
+    differences = sorted(k for k in theirs_init.keys() | ours_init.keys()
+                         if k not in theirs_init or k not in ours_init
+                         or not torch.equal(theirs_init[k], ours_init[k]))
+    gen = torch.Generator().manual_seed(1)
+    _randomise(reference, gen)
+    x = 3 * torch.randn(2, 3, model.full, model.full, generator=gen)
+    with torch.no_grad():
+        want = _torchvision_outputs(reference.eval(), x)
+    return Built(model, spec, ours.eval(), differences, reference.state_dict(), x, want)
+
+
+def _assert_same(got: list[torch.Tensor] | list[np.ndarray], want: list[torch.Tensor],
+                 rtol: float) -> None:
+    """Equal to `rtol` relative to each output's largest magnitude."""
+    assert len(got) == len(want)
+    for g, w in zip(got, want, strict=True):
+        g = torch.as_tensor(g)
+        assert g.shape == w.shape
+        scale = max(1.0, float(w.abs().max()))
+        torch.testing.assert_close(g, w, rtol=rtol, atol=rtol * scale)
+
+
+def test_full_same_seed_same_weights_as_torchvision(built: Built) -> None:
+    """The spec's `init` rules reproduce torchvision's initialisation: built after the same
+    seed, every state_dict tensor is equal."""
+    assert built.seeded_differences == []
+
+
+def test_full_torchvision_weights_load_strictly_and_give_its_outputs(built: Built) -> None:
+    built.ours.load_state_dict(built.weights, strict=True)
+    with torch.no_grad():
+        got = _outputs(built.ours(built.x))
+    _assert_same(got, built.want, rtol=1e-5)
+
+
+def test_full_ejected_source_loads_the_weights_and_gives_the_outputs(built: Built) -> None:
+    module = types.ModuleType("ejected")
+    exec(compile(eject(built.spec), "ejected.py", "exec"), module.__dict__)  # noqa: S102
+    with torch.device("meta"):
+        ejected = module.build()
+    ejected.load_state_dict(built.weights, strict=True, assign=True)
+    with torch.no_grad():
+        got = _outputs(ejected.eval()(built.x))
+    _assert_same(got, built.want, rtol=1e-5)
+
+
+def test_full_onnx_export_in_onnxruntime_gives_the_outputs(built: Built) -> None:
+    exported = to_onnx(built.spec, weights=built.weights)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    session = ort.InferenceSession(exported.SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": built.x.numpy()})
+    _assert_same(got, built.want, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------ docs
+
+def test_docs_zoo_md_is_generated_from_the_table() -> None:
+    loader = importlib.util.spec_from_file_location("bench_zoo", ROOT / "bench" / "zoo.py")
+    assert loader is not None and loader.loader is not None
+    bench = importlib.util.module_from_spec(loader)
+    loader.loader.exec_module(bench)
+    assert (ROOT / "docs" / "zoo.md").read_text() == bench.markdown()

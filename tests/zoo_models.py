@@ -1,0 +1,64 @@
+"""The torchvision zoo: every spec in specs/ that reproduces a torchvision classification
+builder, and how tests/test_zoo.py checks it. bench/zoo.py renders this table as docs/zoo.md.
+
+Plain data (no torch import), so that the docs check stays fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+
+
+@dataclass(frozen=True)
+class ZooModel:
+    """``specs/{name}.arch`` reproduces ``torchvision.models.{name}(weights=None, **kwargs)``.
+
+    ``size`` is the input side of both (the spec's ``input``). ``full`` is the input side of
+    the FULL comparison (weights, outputs, seeded initialisation, eject, ONNX), None where the
+    spec gets the STATIC comparison only (params, buffers, MACs, state_dict keys and shapes).
+    """
+
+    name: str
+    family: str
+    size: int = 224
+    full: int | None = None
+    kwargs: tuple[tuple[str, object], ...] = ()
+
+    @property
+    def path(self) -> Path:
+        return SPECS / f"{self.name}.arch"
+
+
+ZOO: tuple[ZooModel, ...] = (
+    ZooModel("alexnet", "AlexNet", full=224),
+    ZooModel("vgg11", "VGG"),
+    ZooModel("vgg13", "VGG"),
+    ZooModel("vgg16", "VGG"),
+    ZooModel("vgg19", "VGG"),
+    ZooModel("vgg11_bn", "VGG", full=224),
+    ZooModel("vgg13_bn", "VGG"),
+    ZooModel("vgg16_bn", "VGG"),
+    ZooModel("vgg19_bn", "VGG"),
+    ZooModel("googlenet", "GoogLeNet", full=64,
+             kwargs=(("aux_logits", False), ("init_weights", True))),
+    ZooModel("resnet18", "ResNet", full=64),
+    ZooModel("resnet34", "ResNet"),
+    ZooModel("resnet50", "ResNet"),
+    ZooModel("resnet101", "ResNet"),
+    ZooModel("resnet152", "ResNet"),
+    ZooModel("resnext50_32x4d", "ResNeXt", full=64),
+    ZooModel("resnext101_32x8d", "ResNeXt"),
+    ZooModel("resnext101_64x4d", "ResNeXt"),
+    ZooModel("wide_resnet50_2", "Wide ResNet", full=64),
+    ZooModel("wide_resnet101_2", "Wide ResNet"),
+    ZooModel("densenet121", "DenseNet", full=64),
+    ZooModel("densenet161", "DenseNet", full=64),
+    ZooModel("densenet169", "DenseNet"),
+    ZooModel("densenet201", "DenseNet"),
+)
+
+BY_NAME = {m.name: m for m in ZOO}
+FULL = tuple(m for m in ZOO if m.full is not None)
