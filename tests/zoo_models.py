@@ -58,6 +58,8 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("densenet161", "DenseNet", full=64),
     ZooModel("densenet169", "DenseNet"),
     ZooModel("densenet201", "DenseNet"),
+    ZooModel("squeezenet1_0", "SqueezeNet", full=64),
+    ZooModel("squeezenet1_1", "SqueezeNet", full=64),
 )
 
 BY_NAME = {m.name: m for m in ZOO}
