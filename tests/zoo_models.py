@@ -60,6 +60,13 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("densenet201", "DenseNet"),
     ZooModel("squeezenet1_0", "SqueezeNet", full=64),
     ZooModel("squeezenet1_1", "SqueezeNet", full=64),
+    ZooModel("mnasnet0_5", "MNASNet", full=64),
+    ZooModel("mnasnet0_75", "MNASNet"),
+    ZooModel("mnasnet1_0", "MNASNet"),
+    ZooModel("mnasnet1_3", "MNASNet"),
+    ZooModel("mobilenet_v2", "MobileNetV2", full=64),
+    ZooModel("mobilenet_v3_small", "MobileNetV3", full=64),
+    ZooModel("mobilenet_v3_large", "MobileNetV3"),
 )
 
 BY_NAME = {m.name: m for m in ZOO}
