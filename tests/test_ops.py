@@ -3,13 +3,22 @@ its lowered PyTorch module really does on a real tensor (MACs by FlopCounterMode
 
 from __future__ import annotations
 
+import math
+from collections.abc import Callable
+from typing import Any
+
 import pytest
 import torch
+import torch.nn.functional as F
+import torchvision.transforms.functional as TF
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.ops import stochastic_depth
 
 from archspec.backends.torch import to_torch
+from archspec.diagnostics import ArchspecError
 from archspec.expander import expand
 from archspec.ops import REGISTRY, Ctx
 from archspec.syntax.loader import loads
@@ -52,6 +61,23 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
     ("linear(7)", (12,)), ("linear(3, bias=false)", (4,)),
     ("flatten", (3, 4, 5)), ("flatten(1)", (3, 4, 5)), ("dropout(0.3)", (6,)),
     ("identity", (2, 2)),
+    ("relu6", (3, 4)), ("hardswish", (2, 3, 3)), ("hardsigmoid", (5,)),
+    ("stochastic_depth(0.2)", (3, 4, 4)), ("stochastic_depth(0.5, \"batch\")", (6,)),
+    ("groupnorm(2)", (4, 3, 3)), ("groupnorm(3, affine=false)", (6, 5)), ("groupnorm(1)", (4,)),
+    ("conv_transpose1d(4, 3, stride=2)", (3, 7)),
+    ("conv_transpose2d(6, 3, stride=2, padding=1, output_padding=1, groups=2)", (4, 5, 6)),
+    ("conv_transpose2d(3, (2, 4), stride=(2, 1), dilation=2, bias=false)", (2, 4, 5)),
+    ("conv_transpose3d(2, 2, stride=2)", (2, 3, 3, 3)),
+    ("upsample(2)", (3, 4, 5)), ("upsample((2, 3), mode=\"bilinear\")", (2, 4, 4)),
+    ("upsample(size=(5, 7), mode=\"bilinear\", align_corners=true)", (2, 4, 4)),
+    ("upsample(size=9, mode=\"bicubic\")", (2, 4, 4)), ("upsample(3, mode=\"linear\")", (2, 5)),
+    ("upsample(2, mode=\"trilinear\")", (2, 3, 3, 3)), ("upsample(2)", (2, 3, 3, 3)),
+    ("interpolate(size=(7, 3), mode=\"nearest-exact\")", (2, 4, 5)),
+    ("center_crop(size=3)", (2, 5, 6)), ("center_crop(size=(4, 2))", (2, 7, 5)),
+    ("channel_shuffle(2)", (4, 3, 3)), ("channel_shuffle(3)", (6, 5)),
+    ("mean([1, 2])", (3, 4, 5)), ("mean(0, keepdim=true)", (3, 4, 5)), ("mean(-1)", (3, 4)),
+    ("slice(0, 1, 3)", (4, 5)), ("slice(1, 0, none, 2)", (3, 7, 4)), ("slice(-1, -3)", (2, 6)),
+    ("select(1, -1)", (3, 4, 5)), ("select(0, 2)", (3, 4)),
 ]
 
 
@@ -81,22 +107,70 @@ def test_op_matches_torch(call: str, shape: tuple[int, ...]) -> None:
 MERGE_CASES = [
     ("add(a, b)", [(3, 4, 4), (3, 4, 4)]), ("add(a, b, c)", [(5,), (5,), (5,)]),
     ("concat(a, b)", [(2, 4, 4), (3, 4, 4)]), ("concat(a, b, dim=1)", [(2, 4), (2, 3)]),
+    ("mul(a, b)", [(3, 1, 1), (3, 4, 4)]), ("mul(a, b, c)", [(1, 5), (4, 1), (4, 5)]),
+    ("upsample(mode=\"bilinear\")(a, b)", [(2, 3, 3), (5, 6, 7)]),
+    ("center_crop(a, b)", [(2, 7, 8), (3, 4, 4)]),
+]
+
+# Ops with several results, `names = call(x)`: names, call, input shape, torch's results.
+MULTI_CASES: list[tuple[str, str, tuple[int, ...], Callable[[torch.Tensor], Any]]] = [
+    ("p, q", "split(2)", (4, 3), lambda x: torch.split(x, 2, dim=1)),
+    ("p, q, r", "split([1, 2, 3], dim=1)", (2, 6, 2), lambda x: torch.split(x, [1, 2, 3], 2)),
+    ("p, q, r", "split(3, dim=-1)", (2, 2, 7), lambda x: torch.split(x, 3, dim=-1)),
+    ("p, q, r", "chunk(3)", (9, 2), lambda x: torch.chunk(x, 3, dim=1)),
+    ("p, q", "chunk(2, dim=1)", (2, 5, 3), lambda x: torch.chunk(x, 2, dim=2)),
+    ("p, q", "chunk(3, dim=0)", (4,), lambda x: torch.chunk(x, 3, dim=1)),
 ]
 
 
 def test_every_registered_op_has_a_case() -> None:
-    covered = {c.split("(")[0] for c, _ in CASES + MERGE_CASES}
-    assert set(REGISTRY) <= covered
+    calls = [c for c, _ in CASES + MERGE_CASES] + [c for _, c, _, _ in MULTI_CASES]
+    assert set(REGISTRY) <= {c.split("(")[0] for c in calls}
+
+
+def _merge_spec(call: str, shapes: list[tuple[int, ...]]) -> str:
+    lines = [f"input {n}: [{', '.join(map(str, s))}]" for n, s in zip("abc", shapes)]
+    return "network t\n" + "\n".join(lines) + f"\ny = {call}\n"
+
+
+def _reference(call: str, xs: list[torch.Tensor]) -> torch.Tensor:
+    """What hand-written PyTorch computes for a merge case."""
+    if call.startswith("add"):
+        return sum(xs[1:], xs[0])
+    if call.startswith("mul"):
+        return math.prod(xs[1:], start=xs[0])
+    if call.startswith("concat"):
+        return torch.cat(xs, dim=2 if "dim=1" in call else 1)
+    if call.startswith("upsample"):
+        return F.interpolate(xs[0], size=xs[1].shape[2:], mode="bilinear")
+    return TF.center_crop(xs[0], list(xs[1].shape[2:]))
 
 
 @pytest.mark.parametrize(("call", "shapes"), MERGE_CASES)
 def test_merge_ops_match_torch(call: str, shapes: list[tuple[int, ...]]) -> None:
-    names = "abc"[:len(shapes)]
-    lines = [f"input {n}: [{', '.join(map(str, s))}]" for n, s in zip(names, shapes)]
-    spec = loads("network t\n" + "\n".join(lines) + f"\ny = {call}\n")
-    model = to_torch(spec)
-    out = model(*[torch.randn(2, *s) for s in shapes])
+    spec = loads(_merge_spec(call, shapes))
+    xs = [torch.randn(2, *s) for s in shapes]
+    out = to_torch(spec)(*xs)
     assert tuple(out.shape) == (2, *expand(spec).nodes["y"].shape)
+    torch.testing.assert_close(out, _reference(call, xs))
+
+
+@pytest.mark.parametrize(("names", "call", "shape", "reference"), MULTI_CASES,
+                         ids=[c for _, c, _, _ in MULTI_CASES])
+def test_multi_result_ops_match_torch(names: str, call: str, shape: tuple[int, ...],
+                                      reference: Callable[[torch.Tensor], Any]) -> None:
+    """Each result is its own node (attrs.index) and equals torch.split / torch.chunk's."""
+    spec = loads(f"network t\ninput x: [{', '.join(map(str, shape))}]\noutput {names}\n"
+                 f"{names} = {call}(x)\n")
+    graph = expand(spec)
+    x = torch.randn(2, *shape)
+    out, want = to_torch(spec)(x), reference(x)
+    assert len(want) == len(graph.nodes) == len(out)
+    for i, (node, got, ref) in enumerate(zip(graph, out.values(), want)):
+        assert node.attrs.index == i and tuple(got.shape) == (2, *node.shape)
+        torch.testing.assert_close(got, ref)
+        cost = REGISTRY[node.op].cost(Ctx(node.in_shapes, node.shape, node.attrs))
+        assert (cost.params, cost.macs, cost.flops) == (0, 0, 0)
 
 
 @settings(max_examples=60, deadline=None)
@@ -120,3 +194,133 @@ def test_random_pools(kind, rank, k, s, p, n, ceil) -> None:
         return
     call = f"{kind}pool{rank}d({k}, stride={s}, padding={p}, ceil={'true' if ceil else 'false'})"
     _check(call, (2, *([n] * rank)))
+
+
+@settings(max_examples=30, deadline=None)
+@given(rank=st.integers(1, 3), cin=st.integers(1, 4), groups=st.integers(1, 3),
+       out_per_group=st.integers(1, 3), k=st.integers(1, 4), s=st.integers(1, 3),
+       p=st.integers(0, 2), d=st.integers(1, 2), extra=st.integers(0, 2), n=st.integers(2, 6),
+       bias=st.booleans())
+def test_random_transposed_convolutions(rank, cin, groups, out_per_group, k, s, p, d, extra, n,
+                                        bias) -> None:
+    out_pad = min(extra, max(s, d) - 1)
+    if (n - 1) * s - 2 * p + d * (k - 1) + out_pad + 1 < 1:
+        return
+    call = (f"conv_transpose{rank}d({out_per_group * groups}, {k}, stride={s}, padding={p}, "
+            f"output_padding={out_pad}, dilation={d}, groups={groups}, "
+            f"bias={'true' if bias else 'false'})")
+    _check(call, (cin * groups, *([n] * rank)))
+
+
+_MODES = {1: ["nearest", "nearest-exact", "linear"], 2: ["nearest", "bilinear", "bicubic"],
+          3: ["nearest", "trilinear"]}
+
+
+@settings(max_examples=30, deadline=None)
+@given(rank=st.integers(1, 3), mode=st.integers(0, 2), n=st.integers(1, 6),
+       scale=st.integers(1, 3), size=st.integers(1, 9), by_size=st.booleans(),
+       corners=st.sampled_from([None, True, False]))
+def test_random_resizes(rank, mode, n, scale, size, by_size, corners) -> None:
+    """Shape and (zero) counts of upsample, and its values against F.interpolate."""
+    mode_name = _MODES[rank][mode % len(_MODES[rank])]
+    corners = corners if mode_name not in ("nearest", "nearest-exact") else None
+    target = f"size={size}" if by_size else f"scale={scale}"
+    flag = "" if corners is None else f", align_corners={'true' if corners else 'false'}"
+    call = f"upsample({target}, mode=\"{mode_name}\"{flag})"
+    _check(call, (2, *([n] * rank)))
+    x = torch.randn(1, 2, *([n] * rank))
+    spec = loads(f"network t\ninput x: [{', '.join(map(str, x.shape[1:]))}]\ny: {call}\n")
+    kwargs = {"size": size} if by_size else {"scale_factor": scale}
+    torch.testing.assert_close(to_torch(spec)(x), F.interpolate(x, mode=mode_name,
+                                                                 align_corners=corners, **kwargs))
+
+
+@settings(max_examples=30, deadline=None)
+@given(c=st.integers(1, 3), h=st.integers(1, 9), w=st.integers(1, 9), dh=st.integers(0, 5),
+       dw=st.integers(0, 5))
+def test_random_center_crops(c, h, w, dh, dw) -> None:
+    """Both forms crop as torchvision's center_crop (round half to even)."""
+    x, ref = torch.randn(2, c, h + dh, w + dw), torch.randn(2, 1, h, w)
+    want = TF.center_crop(x, [h, w])
+    sized = loads(f"network t\ninput x: [{c}, {h + dh}, {w + dw}]\ny: center_crop(size=({h}, "
+                  f"{w}))\n")
+    torch.testing.assert_close(to_torch(sized)(x), want)
+    spec = loads(_merge_spec("center_crop(a, b)", [tuple(x.shape[1:]), tuple(ref.shape[1:])]))
+    assert expand(spec).nodes["y"].shape == tuple(want.shape[1:])
+    torch.testing.assert_close(to_torch(spec)(x, ref), want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 4), min_size=1, max_size=3), masks=st.lists(
+    st.lists(st.booleans(), min_size=3, max_size=3), min_size=2, max_size=3))
+def test_random_broadcast_products(shape, masks) -> None:
+    """mul's output shape is torch's broadcast shape; its values torch's product."""
+    shapes = [tuple(1 if m else d for d, m in zip(shape, mask)) for mask in masks]
+    spec = loads(_merge_spec(f"mul({', '.join('abc'[:len(shapes)])})", shapes))
+    xs = [torch.randn(2, *s) for s in shapes]
+    out = to_torch(spec)(*xs)
+    assert tuple(out.shape) == (2, *expand(spec).nodes["y"].shape)
+    torch.testing.assert_close(out, math.prod(xs[1:], start=xs[0]))
+
+
+def test_mul_rejects_shapes_that_do_not_broadcast() -> None:
+    """Mismatched dims fail in torch too; different ranks would silently broadcast the batch
+    into a feature dim there, so archspec rejects them."""
+    for shapes in ([(3, 4), (4, 3)], [(3, 1, 1), (3,)]):
+        with pytest.raises(ArchspecError) as info:
+            expand(loads(_merge_spec("mul(a, b)", shapes)))
+        assert info.value.diagnostic.code == "E305"
+    with pytest.raises(RuntimeError):
+        torch.randn(2, 3, 4) * torch.randn(2, 4, 3)
+    assert (torch.randn(2, 3, 1, 1) * torch.randn(2, 3)).shape == (2, 3, 2, 3)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(1, 5), min_size=1, max_size=4), dim=st.integers(-4, 3),
+       start=st.integers(-6, 6), end=st.one_of(st.none(), st.integers(-6, 6)),
+       step=st.integers(1, 3), keep=st.booleans())
+def test_random_tensor_ops(shape, dim, start, end, step, keep) -> None:
+    """slice, select and mean against torch indexing and torch.mean."""
+    x = torch.randn(2, *shape)
+    if not -len(shape) <= dim < len(shape):
+        return
+    axis = dim % len(shape) + 1
+    index = [slice(None)] * axis
+    cases = [(f"mean({dim}, keepdim={'true' if keep else 'false'})",
+              x.mean(dim=axis, keepdim=keep))]
+    if x[(*index, slice(start, end, step))].numel():
+        end_text = "none" if end is None else end
+        cases.append((f"slice({dim}, {start}, {end_text}, {step})",
+                      x[(*index, slice(start, end, step))]))
+    if -shape[axis - 1] <= start < shape[axis - 1]:
+        cases.append((f"select({dim}, {start})", x.select(axis, start)))
+    for call, want in cases:
+        spec = loads(f"network t\ninput x: [{', '.join(map(str, shape))}]\ny: {call}\n")
+        assert expand(spec).nodes["y"].shape == tuple(want.shape[1:]), call
+        torch.testing.assert_close(to_torch(spec)(x), want)
+
+
+@settings(max_examples=30, deadline=None)
+@given(groups=st.integers(1, 4), per_group=st.integers(1, 3), spatial=st.lists(
+    st.integers(1, 4), min_size=0, max_size=3), affine=st.booleans())
+def test_random_group_norms_and_shuffles(groups, per_group, spatial, affine) -> None:
+    shape = (groups * per_group, *spatial)
+    _check(f"groupnorm({groups}, affine={'true' if affine else 'false'})", shape)
+    if spatial:
+        x = torch.randn(2, *shape)
+        spec = loads(f"network t\ninput x: [{', '.join(map(str, shape))}]\n"
+                     f"y: channel_shuffle({groups})\n")
+        torch.testing.assert_close(to_torch(spec)(x), nn.ChannelShuffle(groups)(x))
+
+
+@pytest.mark.parametrize("mode", ["row", "batch"])
+def test_stochastic_depth_trains_as_torchvision(mode: str) -> None:
+    """Same seed, same drops and scaling as torchvision.ops.stochastic_depth; eval: identity."""
+    spec = loads(f"network t\ninput x: [3, 4, 4]\ny: stochastic_depth(0.4, \"{mode}\")\n")
+    model = to_torch(spec).train()
+    x = torch.randn(16, 3, 4, 4)
+    torch.manual_seed(7)
+    got = model(x)
+    torch.manual_seed(7)
+    torch.testing.assert_close(got, stochastic_depth(x, 0.4, mode, training=True))
+    assert torch.equal(model.eval()(x), x)

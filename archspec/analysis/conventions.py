@@ -41,6 +41,22 @@ def out_numel(c: Cost) -> int:
     return c.out_numel
 
 
+def params_per_position(c: Cost) -> int:
+    """torchinfo on a transposed convolution: every parameter (bias included) once per output
+    position, as for an ordinary convolution."""
+    return c.params * c.positions
+
+
+def weights_per_position(c: Cost) -> int:
+    """thop on a transposed convolution: the weights once per output position (no bias)."""
+    return c.params * c.positions - c.bias
+
+
+def softmax_ops(c: Cost) -> int:
+    """thop's softmax: per row of n, n exps, n - 1 adds and n divides."""
+    return 3 * c.out_numel - c.positions
+
+
 def times(k: int, of: Rule) -> Rule:
     """``k`` times another rule (ptflops counts a module hook and the functional it calls)."""
     return lambda c: k * of(c)
@@ -62,7 +78,9 @@ class Convention:
     uncounted: frozenset[Category]
 
     def count(self, category: Category, cost: Cost) -> int:
-        """This tool's count for one op of ``category`` with ``cost``."""
+        """This tool's count for one op of ``category`` with ``cost`` (whose own category, when
+        set, overrides the op's)."""
+        category = cost.category or category
         return 0 if category in self.uncounted else self.rules[category](cost)
 
 
@@ -78,26 +96,28 @@ _ACTS = ("relu", "leaky_relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "soft
 _POOLS = ("maxpool", "avgpool", "adaptive_avg", "adaptive_max")
 
 
+_RESIZES = ("upsample_nearest", "upsample_linear", "upsample_other")
+
 CONVENTIONS: dict[str, Convention] = {
     "torchvision": Convention(
         "multiply-accumulates of conv/linear weights, no bias (torchvision _ops, "
         "FlopCounterMode/2)",
         {C.WEIGHTED: macs, C.TRANSPOSED: macs},
-        _none("batchnorm", "groupnorm", "lrn", *_ACTS, *_POOLS, *_MOVES, "upsample_nearest",
-              "upsample_linear")),
+        _none("batchnorm", "groupnorm", "lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
     "torchinfo": Convention(
         "torchinfo Mult-Adds: conv/linear MACs + bias, norm params",
-        {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.BATCHNORM: params,
+        {C.WEIGHTED: macs_bias, C.TRANSPOSED: params_per_position, C.BATCHNORM: params,
          C.GROUPNORM: params},
-        _none("lrn", *_ACTS, *_POOLS, *_MOVES, "upsample_nearest", "upsample_linear")),
+        _none("lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
     "fvcore": Convention(
         "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel",
         {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.BATCHNORM: affine(2, 1),
          C.GROUPNORM: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
          C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel)},
-        _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES)),
+        _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES, "upsample_other")),
     # ptflops' pytorch backend hooks modules *and* patches torch.nn.functional, so an nn.ReLU
-    # or a pooling module is counted twice (module hook + the F.relu / F.*_pool it calls).
+    # or a pooling module is counted twice (module hook + the F.relu / F.*_pool it calls);
+    # resizes are F.interpolate calls, counted once.
     "ptflops": Convention(
         "ptflops: conv/linear MACs + bias, BN 2 x numel, ReLU 2 x numel, pooling 2 x input "
         "numel",
@@ -106,15 +126,16 @@ CONVENTIONS: dict[str, Convention] = {
          C.RELU6: out_numel, C.GELU: times(2, out_numel), C.SILU: out_numel,
          C.SOFTMAX: out_numel, C.MAXPOOL: times(2, in_numel),
          C.AVGPOOL: times(2, in_numel), C.ADAPTIVE_AVG: times(2, in_numel),
-         C.ADAPTIVE_MAX: times(2, in_numel), C.UPSAMPLE_NEAREST: times(2, out_numel),
-         C.UPSAMPLE_LINEAR: times(2, out_numel)},
+         C.ADAPTIVE_MAX: times(2, in_numel), C.UPSAMPLE_NEAREST: out_numel,
+         C.UPSAMPLE_LINEAR: out_numel, C.UPSAMPLE_OTHER: out_numel},
         _none("lrn", "sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
         "out",
-        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.BATCHNORM: affine(4, 2),
-         C.AVGPOOL: out_numel,
+        {C.WEIGHTED: macs, C.TRANSPOSED: weights_per_position, C.BATCHNORM: affine(4, 2),
+         C.SOFTMAX: softmax_ops, C.AVGPOOL: out_numel,
          C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1)},
-        _none("groupnorm", "lrn", *_ACTS, "maxpool", "adaptive_max", *_MOVES,
-              "upsample_nearest", "upsample_linear")),
+        _none("groupnorm", "lrn", "relu", "leaky_relu", "relu6", "sigmoid", "tanh", "gelu",
+              "silu", "hardswish", "hardsigmoid", "maxpool", "adaptive_max", *_MOVES,
+              *_RESIZES)),
 }

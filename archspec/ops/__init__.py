@@ -4,7 +4,16 @@ To add a layer kind: add an ``OpDef`` to the family file (or a new file imported
 case to tests/test_ops.py.
 """
 
-from archspec.ops import activation, conv, core, merge, norm, pool  # noqa: F401  (registers)
+from archspec.ops import (  # noqa: F401  (registers)
+    activation,
+    conv,
+    core,
+    merge,
+    norm,
+    pool,
+    resize,
+    tensor,
+)
 from archspec.ops.base import (
     REGISTRY,
     Attrs,

@@ -9,12 +9,17 @@ from archspec.ops.base import (
     POINTWISE,
     Attrs,
     Category,
+    Cost,
     Ctx,
     Module,
     NoAttrs,
     OpDef,
+    Shape,
+    ShapeError,
     elementwise_cost,
+    fmt_shape,
     module,
+    numel,
     register,
     same_shape,
 )
@@ -57,7 +62,11 @@ _ACTIVATIONS: tuple[tuple[str, type[Attrs], tuple[str, ...], int, str, Any], ...
     ("softmax", SoftmaxAttrs, ("dim",), 3,
      "exp(x) / sum exp(x) along `dim` of the per-sample shape (0 = channels/features).",
      _module("Softmax", dim=lambda a: a.dim + 1 if a.dim >= 0 else a.dim)),
+    ("relu6", NoAttrs, (), 2, "min(max(x, 0), 6).", _module("ReLU6", inplace=True)),
+    ("hardsigmoid", NoAttrs, (), 4, "relu6(x + 3) / 6.", _module("Hardsigmoid", inplace=True)),
+    ("hardswish", NoAttrs, (), 5, "x * relu6(x + 3) / 6.", _module("Hardswish", inplace=True)),
 )
+
 
 def _unary(op_type: str, **attrs: Callable[[Any], Any]) -> Callable[..., None]:
     """ONNX rule: one node of ``op_type`` with attributes computed from ours."""
@@ -90,6 +99,19 @@ def _gelu_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     b.node("Mul", [b.tmp("xp"), half], [output])
 
 
+def _relu6_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    b.node("Clip", [inputs[0], b.const("min", 0.0), b.const("max", 6.0)], [output])
+
+
+def _hardswish_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """HardSwish from opset 14; before it x * HardSigmoid(x), the same function."""
+    if b.opset >= 14:
+        b.node("HardSwish", inputs, [output])
+        return
+    b.node("HardSigmoid", inputs, [b.tmp("gate")], alpha=1.0 / 6.0, beta=0.5)
+    b.node("Mul", [inputs[0], b.tmp("gate")], [output])
+
+
 def _silu_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     b.node("Sigmoid", inputs, [b.tmp("sigmoid")])
     b.node("Mul", [inputs[0], b.tmp("sigmoid")], [output])
@@ -100,13 +122,36 @@ _ONNX = {
     "sigmoid": _unary("Sigmoid"), "tanh": _unary("Tanh"), "gelu": _gelu_onnx,
     "silu": _silu_onnx, "softmax": _unary("Softmax", axis=lambda a: a.dim + 1 if a.dim >= 0
                                           else a.dim),
+    "relu6": _relu6_onnx, "hardswish": _hardswish_onnx,
+    "hardsigmoid": _unary("HardSigmoid", alpha=lambda a: 1.0 / 6.0, beta=lambda a: 0.5),
 }
 
-# Ops whose backward reads their own output: a later op must not overwrite it in place.
-_KEEP_OUTPUT = {"relu", "sigmoid", "tanh", "softmax"}
+
+def _softmax_cost(ctx: Ctx) -> Cost:
+    """3 FLOPs per element (exp, sum, divide); ``positions`` = rows, the vectors along ``dim``
+    that are normalised (thop counts 3n - 1 per row of n)."""
+    n = numel(ctx.out)
+    return Cost(flops=3 * n, in_numel=n, out_numel=n, positions=n // ctx.x[ctx.attrs.dim])
+
+
+def _softmax_infer(inputs: tuple[Shape, ...], attrs: SoftmaxAttrs) -> Shape:
+    x = inputs[0]
+    if not -len(x) <= attrs.dim < len(x):
+        raise ShapeError(f"`softmax` dim {attrs.dim} is out of range for a {fmt_shape(x)} input",
+                         hint="dims count from 0 (channels or features), after the batch")
+    return x
+
+
+_COST = {"softmax": _softmax_cost}
+_INFER = {"softmax": _softmax_infer}
+
+# Ops whose backward reads their own output (leaky ReLU's when it runs in place): a later op
+# must not overwrite it in place. ReLU6, hardsigmoid and hardswish keep their input instead.
+_KEEP_OUTPUT = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax"}
 
 for _name, _attrs, _pos, _flops, _doc, _torch in _ACTIVATIONS:
-    register(OpDef(name=_name, attrs=_attrs, infer=same_shape, cost=elementwise_cost(_flops),
+    register(OpDef(name=_name, attrs=_attrs, infer=_INFER.get(_name, same_shape),
+                   cost=_COST.get(_name, elementwise_cost(_flops)),
                    positional=_pos, category=Category(_name), torch=_torch, onnx=_ONNX[_name],
                    step=lambda ctx: POINTWISE,
                    keeps_output=_name in _KEEP_OUTPUT,

@@ -48,6 +48,10 @@ class Cost:
     ``params``/``buffers``: element counts. ``macs``: weight multiply-accumulates.
     ``bias``: bias additions (output elements when the op has a bias). ``flops``: full count.
     ``in_numel``/``out_numel``: elements read / written, used by counting conventions.
+    ``positions``: how many times the op's per-position computation runs, where a tool counts
+    per position (transposed convolution: output spatial elements; softmax: rows); else 0.
+    ``category``: this call's counting category when it depends on the attributes (a resize
+    counts by mode and rank); None means the op's own :attr:`OpDef.category`.
     """
 
     params: int = 0
@@ -57,6 +61,8 @@ class Cost:
     flops: int = 0
     in_numel: int = 0
     out_numel: int = 0
+    positions: int = 0
+    category: Category | None = None
 
 
 class Category(str, Enum):
@@ -89,8 +95,9 @@ class Category(str, Enum):
     ADD = "add"
     MUL = "mul"
     CONCAT = "concat"
-    UPSAMPLE_NEAREST = "upsample_nearest"
-    UPSAMPLE_LINEAR = "upsample_linear"  # bilinear / trilinear / linear interpolation
+    UPSAMPLE_NEAREST = "upsample_nearest"  # nearest resize of a 2-D map
+    UPSAMPLE_LINEAR = "upsample_linear"  # bilinear resize of a 2-D map
+    UPSAMPLE_OTHER = "upsample_other"  # any other resize: 1-D or 3-D, bicubic, nearest-exact
     REDUCE = "reduce"  # mean over dims
     MOVE = "move"  # data movement only: flatten, slice, crop, shuffle, dropout, identity
 
@@ -189,8 +196,10 @@ class OpDef:
       fx backend builds it, ``archspec compile`` writes it as source. No torch import here.
     - ``onnx(ctx, b, inputs, output)``: emits the op's ONNX nodes through the builder ``b``
       (backends/onnx.py); ``min_opset`` is the lowest opset that rule supports.
-    - ``outputs(attrs)``: how many values a call produces (``a, b = split(2)``); each is a
-      node of its own, whose attributes carry ``index``. 1 for most ops.
+    - ``outputs(inputs, attrs)``: for ops with several results (``a, b = chunk(2)(x)``), how
+      many a call produces; the expander makes one node per result, passing ``index`` (0, 1,
+      ...) as an attribute, so ``infer``/``torch``/``onnx`` describe result ``index`` alone.
+      None (most ops): one result.
 
     ``fresh_output`` and ``keeps_output`` decide when a consumer may work in place.
     """
@@ -208,7 +217,7 @@ class OpDef:
     inputs: tuple[int, int | None] = (1, 1)
     min_opset: int = 13
     warn: Callable[[tuple[Shape, ...], Any], list[str]] = lambda i, a: []
-    outputs: Callable[[Any], int] | None = None
+    outputs: Callable[[tuple[Shape, ...], Any], int] | None = None
     aliases: tuple[str, ...] = ()
     fresh_output: bool = True  # False when the output may alias the input (views, identity)
     keeps_output: bool = False  # True when backward needs the op's own output

@@ -1,12 +1,15 @@
-"""Convolution, one entry generalised over rank: conv1d, conv2d, conv3d.
+"""Convolution and transposed convolution, each one entry generalised over rank: conv1d/2d/3d,
+conv_transpose1d/2d/3d.
 
 Input ``(C_in, *spatial)``, output ``(out, *spatial')`` with, per spatial dim,
-``floor((n + 2p - d*(k-1) - 1) / s) + 1``.
+``floor((n + 2p - d*(k-1) - 1) / s) + 1`` (convolution) or
+``(n - 1)*s - 2p + d*(k-1) + output_padding + 1`` (transposed convolution).
 """
 
 from __future__ import annotations
 
 import math
+from fractions import Fraction
 from typing import Any, Literal
 
 from pydantic import model_validator
@@ -150,3 +153,102 @@ def make_conv(rank: int) -> OpDef:
 
 
 CONVS = {rank: register(make_conv(rank)) for rank in (1, 2, 3)}
+
+
+class ConvTransposeAttrs(Attrs):
+    out: int
+    kernel: IntOrTuple
+    stride: IntOrTuple = 1
+    padding: IntOrTuple = 0
+    output_padding: IntOrTuple = 0
+    groups: int = 1
+    bias: bool = True
+    dilation: IntOrTuple = 1
+
+    @model_validator(mode="after")
+    def _positive(self) -> ConvTransposeAttrs:
+        if self.out < 1:
+            raise ValueError(f"`out` (={self.out}) must be positive")
+        if self.groups < 1:
+            raise ValueError(f"`groups` (={self.groups}) must be positive")
+        return self
+
+
+def _transposed_geometry(a: ConvTransposeAttrs, rank: int) -> tuple[tuple[int, ...], ...]:
+    """Per-dim kernel, stride, padding, dilation and output padding; torch's rule that the
+    output padding be smaller than the stride or the dilation."""
+    k, s, p, d, op = (tuple_of(v, rank, n) for v, n in (
+        (a.kernel, "kernel"), (a.stride, "stride"), (a.padding, "padding"),
+        (a.dilation, "dilation"), (a.output_padding, "output_padding")))
+    if any(o >= max(si, di) for o, si, di in zip(op, s, d)):
+        raise ShapeError(f"`output_padding` (={a.output_padding}) must be smaller than `stride` "
+                         f"(={a.stride}) or `dilation` (={a.dilation})",
+                         hint="output_padding only picks one of the `stride` possible sizes")
+    return k, s, p, d, op
+
+
+_TRANSPOSED_DEFAULTS = {"stride": 1, "padding": 0, "output_padding": 0, "groups": 1,
+                        "bias": True, "dilation": 1}
+
+
+def make_conv_transpose(rank: int) -> OpDef:
+    name = f"conv_transpose{rank}d"
+
+    def infer(inputs: tuple[Shape, ...], a: ConvTransposeAttrs) -> Shape:
+        x = check_rank(name, inputs[0], rank)
+        if x[0] % a.groups or a.out % a.groups:
+            raise ShapeError(
+                f"`in_channels` (={x[0]}) and `out` (={a.out}) must be divisible by "
+                f"`groups` (={a.groups})", hint="change `groups` or the channel counts")
+        k, s, p, d, op = _transposed_geometry(a, rank)
+        spatial = tuple((n - 1) * si - 2 * pi + di * (ki - 1) + oi + 1
+                        for n, ki, si, pi, di, oi in zip(x[1:], k, s, p, d, op))
+        if any(v < 1 for v in spatial):
+            raise ShapeError(f"output size {fmt_shape(spatial)} is not positive: `padding` "
+                             f"(={a.padding}) crops more than the {fmt_shape(x)} input gives",
+                             hint="use less padding", code="E302")
+        return (a.out, *spatial)
+
+    def cost(ctx: Ctx) -> Cost:
+        """Every input element meets (out/groups) * prod(kernel) weights."""
+        a: ConvTransposeAttrs = ctx.attrs
+        per_in = (a.out // a.groups) * math.prod(tuple_of(a.kernel, rank, "kernel"))
+        n_in, n_out = numel(ctx.x), numel(ctx.out)
+        bias = n_out if a.bias else 0
+        return Cost(params=ctx.x[0] * per_in + (a.out if a.bias else 0), macs=n_in * per_in,
+                    bias=bias, flops=2 * n_in * per_in + bias, in_numel=n_in, out_numel=n_out,
+                    positions=numel(ctx.out[1:]))
+
+    def step(ctx: Ctx) -> Step:
+        """The jump divides by the stride; one output reads at most floor(d*(k-1)/s) + 1
+        neighbouring inputs."""
+        k, s, _, d, _ = _transposed_geometry(ctx.attrs, rank)
+        return Step(extra=d[0] * (k[0] - 1) // s[0], stride=Fraction(1, s[0]))
+
+    def to_torch(ctx: Ctx) -> Module:
+        a: ConvTransposeAttrs = ctx.attrs
+        return module(f"torch.nn.ConvTranspose{rank}d", ctx.x[0], a.out, a.kernel,
+                      **changed(_TRANSPOSED_DEFAULTS, stride=a.stride, padding=a.padding,
+                                output_padding=a.output_padding, groups=a.groups, bias=a.bias,
+                                dilation=a.dilation))
+
+    def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+        a: ConvTransposeAttrs = ctx.attrs
+        k, s, p, d, op = _transposed_geometry(a, rank)
+        args = [inputs[0], b.param("weight")] + ([b.param("bias")] if a.bias else [])
+        b.node("ConvTranspose", args, [output], kernel_shape=list(k), strides=list(s),
+               pads=[*p, *p], dilations=list(d), output_padding=list(op), group=a.groups)
+
+    return OpDef(
+        name=name, attrs=ConvTransposeAttrs, infer=infer, cost=cost, step=step,
+        torch=to_torch, onnx=to_onnx, category=Category.TRANSPOSED,
+        positional=("out", "kernel", "stride", "padding"),
+        doc=f"{rank}-D transposed convolution (nn.ConvTranspose{rank}d). Input "
+            f"(C, {'x'.join('DHW'[-rank:])}); `out` channels, `kernel`, `stride`, `padding`, "
+            "`output_padding`, `groups`, `bias`, `dilation`. Per dim (n-1)*s - 2p + d*(k-1) + "
+            "output_padding + 1. Params C*(out/groups)*prod(k) (+out); MACs in_numel * "
+            "(out/groups) * prod(k).",
+    )
+
+
+CONV_TRANSPOSES = {rank: register(make_conv_transpose(rank)) for rank in (1, 2, 3)}

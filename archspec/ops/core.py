@@ -1,8 +1,8 @@
-"""Dense and shape ops: linear, flatten, dropout, identity."""
+"""Dense and shape ops: linear, flatten, dropout, stochastic depth, identity."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import field_validator
 
@@ -145,6 +145,24 @@ register(OpDef(name="dropout", attrs=DropoutAttrs, infer=same_shape, cost=_passt
                torch=_dropout_torch, onnx=_identity_onnx, fresh_output=False,
                step=lambda ctx: POINTWISE, category=Category.MOVE,
                positional=("p",), doc="Dropout with probability `p` (identity in eval)."))
+class StochasticDepthAttrs(DropoutAttrs):
+    p: float
+    mode: Literal["row", "batch"] = "row"
+
+
+def _stochastic_depth_torch(ctx: Ctx) -> Module:
+    a: StochasticDepthAttrs = ctx.attrs
+    return module("archspec.backends.modules.StochasticDepth", a.p, a.mode)
+
+
+register(OpDef(name="stochastic_depth", attrs=StochasticDepthAttrs, infer=same_shape,
+               cost=_passthrough, torch=_stochastic_depth_torch, onnx=_identity_onnx,
+               fresh_output=False, step=lambda ctx: POINTWISE, category=Category.MOVE,
+               positional=("p", "mode"),
+               doc="Stochastic depth (torchvision.ops.stochastic_depth): while training, zeroes "
+                   "the input with probability `p` per sample (`mode=\"row\"`) or for the whole "
+                   "batch (`\"batch\"`) and scales the rest by 1/(1-p); identity in eval. Shape "
+                   "unchanged; FLOPs 0."))
 register(OpDef(name="identity", attrs=NoAttrs, infer=same_shape, cost=_passthrough,
                torch=lambda ctx: module("torch.nn.Identity"), onnx=_identity_onnx,
                fresh_output=False, step=lambda ctx: POINTWISE, category=Category.MOVE,

@@ -1,4 +1,5 @@
-"""Ops that merge several inputs: add (element-wise sum) and concat (along channels)."""
+"""Ops that merge several inputs: add (element-wise sum), mul (broadcasting element-wise
+product) and concat (along channels)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,13 @@ from archspec.ops.base import (
     Cost,
     Ctx,
     Function,
+    Module,
     NoAttrs,
     OpDef,
     Shape,
     ShapeError,
     function,
+    module,
     numel,
     register,
 )
@@ -51,6 +54,59 @@ def _add_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 register(OpDef(name="add", attrs=NoAttrs, infer=_add_infer, cost=_add_cost, inputs=(2, None),
                torch=_add_torch, onnx=_add_onnx, step=lambda ctx: POINTWISE,
                category=Category.ADD, doc="Element-wise sum of two or more same-shape inputs."))
+
+
+def broadcast(shapes: tuple[Shape, ...], op: str) -> Shape:
+    """The broadcast of per-sample shapes of equal rank: each dim equal or 1 (NumPy rules; the
+    batch dim in front makes a rank difference misalign, so ranks must match)."""
+    rank = len(shapes[0])
+    if any(len(s) != rank for s in shapes):
+        raise ShapeError(f"`{op}` inputs have different ranks", code="E305",
+                         hint="give every input the same number of dims per sample (e.g. "
+                              "C x 1 x 1 to scale a C x H x W map)")
+    out = []
+    for dims in zip(*shapes):
+        size = max(dims)
+        if any(d not in (1, size) for d in dims):
+            raise ShapeError(f"`{op}` inputs do not broadcast: sizes {', '.join(map(str, dims))}"
+                             " in one dim", code="E305",
+                             hint="each dim must be equal across inputs or 1")
+        out.append(size)
+    return tuple(out)
+
+
+def _mul_infer(inputs: tuple[Shape, ...], attrs: NoAttrs) -> Shape:
+    return broadcast(inputs, "mul")
+
+
+def _mul_cost(ctx: Ctx) -> Cost:
+    n = numel(ctx.out)
+    return Cost(flops=n * (len(ctx.inputs) - 1), in_numel=sum(map(numel, ctx.inputs)),
+                out_numel=n)
+
+
+def _mul_torch(ctx: Ctx) -> Function | Module:
+    """``a * b`` as hand-written gates do (torchvision's squeeze-excitation: ``scale * input``);
+    a product module for three or more inputs."""
+    if len(ctx.inputs) == 2:
+        return function("operator.mul")
+    return module("archspec.backends.modules.Product")
+
+
+def _mul_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    last = inputs[0]
+    for i, other in enumerate(inputs[1:], start=1):
+        out = output if i == len(inputs) - 1 else b.tmp(f"product{i}")
+        b.node("Mul", [last, other], [out])
+        last = out
+
+
+register(OpDef(name="mul", attrs=NoAttrs, infer=_mul_infer, cost=_mul_cost, inputs=(2, None),
+               torch=_mul_torch, onnx=_mul_onnx, step=lambda ctx: POINTWISE,
+               category=Category.MUL,
+               doc="Broadcasting element-wise product of two or more inputs of equal rank, "
+                   "e.g. a C x 1 x 1 gate times a C x H x W map (squeeze-excitation). Output: "
+                   "the broadcast shape; FLOPs: (inputs - 1) per output element."))
 
 
 class ConcatAttrs(Attrs):

@@ -1,8 +1,11 @@
-"""Normalisation: batchnorm1d/2d/3d and local response normalisation (AlexNet)."""
+"""Normalisation: batchnorm1d/2d/3d, group normalisation and local response normalisation
+(AlexNet)."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from pydantic import model_validator
 
 from archspec.ops.base import (
     POINTWISE,
@@ -80,6 +83,80 @@ def make_batchnorm(rank: int) -> OpDef:
 
 for _rank in (1, 2, 3):
     register(make_batchnorm(_rank))
+
+
+class GroupNormAttrs(Attrs):
+    groups: int
+    eps: float = 1e-5
+    affine: bool = True
+
+    @model_validator(mode="after")
+    def _positive(self) -> GroupNormAttrs:
+        if self.groups < 1:
+            raise ValueError(f"`groups` (={self.groups}) must be positive")
+        return self
+
+
+def _groupnorm_infer(inputs: tuple[Shape, ...], a: GroupNormAttrs) -> Shape:
+    x = inputs[0]
+    if not 1 <= len(x) <= 4:
+        raise ShapeError(f"`groupnorm` needs a (C, ...) input with at most 3 spatial dims, got "
+                         f"{fmt_shape(x)}", code="E303")
+    if x[0] % a.groups:
+        raise ShapeError(f"`groups` (={a.groups}) must divide the {x[0]} input channels",
+                         hint="choose a divisor of the channel count")
+    return x
+
+
+def _groupnorm_cost(ctx: Ctx) -> Cost:
+    """Per element: mean 1, variance 2, normalise 2, and scale and shift 2 with ``affine``."""
+    a: GroupNormAttrs = ctx.attrs
+    n = numel(ctx.out)
+    return Cost(params=2 * ctx.x[0] if a.affine else 0, flops=n * (7 if a.affine else 5),
+                in_numel=n, out_numel=n)
+
+
+def _groupnorm_torch(ctx: Ctx) -> Module:
+    a: GroupNormAttrs = ctx.attrs
+    return module("torch.nn.GroupNorm", a.groups, ctx.x[0],
+                  **changed({"eps": 1e-5, "affine": True}, eps=a.eps, affine=a.affine))
+
+
+def _groupnorm_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """GroupNormalization from opset 21 (per-channel scale, as torch); before it, torch's own
+    export: InstanceNormalization over (N, groups, -1), then the per-channel affine."""
+    a: GroupNormAttrs = ctx.attrs
+    c = ctx.x[0]
+    if b.opset >= 21:
+        scale = b.param("weight") if a.affine else b.const("scale", [1.0] * c)
+        bias = b.param("bias") if a.affine else b.const("shift", [0.0] * c)
+        b.node("GroupNormalization", [inputs[0], scale, bias], [output], num_groups=a.groups,
+               epsilon=a.eps)
+        return
+    b.node("Reshape", [inputs[0], b.const("groups_shape", [0, a.groups, -1], "int64")],
+           [b.tmp("grouped")])
+    b.node("InstanceNormalization", [b.tmp("grouped"), b.const("ones", [1.0] * a.groups),
+                                     b.const("zeros", [0.0] * a.groups)], [b.tmp("normed")],
+           epsilon=a.eps)
+    restored = b.tmp("restored") if a.affine else output
+    b.node("Reshape", [b.tmp("normed"), b.const("shape", [0, *ctx.x], "int64")], [restored])
+    if not a.affine:
+        return
+    per_channel = b.const("affine_shape", [c] + [1] * (len(ctx.x) - 1), "int64")
+    b.node("Reshape", [b.param("weight"), per_channel], [b.tmp("w")])
+    b.node("Reshape", [b.param("bias"), per_channel], [b.tmp("b")])
+    b.node("Mul", [restored, b.tmp("w")], [b.tmp("scaled")])
+    b.node("Add", [b.tmp("scaled"), b.tmp("b")], [output])
+
+
+register(OpDef(name="groupnorm", attrs=GroupNormAttrs, infer=_groupnorm_infer,
+               cost=_groupnorm_cost, torch=_groupnorm_torch, onnx=_groupnorm_onnx,
+               category=Category.GROUPNORM, step=lambda ctx: POINTWISE,
+               positional=("groups", "eps"),
+               doc="Group normalisation (nn.GroupNorm) of a (C, ...) input: the C channels in "
+                   "`groups` groups, each normalised over its channels and positions; `eps`, "
+                   "`affine`. Params 2C with `affine`; FLOPs 5 per element, 7 with `affine`; "
+                   "receptive field unchanged (statistics are not counted, as for batch norm)."))
 
 
 class LRNAttrs(Attrs):
