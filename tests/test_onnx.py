@@ -10,6 +10,8 @@ import pytest
 import torch
 import torchvision
 from conftest import ALL_SPECS, ROOT, SPECS, TORCHVISION, spec_id
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_errors import run_cli
 
 import archspec
@@ -158,3 +160,77 @@ def test_bench_command_reports_both_runtimes(capsys, monkeypatch) -> None:
                             "--runs", "3", "--threads", "1"], capsys)
     assert code == 0
     assert "torch eager (cpu)" in out and "onnxruntime (CPUExecutionProvider)" in out
+
+
+# One spec per new layer kind (or form): (body, input shapes, opsets to export at).
+OP_SPECS = [
+    ("y: relu6 -> hardswish -> hardsigmoid -> stochastic_depth(0.3)", [(3, 5, 5)], (13, 17)),
+    ("y: groupnorm(2) -> groupnorm(4, eps=0.01, affine=false)", [(4, 3, 5)], (17, 21)),
+    ("y: groupnorm(3)", [(6,)], (13, 21)),
+    ("y: conv_transpose1d(4, 3, stride=2, output_padding=1)", [(3, 6)], (17,)),
+    ("y: conv_transpose2d(6, (3, 2), stride=2, padding=1, groups=3, dilation=2)", [(3, 5, 4)],
+     (17,)),
+    ("y: conv_transpose3d(2, 2, stride=2, bias=false)", [(2, 2, 3, 3)], (17,)),
+    ("y: upsample(2)", [(2, 3, 4)], (13, 17)),
+    ("y: upsample(size=(7, 3))", [(2, 5, 7)], (17,)),
+    ("y: upsample((2, 3), mode=\"bilinear\")", [(2, 4, 5)], (17,)),
+    ("y: upsample(size=(7, 9), mode=\"bilinear\", align_corners=true)", [(2, 4, 5)], (17,)),
+    ("y: upsample(size=(3, 2), mode=\"bilinear\", align_corners=false)", [(2, 7, 5)], (17,)),
+    ("y: upsample(2, mode=\"bicubic\")", [(2, 4, 5)], (17,)),
+    ("y: upsample(3, mode=\"linear\", align_corners=true)", [(2, 5)], (17,)),
+    ("y: upsample(2, mode=\"trilinear\")", [(2, 3, 2, 3)], (17,)),
+    ("y: interpolate(size=(9, 4), mode=\"nearest-exact\")", [(2, 5, 6)], (17,)),
+    ("y = upsample(mode=\"bilinear\")(x, r)", [(2, 4, 5), (1, 9, 11)], (13, 17)),
+    ("y = upsample(mode=\"bilinear\", align_corners=true)(x, r)", [(2, 4, 5), (1, 7, 3)], (17,)),
+    ("y = upsample()(x, r)", [(2, 4, 5), (1, 8, 10)], (17,)),
+    ("y = center_crop(x, r)", [(2, 9, 8), (1, 4, 5)], (17,)),
+    ("y: center_crop(size=(2, 3))", [(2, 5, 6)], (17,)),
+    ("y: channel_shuffle(3)", [(6, 2, 3)], (13,)),
+    ("y: mean([1, 2]) -> mean(0, keepdim=true)", [(3, 4, 5)], (17, 18)),
+    ("y: slice(1, 1, -1, 2) -> select(0, -1) -> slice(-1, 2)", [(4, 7, 5)], (17,)),
+    ("output p, q, r\np, q, r = split([1, 2, 3])(x)", [(6, 2)], (17,)),
+    ("output p, q\np, q = chunk(2, dim=-1)(x)", [(2, 3, 5)], (17,)),
+    ("y = mul(x, r)", [(3, 1, 1), (3, 4, 4)], (17,)),
+    ("y = mul(x, r, x)", [(2, 1), (2, 3)], (17,)),
+]
+
+
+@pytest.mark.parametrize(("body", "shapes", "opsets"), OP_SPECS, ids=[b for b, _, _ in OP_SPECS])
+def test_new_ops_export_and_match_torch(body: str, shapes: list[tuple[int, ...]],
+                                        opsets: tuple[int, ...]) -> None:
+    """Each layer kind's ONNX rule: valid model, ONNX shape inference agrees with archspec,
+    onnxruntime agrees with the compiled torch module at every opset and at two batch sizes."""
+    inputs = "".join(f"input {n}: [{', '.join(map(str, s))}]\n" for n, s in zip("xr", shapes))
+    spec = archspec.loads(f"network t\n{inputs}{body}\n")
+    graph = archspec.expand(spec)
+    model = _calibrated(spec, graph)
+    for opset in opsets:
+        exported = to_onnx(spec, weights=model.state_dict(), opset=opset)
+        onnx.checker.check_model(exported, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(exported, strict_mode=True, data_prop=True)
+        shapes_of = {v.name: [d.dim_value or d.dim_param for d in v.type.tensor_type.shape.dim]
+                     for v in (*inferred.graph.value_info, *inferred.graph.output)}
+        for node in graph:
+            assert shapes_of[node.id] == ["batch", *node.shape], (opset, node.id)
+        session = _session(exported)
+        for batch in (1, 3):
+            feeds = {k: torch.randn(batch, *s) for k, s in graph.inputs.items()}
+            got = session.run(None, {k: v.numpy() for k, v in feeds.items()})
+            for i, g in enumerate(got):
+                _assert_close(g, model, list(feeds.values()), i)
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(1, 9), w=st.integers(1, 9), out_h=st.integers(1, 17),
+       out_w=st.integers(1, 17), mode=st.sampled_from([
+           ("nearest", ""), ("nearest-exact", ""), ("bilinear", "true"), ("bilinear", "false"),
+           ("bicubic", "true"), ("bicubic", "false")]))
+def test_random_resizes_match_onnxruntime(h, w, out_h, out_w, mode) -> None:
+    """Resize reproduces torch's sampling at any size ratio, up or down."""
+    name, corners = mode
+    flag = f", align_corners={corners}" if corners else ""
+    spec = archspec.loads(f"network t\ninput x: [2, {h}, {w}]\n"
+                          f"y: upsample(size=({out_h}, {out_w}), mode=\"{name}\"{flag})\n")
+    x = torch.randn(1, 2, h, w)
+    got = _session(to_onnx(spec)).run(None, {"x": x.numpy()})[0]
+    _assert_close(got, archspec.to_torch(spec), [x])

@@ -28,11 +28,14 @@ from archspec.ops import REGISTRY, Ctx, ShapeError
 class Builder:
     """Collects the ONNX nodes and initialisers of one export. Op rules call its methods."""
 
-    def __init__(self, weights: Mapping[str, np.ndarray], opset: int, dtype: int) -> None:
+    def __init__(self, weights: Mapping[str, np.ndarray], opset: int, dtype: int,
+                 batch: str | int = "batch") -> None:
         self.weights = weights
         self.opset = opset
         self.dtype = dtype
+        self.batch = batch
         self.nodes: list[onnx.NodeProto] = []
+        self.value_info: list[onnx.ValueInfoProto] = []
         self.initializers: dict[str, onnx.TensorProto] = {}
         self.counts: dict[str, int] = {}
         self.prefix = ""
@@ -64,6 +67,12 @@ class Builder:
         array = np.asarray(value, dtype=dtype or self.np_dtype)
         self.initializers[name] = numpy_helper.from_array(array, name)
         return name
+
+    def declare(self, name: str, shape: tuple[int, ...]) -> None:
+        """State the shape of ``name`` (per sample; the batch dim goes first) where ONNX shape
+        inference cannot work it out, e.g. a Resize to sizes computed from ``Shape``."""
+        self.value_info.append(helper.make_tensor_value_info(name, self.dtype,
+                                                             [self.batch, *shape]))
 
     def tmp(self, key: str) -> str:
         """A name for an intermediate tensor of the current layer."""
@@ -139,10 +148,10 @@ def to_onnx(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | in
     graph = expand(spec)
     arrays = load_weights(weights, spec, graph)
     dtype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
-    b = Builder(arrays, opset, dtype)
+    dim = "batch" if batch == "dynamic" else int(batch)
+    b = Builder(arrays, opset, dtype, dim)
     for node in graph:
         _lower(node, b)
-    dim = "batch" if batch == "dynamic" else int(batch)
     inputs = [helper.make_tensor_value_info(k, dtype, [dim, *s]) for k, s in graph.inputs.items()]
     outputs = []
     for name, value in graph.outputs.items():
@@ -152,6 +161,7 @@ def to_onnx(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | in
         outputs.append(helper.make_tensor_value_info(name, dtype, [dim, *graph.shape_of(value)]))
     onnx_graph = helper.make_graph(b.nodes, graph.name, inputs, outputs,
                                    initializer=list(b.initializers.values()),
+                                   value_info=b.value_info,
                                    doc_string=_header(spec))
     model = helper.make_model(onnx_graph, producer_name="archspec", producer_version=__version__,
                               opset_imports=[helper.make_opsetid("", opset)],

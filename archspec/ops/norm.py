@@ -123,8 +123,9 @@ def _groupnorm_torch(ctx: Ctx) -> Module:
 
 
 def _groupnorm_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
-    """GroupNormalization from opset 21 (per-channel scale, as torch); before it, torch's own
-    export: InstanceNormalization over (N, groups, -1), then the per-channel affine."""
+    """GroupNormalization from opset 21 (per-channel scale, as torch; ONNX shape inference does
+    not type its output, so the shape is declared); before it, torch's own export:
+    InstanceNormalization over (N, groups, -1), then the per-channel affine."""
     a: GroupNormAttrs = ctx.attrs
     c = ctx.x[0]
     if b.opset >= 21:
@@ -132,6 +133,7 @@ def _groupnorm_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
         bias = b.param("bias") if a.affine else b.const("shift", [0.0] * c)
         b.node("GroupNormalization", [inputs[0], scale, bias], [output], num_groups=a.groups,
                epsilon=a.eps)
+        b.declare(output, ctx.out)
         return
     b.node("Reshape", [inputs[0], b.const("groups_shape", [0, a.groups, -1], "int64")],
            [b.tmp("grouped")])

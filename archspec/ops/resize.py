@@ -135,7 +135,7 @@ def _resize_attrs(a: UpsampleAttrs) -> dict[str, Any]:
     if a.mode == "nearest-exact":
         return {"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
                 "nearest_mode": "round_prefer_ceil"}
-    transform = "align_corners" if a.align_corners else "pytorch_half_pixel"
+    transform = "align_corners" if a.align_corners else "half_pixel"
     if a.mode == "bicubic":
         return {"mode": "cubic", "cubic_coeff_a": -0.75,
                 "coordinate_transformation_mode": transform}
@@ -144,20 +144,22 @@ def _resize_attrs(a: UpsampleAttrs) -> dict[str, Any]:
 
 def _upsample_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     """Resize to explicit sizes: the input's (dynamic) batch and channels, then the static
-    spatial size, or the reference's."""
-    big = b.const("big", [2**62], "int64")
+    spatial size, or the reference's. ONNX shape inference loses the batch dim through a
+    Resize, so the output's shape is declared."""
     b.node("Shape", [inputs[0]], [b.tmp("in_shape")])
     b.node("Slice", [b.tmp("in_shape"), b.const("zero", [0], "int64"),
                      b.const("two", [2], "int64")], [b.tmp("batch_channels")])
     if len(inputs) == 2:
         b.node("Shape", [inputs[1]], [b.tmp("ref_shape")])
-        b.node("Slice", [b.tmp("ref_shape"), b.const("two", [2], "int64"), big],
+        b.node("Slice", [b.tmp("ref_shape"), b.const("two", [2], "int64"),
+                         b.const("rank", [len(ctx.x) + 1], "int64")],
                [b.tmp("spatial")])
         spatial = b.tmp("spatial")
     else:
         spatial = b.const("spatial", list(ctx.out[1:]), "int64")
     b.node("Concat", [b.tmp("batch_channels"), spatial], [b.tmp("sizes")], axis=0)
     b.node("Resize", [inputs[0], "", "", b.tmp("sizes")], [output], **_resize_attrs(ctx.attrs))
+    b.declare(output, ctx.out)
 
 
 register(OpDef(

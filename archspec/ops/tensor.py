@@ -91,7 +91,7 @@ def _shuffle_infer(inputs: tuple[Shape, ...], a: ShuffleAttrs) -> Shape:
 def _shuffle_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     """(N, g, C/g, *s) -> swap the two channel axes -> (N, C, *s); 0 keeps the batch."""
     g, (c, *spatial) = ctx.attrs.groups, ctx.x
-    b.node("Reshape", [inputs[0], b.const("grouped", [0, g, c // g, *spatial], "int64")],
+    b.node("Reshape", [inputs[0], b.const("grouped_shape", [0, g, c // g, *spatial], "int64")],
            [b.tmp("grouped")])
     b.node("Transpose", [b.tmp("grouped")], [b.tmp("swapped")],
            perm=[0, 2, 1, *range(3, len(spatial) + 3)])
