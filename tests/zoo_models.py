@@ -67,6 +67,17 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("mobilenet_v2", "MobileNetV2", full=64),
     ZooModel("mobilenet_v3_small", "MobileNetV3", full=64),
     ZooModel("mobilenet_v3_large", "MobileNetV3"),
+    ZooModel("efficientnet_b0", "EfficientNet", full=64),
+    ZooModel("efficientnet_b1", "EfficientNet", size=240),
+    ZooModel("efficientnet_b2", "EfficientNet", size=288),
+    ZooModel("efficientnet_b3", "EfficientNet", size=300),
+    ZooModel("efficientnet_b4", "EfficientNet", size=380),
+    ZooModel("efficientnet_b5", "EfficientNet", size=456),
+    ZooModel("efficientnet_b6", "EfficientNet", size=528),
+    ZooModel("efficientnet_b7", "EfficientNet", size=600),
+    ZooModel("efficientnet_v2_s", "EfficientNetV2", size=384, full=64),
+    ZooModel("efficientnet_v2_m", "EfficientNetV2", size=480),
+    ZooModel("efficientnet_v2_l", "EfficientNetV2", size=480),
 )
 
 BY_NAME = {m.name: m for m in ZOO}
