@@ -64,6 +64,7 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("mnasnet0_75", "MNASNet"),
     ZooModel("mnasnet1_0", "MNASNet"),
     ZooModel("mnasnet1_3", "MNASNet"),
+    ZooModel("inception_v3", "Inception", size=299, full=299, kwargs=(("init_weights", True),)),
     ZooModel("mobilenet_v2", "MobileNetV2", full=64),
     ZooModel("mobilenet_v3_small", "MobileNetV3", full=64),
     ZooModel("mobilenet_v3_large", "MobileNetV3"),
