@@ -50,7 +50,8 @@ def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
 
     A rule targets an op kind (``conv2d``) or, when its target is not an op, the layers whose
     dotted path equals it or matches it as an fnmatch pattern (``features.*.conv``). The last
-    matching rule wins. A rule that matches no layer is a located error.
+    matching rule wins. An op kind the network does not use is fine (a family's shared rules);
+    a path that matches no layer is a located error (a typo).
     """
     from archspec.ops import REGISTRY
 
@@ -59,11 +60,11 @@ def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
         op = REGISTRY.get(rule.op)
         hits = [n.id for n in graph if (n.op == op.name if op is not None
                                         else fnmatchcase(n.id, rule.op))]
-        if not hits:
-            kind = "op" if op is not None else "layer path"
-            raise error("E117", f"`init` {kind} `{rule.op}` matches no layer of the network",
-                        rule.span, hint=did_you_mean(rule.op, [*graph.nodes, *REGISTRY]) or
-                        "give an op kind used in the network, or a layer path / pattern")
+        if not hits and op is None:
+            raise error("E117", f"`init` layer path `{rule.op}` matches no layer of the "
+                        "network", rule.span,
+                        hint=did_you_mean(rule.op, [*graph.nodes, *REGISTRY]) or
+                        "give an op kind, or a layer path / fnmatch pattern")
         func, kwargs, bias = resolve(rule)
         for node_id in hits:
             out[node_id] = Init(func, tuple(kwargs.items()), bias)

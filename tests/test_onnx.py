@@ -234,3 +234,20 @@ def test_random_resizes_match_onnxruntime(h, w, out_h, out_w, mode) -> None:
     x = torch.randn(1, 2, h, w)
     got = _session(to_onnx(spec)).run(None, {"x": x.numpy()})[0]
     _assert_close(got, archspec.to_torch(spec), [x])
+
+
+def test_an_op_below_its_minimum_opset_is_a_located_error(monkeypatch) -> None:
+    """Each op states the lowest opset its ONNX rule supports; asking for less is an error at
+    the layer, not an invalid file."""
+    import dataclasses
+
+    from archspec.ops import REGISTRY
+
+    monkeypatch.setitem(REGISTRY, "hardswish", dataclasses.replace(REGISTRY["hardswish"],
+                                                                   min_opset=14))
+    spec = archspec.loads("network t\ninput x: 4x8x8\nconv2d(4, 3)\nact: hardswish\n")
+    with pytest.raises(archspec.ArchspecError) as info:
+        to_onnx(spec, opset=13)
+    diag = info.value.diagnostic
+    assert diag.code == "E603" and diag.span.line == 4 and "opset 14" in diag.message
+    assert to_onnx(spec, opset=14).opset_import[0].version == 14
