@@ -1,6 +1,6 @@
 """Receptive field and cumulative stride, checked against gradients: the input pixels that
-reach one output pixel of a real PyTorch forward (all-positive weights, so nothing cancels; average pooling, since max pooling routes the
-gradient to one pixel)."""
+reach one output pixel of a real PyTorch forward (all-positive weights, so nothing cancels;
+average pooling, since max pooling routes the gradient to one pixel)."""
 
 from __future__ import annotations
 
