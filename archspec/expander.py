@@ -365,6 +365,10 @@ class Expander:
         for a in args:
             if a.name is None:
                 continue
+            if a.name == "index" and op.outputs is not None:
+                raise error("E233", f"`{op.name}` has no parameter `index`", a.span,
+                            hint="name one result per piece instead: `a, b = "
+                                 f"{op.name}(...)(x)`, or use `slice` / `select`")
             if a.name in values:
                 raise error("E232", f"`{a.name}` given twice", a.span,
                             hint="give each argument once, by position or by name")

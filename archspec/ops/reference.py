@@ -10,6 +10,8 @@ def signature(op: OpDef) -> str:
     """``conv2d(out, kernel, stride=1, ...)``: an op's call signature, defaults shown."""
     parts = []
     for name, f in op.attrs.model_fields.items():
+        if op.outputs is not None and name == "index":
+            continue  # set per result by the expander, never by the user
         parts.append(name if f.is_required() else f"{name}={show(f.default)}")
     return f"{op.name}({', '.join(parts)})"
 
