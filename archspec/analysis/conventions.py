@@ -57,6 +57,12 @@ def softmax_ops(c: Cost) -> int:
     return 3 * c.out_numel - c.positions
 
 
+def lrn_ops(c: Cost) -> int:
+    """ptflops on LRN: torch squares, scales and shifts (three patched tensor ops, numel each)
+    and average-pools the zero-padded squares (the pool's input numel)."""
+    return 3 * c.out_numel + c.positions
+
+
 def times(k: int, of: Rule) -> Rule:
     """``k`` times another rule (ptflops counts a module hook and the functional it calls)."""
     return lambda c: k * of(c)
@@ -120,15 +126,16 @@ CONVENTIONS: dict[str, Convention] = {
     # resizes are F.interpolate calls, counted once.
     "ptflops": Convention(
         "ptflops: conv/linear MACs + bias, BN 2 x numel, ReLU 2 x numel, pooling 2 x input "
-        "numel",
+        "numel, resize out numel",
         {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.BATCHNORM: affine(2, 1),
-         C.GROUPNORM: affine(2, 1), C.RELU: times(2, out_numel), C.LEAKY_RELU: out_numel,
+         C.GROUPNORM: affine(2, 1), C.LRN: lrn_ops, C.RELU: times(2, out_numel),
+         C.LEAKY_RELU: out_numel,
          C.RELU6: out_numel, C.GELU: times(2, out_numel), C.SILU: out_numel,
          C.SOFTMAX: out_numel, C.MAXPOOL: times(2, in_numel),
          C.AVGPOOL: times(2, in_numel), C.ADAPTIVE_AVG: times(2, in_numel),
          C.ADAPTIVE_MAX: times(2, in_numel), C.UPSAMPLE_NEAREST: out_numel,
          C.UPSAMPLE_LINEAR: out_numel, C.UPSAMPLE_OTHER: out_numel},
-        _none("lrn", "sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
+        _none("sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
         "out",

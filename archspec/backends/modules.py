@@ -65,8 +65,8 @@ class CenterCrop(torch.nn.Module):
         target = self.size if ref is None else tuple(ref.shape[2:])
         index = [slice(None), slice(None)]
         for n, t in zip(x.shape[2:], target):
-            start = int(round((n - t) / 2.0))
-            index.append(slice(start, start + t))
+            start = int(round((int(n) - int(t)) / 2.0))  # ints also under tracing
+            index.append(slice(start, start + int(t)))
         return x[tuple(index)]
 
     def extra_repr(self) -> str:

@@ -49,7 +49,8 @@ class Cost:
     ``bias``: bias additions (output elements when the op has a bias). ``flops``: full count.
     ``in_numel``/``out_numel``: elements read / written, used by counting conventions.
     ``positions``: how many times the op's per-position computation runs, where a tool counts
-    per position (transposed convolution: output spatial elements; softmax: rows); else 0.
+    per position (transposed convolution: output spatial elements; softmax: rows; LRN: the
+    zero-padded channel positions its window averages over); else 0.
     ``category``: this call's counting category when it depends on the attributes (a resize
     counts by mode and rank); None means the op's own :attr:`OpDef.category`.
     """

@@ -169,8 +169,11 @@ class LRNAttrs(Attrs):
 
 
 def _lrn_cost(ctx: Ctx) -> Cost:
-    n = numel(ctx.out)
-    return Cost(flops=n * (ctx.attrs.size + 3), in_numel=n, out_numel=n)
+    """``positions``: the zero-padded squares its channel window averages over, (C + size - 1)
+    per spatial position (torch pads the channels and average-pools them)."""
+    n, size = numel(ctx.out), ctx.attrs.size
+    return Cost(flops=n * (size + 3), in_numel=n, out_numel=n,
+                positions=(ctx.x[0] + size - 1) * numel(ctx.x[1:]))
 
 
 def _lrn_infer(inputs: tuple[Shape, ...], a: LRNAttrs) -> Shape:

@@ -1,0 +1,135 @@
+"""Every op's count under every counting convention, against the tools themselves run live on
+the compiled one-op model: FlopCounterMode / 2 (torchvision), torchinfo's total_mult_adds,
+fvcore's FlopCountAnalysis total, ptflops' MACs (pytorch backend) and thop's MACs."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+from collections.abc import Callable
+
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+import archspec
+from archspec.analysis.conventions import CONVENTIONS
+from archspec.ops import REGISTRY, Category, Ctx
+
+torchinfo = pytest.importorskip("torchinfo")
+fvcore_nn = pytest.importorskip("fvcore.nn")
+ptflops = pytest.importorskip("ptflops")
+thop = pytest.importorskip("thop")
+
+# One-op (or one-op-and-merge) specs: body, input shapes per sample (x, then r).
+CASES: list[tuple[str, list[tuple[int, ...]]]] = [
+    ("y: relu", [(3, 4, 4)]), ("y: leaky_relu(0.2)", [(3, 4, 4)]), ("y: relu6", [(3, 4, 4)]),
+    ("y: sigmoid", [(3, 4, 4)]), ("y: tanh", [(3, 4, 4)]), ("y: gelu", [(3, 4, 4)]),
+    ("y: silu", [(3, 4, 4)]), ("y: softmax(0)", [(3, 4, 4)]), ("y: softmax(-1)", [(3, 4, 5)]),
+    ("y: softmax", [(7,)]), ("y: hardswish", [(3, 4, 4)]), ("y: hardsigmoid", [(3, 4, 4)]),
+    ("y = mul(x, r)", [(3, 1, 1), (3, 4, 4)]), ("y = mul(x, r, x)", [(2, 5), (2, 5)]),
+    ("y: stochastic_depth(0.2)", [(3, 4, 4)]),
+    ("y: groupnorm(2)", [(4, 3, 3)]), ("y: groupnorm(3, affine=false)", [(6, 5)]),
+    ("y: conv_transpose1d(4, 3, stride=2)", [(3, 7)]),
+    ("y: conv_transpose2d(6, 3, stride=2, padding=1, output_padding=1, groups=2)",
+     [(4, 5, 6)]),
+    ("y: conv_transpose2d(3, (2, 4), stride=(2, 1), dilation=2, bias=false)", [(2, 4, 5)]),
+    ("y: conv_transpose3d(2, 2, stride=2)", [(2, 3, 3, 3)]),
+    ("y: upsample(2)", [(3, 4, 5)]), ("y: upsample(size=(7, 9), mode=\"bilinear\")", [(2, 4, 4)]),
+    ("y: upsample((2, 3), mode=\"bilinear\", align_corners=true)", [(2, 4, 4)]),
+    ("y: upsample(2, mode=\"bicubic\")", [(2, 4, 4)]), ("y: upsample(3)", [(2, 5)]),
+    ("y: upsample(3, mode=\"linear\")", [(2, 5)]), ("y: upsample(2)", [(2, 3, 3, 3)]),
+    ("y: upsample(2, mode=\"trilinear\")", [(2, 3, 3, 3)]),
+    ("y: interpolate(size=(7, 3), mode=\"nearest-exact\")", [(2, 4, 5)]),
+    ("y = upsample(mode=\"bilinear\")(x, r)", [(2, 3, 3), (5, 6, 7)]),
+    ("y = upsample()(x, r)", [(2, 3, 3), (5, 6, 9)]),
+    ("y = center_crop(x, r)", [(2, 7, 8), (3, 4, 4)]), ("y: center_crop(size=3)", [(2, 5, 6)]),
+    ("y: channel_shuffle(2)", [(4, 3, 3)]), ("y: mean([1, 2])", [(3, 4, 5)]),
+    ("y: slice(0, 1, 3)", [(4, 5)]), ("y: slice(1, 0, none, 2)", [(3, 7, 4)]),
+    ("y: select(1, -1)", [(3, 4, 5)]),
+    ("p, q = split([1, 3])(x)\ny = concat(p, q)", [(4, 3, 3)]),
+    ("p, q = chunk(2, dim=1)(x)\ny = add(p, q)", [(2, 4, 3)]),
+    ("y: conv2d(4, 3, stride=2, groups=2)", [(2, 7, 7)]), ("y: conv1d(3, 2, bias=false)", [(2, 6)]),
+    ("y: linear(5)", [(7,)]), ("y: batchnorm2d", [(3, 4, 4)]),
+    ("y: batchnorm1d(affine=false)", [(3, 5)]), ("y: lrn(3)", [(6, 4, 4)]),
+    ("y: maxpool2d(3, stride=2, padding=1)", [(2, 7, 7)]), ("y: avgpool1d(2)", [(2, 8)]),
+    ("y: adaptive_avgpool2d((2, 3))", [(2, 6, 6)]), ("y: global_avgpool2d", [(3, 4, 5)]),
+    ("y: adaptive_maxpool2d(2)", [(2, 6, 6)]), ("y: flatten -> dropout -> identity", [(2, 3, 3)]),
+    ("y = add(x, r)", [(3, 4), (3, 4)]), ("y = concat(x, r)", [(2, 3), (1, 3)]),
+]
+
+
+def _spec(body: str, shapes: list[tuple[int, ...]]) -> archspec.Spec:
+    inputs = "".join(f"input {n}: [{', '.join(map(str, s))}]\n" for n, s in zip("xr", shapes))
+    return archspec.loads(f"network t\n{inputs}output y\n{body}\n")
+
+
+def _quiet(run: Callable[[], float]) -> float:
+    """Run a tool with its printing and logging silenced."""
+    logging.disable(logging.WARNING)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            return run()
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+def _torchvision(model: torch.nn.Module, xs: list[torch.Tensor]) -> float:
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(*xs)
+    return counter.get_total_flops() / 2
+
+
+def _torchinfo(model: torch.nn.Module, xs: list[torch.Tensor]) -> float:
+    return torchinfo.summary(model, input_data=xs, verbose=0).total_mult_adds
+
+
+def _fvcore(model: torch.nn.Module, xs: list[torch.Tensor]) -> float:
+    analysis = fvcore_nn.FlopCountAnalysis(model, tuple(xs))
+    analysis.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+    return analysis.total()
+
+
+def _ptflops(model: torch.nn.Module, xs: list[torch.Tensor]) -> float:
+    feeds = dict(zip("xr", xs))
+    macs, _ = ptflops.get_model_complexity_info(
+        model, tuple(xs[0].shape[1:]), input_constructor=lambda _: feeds, as_strings=False,
+        print_per_layer_stat=False, backend="pytorch")
+    return macs
+
+
+def _thop(model: torch.nn.Module, xs: list[torch.Tensor]) -> float:
+    macs, _ = thop.profile(model, inputs=tuple(xs), verbose=False)
+    return macs
+
+
+TOOLS = {"torchvision": _torchvision, "torchinfo": _torchinfo, "fvcore": _fvcore,
+         "ptflops": _ptflops, "thop": _thop}
+
+
+def test_every_convention_is_run_live() -> None:
+    assert set(TOOLS) == set(CONVENTIONS)
+
+
+@pytest.mark.parametrize(("body", "shapes"), CASES, ids=[b for b, _ in CASES])
+@pytest.mark.parametrize("convention", sorted(TOOLS))
+def test_op_count_matches_the_tool(convention: str, body: str,
+                                   shapes: list[tuple[int, ...]]) -> None:
+    spec = _spec(body, shapes)
+    model = archspec.to_torch(spec).eval()
+    torch.manual_seed(0)
+    xs = [torch.randn(1, *s) for s in shapes]
+    counted = _quiet(lambda: TOOLS[convention](model, xs))
+    assert archspec.analyze(spec, convention=convention).totals["macs"] == counted
+
+
+def test_every_category_is_counted_here() -> None:
+    """Every counting category (every resize category too) has a live case above."""
+    seen = set()
+    for body, shapes in CASES:
+        for node in archspec.expand(_spec(body, shapes)):
+            cost = REGISTRY[node.op].cost(Ctx(node.in_shapes, node.shape, node.attrs))
+            seen.add(cost.category or REGISTRY[node.op].category)
+    assert seen == set(Category)
