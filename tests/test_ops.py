@@ -17,6 +17,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.ops import stochastic_depth
 
+from archspec.analysis.passes import receptive_fields
 from archspec.backends.torch import to_torch
 from archspec.diagnostics import ArchspecError
 from archspec.expander import expand
@@ -324,3 +325,38 @@ def test_stochastic_depth_trains_as_torchvision(mode: str) -> None:
     torch.manual_seed(7)
     torch.testing.assert_close(got, stochastic_depth(x, 0.4, mode, training=True))
     assert torch.equal(model.eval()(x), x)
+
+
+def _measured_field(spec_text: str) -> int:
+    """The most input positions along the first spatial axis that one output element depends
+    on, from autograd (every other axis summed over)."""
+    spec = loads(spec_text)
+    shape = next(iter(expand(spec).inputs.values()))
+    model = to_torch(spec).double().eval()
+    x = torch.randn(1, *shape, dtype=torch.float64, requires_grad=True)
+    y = model(x)
+    widest = 0
+    for o in range(y.shape[2]):
+        (grad,) = torch.autograd.grad(y[:, :, o].sum(), x, retain_graph=True)
+        rows = grad.abs().sum(dim=[d for d in range(grad.ndim) if d != 2]).nonzero()
+        if len(rows):  # a dilated transposed convolution leaves some outputs bias-only
+            widest = max(widest, int(rows.max() - rows.min()) + 1)
+    return widest
+
+
+@pytest.mark.parametrize(("body", "shape"), [
+    ("conv_transpose1d(2, 3, stride=2)", (2, 8)), ("conv_transpose1d(2, 4, stride=2)", (2, 8)),
+    ("conv_transpose1d(2, 5, stride=2, dilation=2)", (2, 8)),
+    ("conv_transpose2d(2, 3, stride=3, padding=1)", (2, 6, 5)),
+    ("conv_transpose1d(2, 3, stride=2) -> conv1d(2, 3)", (2, 8)),
+    ("upsample(3)", (2, 6)), ("upsample(2, mode=\"linear\")", (2, 6)),
+    ("upsample(2, mode=\"bicubic\")", (2, 6, 5)),
+    ("conv1d(2, 3) -> upsample(2, mode=\"linear\") -> conv1d(2, 3)", (2, 9)),
+    ("slice(1, 0, none, 2) -> conv2d(2, 3)", (2, 12, 5)),
+])
+def test_receptive_fields_of_resampling_ops(body: str, shape: tuple[int, ...]) -> None:
+    """The static receptive field equals the widest input support autograd finds."""
+    text = f"network t\ninput x: [{', '.join(map(str, shape))}]\ny: {body}\n"
+    graph = expand(loads(text))
+    field = receptive_fields(graph)[list(graph.nodes)[-1]]
+    assert field.size == _measured_field(text)

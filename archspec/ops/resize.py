@@ -86,7 +86,8 @@ def _upsample_infer(inputs: tuple[Shape, ...], a: UpsampleAttrs) -> Shape:
                              "`scale` nor `size`", hint="drop `scale`/`size`, or the input")
         if len(ref) != len(x):
             raise ShapeError(f"the reference {fmt_shape(ref)} has not the {rank} spatial dim(s) "
-                             f"of the input {fmt_shape(x)}", code="E305")
+                             f"of the input {fmt_shape(x)}", code="E305",
+                             hint="resize to a tensor of the same rank (its channels may differ)")
         return (x[0], *ref[1:])
     if a.scale is None and a.size is None:
         raise ShapeError("`upsample` needs `scale`, `size` or a second input to take the size "
@@ -184,7 +185,8 @@ def _crop_target(inputs: tuple[Shape, ...], a: CenterCropAttrs) -> tuple[int, ..
     rank = _spatial("center_crop", x)
     if len(inputs) > 2:
         raise ShapeError(f"`center_crop` takes one input and an optional reference, got "
-                         f"{len(inputs)} inputs", code="E214")
+                         f"{len(inputs)} inputs", code="E214",
+                         hint="center_crop(x, ref) crops x to the spatial size of ref")
     if (len(inputs) == 2) == (a.size is not None):
         raise ShapeError("`center_crop` needs exactly one of `size` and a second input",
                          hint="center_crop(size=(28, 28)) or center_crop(x, ref)")
@@ -192,7 +194,8 @@ def _crop_target(inputs: tuple[Shape, ...], a: CenterCropAttrs) -> tuple[int, ..
         return tuple_of(a.size, rank, "size")
     if len(inputs[1]) != len(x):
         raise ShapeError(f"the reference {fmt_shape(inputs[1])} has not the {rank} spatial "
-                         f"dim(s) of the input {fmt_shape(x)}", code="E305")
+                         f"dim(s) of the input {fmt_shape(x)}", code="E305",
+                         hint="crop to a tensor of the same rank (its channels may differ)")
     return inputs[1][1:]
 
 
