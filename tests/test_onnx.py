@@ -251,3 +251,20 @@ def test_an_op_below_its_minimum_opset_is_a_located_error(monkeypatch) -> None:
     diag = info.value.diagnostic
     assert diag.code == "E603" and diag.span.line == 4 and "opset 14" in diag.message
     assert to_onnx(spec, opset=14).opset_import[0].version == 14
+
+
+@pytest.mark.parametrize("opset", [13, 21])
+@pytest.mark.parametrize("shape", [(6,), (4, 3, 5), (8, 2, 3, 4)])
+def test_groupnorm_matches_torch_to_1e_5(opset: int, shape: tuple[int, ...]) -> None:
+    """InstanceNormalization-based lowering (opset 13) and GroupNormalization-21 alike, with
+    non-trivial scale and shift, on inputs away from zero mean and unit variance."""
+    spec = archspec.loads(f"network t\ninput x: [{', '.join(map(str, shape))}]\n"
+                          "y: groupnorm(2, eps=0.001)\n")
+    torch.manual_seed(0)
+    model = archspec.to_torch(spec).eval()
+    torch.nn.init.normal_(model.y.weight)
+    torch.nn.init.normal_(model.y.bias)
+    x = torch.randn(3, *shape) * 5 + 2
+    got = _session(to_onnx(spec, weights=model.state_dict(), opset=opset)).run(
+        None, {"x": x.numpy()})[0]
+    np.testing.assert_allclose(got, model(x).detach().numpy(), atol=1e-5, rtol=0)
