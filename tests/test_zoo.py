@@ -18,6 +18,8 @@ import importlib.util
 import re
 import types
 from dataclasses import dataclass
+from typing import Any
+from unittest import mock
 
 import numpy as np
 import onnxruntime as ort
@@ -27,6 +29,7 @@ import torchvision
 from conftest import ROOT
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models.regnet import BlockParams
 from zoo_models import BY_NAME, FULL, ZOO, ZooModel
 
 import archspec
@@ -94,9 +97,20 @@ def _main_head_macs(model: ZooModel) -> int:
     return sum(r.macs for r in _report(model.name).layers if r.name in needed) // 2
 
 
+_block_params = BlockParams.from_init_params.__func__
+
+
+def _block_params_on_cpu(cls: type[BlockParams], *args: Any, **kwargs: Any) -> BlockParams:
+    with torch.device("cpu"):
+        return _block_params(cls, *args, **kwargs)
+
+
 @functools.cache
 def _meta_torchvision(name: str) -> nn.Module:
-    with torch.device("meta"):
+    """torchvision's model on the meta device, except RegNet's stage widths, which its builder
+    computes with tensors and reads back (`.tolist()`, impossible on meta): on the CPU."""
+    with mock.patch.object(BlockParams, "from_init_params", classmethod(_block_params_on_cpu)), \
+            torch.device("meta"):
         return _torchvision(BY_NAME[name])
 
 

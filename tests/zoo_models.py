@@ -79,6 +79,21 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("efficientnet_v2_s", "EfficientNetV2", size=384, full=64),
     ZooModel("efficientnet_v2_m", "EfficientNetV2", size=480),
     ZooModel("efficientnet_v2_l", "EfficientNetV2", size=480),
+    ZooModel("regnet_y_400mf", "RegNetY", full=64),
+    ZooModel("regnet_y_800mf", "RegNetY"),
+    ZooModel("regnet_y_1_6gf", "RegNetY"),
+    ZooModel("regnet_y_3_2gf", "RegNetY"),
+    ZooModel("regnet_y_8gf", "RegNetY"),
+    ZooModel("regnet_y_16gf", "RegNetY"),
+    ZooModel("regnet_y_32gf", "RegNetY"),
+    ZooModel("regnet_y_128gf", "RegNetY", size=384),
+    ZooModel("regnet_x_400mf", "RegNetX", full=64),
+    ZooModel("regnet_x_800mf", "RegNetX"),
+    ZooModel("regnet_x_1_6gf", "RegNetX"),
+    ZooModel("regnet_x_3_2gf", "RegNetX"),
+    ZooModel("regnet_x_8gf", "RegNetX"),
+    ZooModel("regnet_x_16gf", "RegNetX"),
+    ZooModel("regnet_x_32gf", "RegNetX"),
 )
 
 BY_NAME = {m.name: m for m in ZOO}
