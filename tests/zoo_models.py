@@ -94,6 +94,10 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("regnet_x_8gf", "RegNetX"),
     ZooModel("regnet_x_16gf", "RegNetX"),
     ZooModel("regnet_x_32gf", "RegNetX"),
+    ZooModel("shufflenet_v2_x0_5", "ShuffleNetV2", full=64),
+    ZooModel("shufflenet_v2_x1_0", "ShuffleNetV2"),
+    ZooModel("shufflenet_v2_x1_5", "ShuffleNetV2"),
+    ZooModel("shufflenet_v2_x2_0", "ShuffleNetV2"),
 )
 
 BY_NAME = {m.name: m for m in ZOO}
