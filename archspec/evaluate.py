@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ BUILTINS: dict[str, Callable[..., Any]] = {
     "float": float, "round": round, "abs": abs, "sum": sum, "bool": bool, "str": str,
     "enumerate": lambda x, start=0: [list(p) for p in enumerate(x, start)],
     "zip": lambda *a: [list(p) for p in zip(*a)], "list": list,
+    "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,
 }
 
 _BINOPS: dict[str, Callable[[Any, Any], Any]] = {

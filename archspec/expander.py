@@ -26,13 +26,16 @@ Value = str  # a node id or a graph-input name
 
 @dataclass
 class Frame:
-    """Naming and binding context: the dotted prefix, the item counter and visible names."""
+    """Naming and binding context: the dotted prefix, the item counter and visible names.
+    ``root`` is the prefix of the network or block call whose names are visible here (a
+    labelled chain or group opens a sub-frame that shares them)."""
 
     prefix: str
     env: dict[str, Any]
     values: dict[str, Value]
     in_value: Value | None
     counter: int = 0
+    root: str = ""
 
     def child_name(self, label: str | None) -> str:
         """The next item's name in this scope: its label, or its position."""
@@ -45,7 +48,7 @@ class Frame:
 
     def sub(self, name: str) -> Frame:
         """A nested naming scope that shares bindings (labelled groups and chains)."""
-        return Frame(self.path(name), self.env, self.values, self.in_value)
+        return Frame(self.path(name), self.env, self.values, self.in_value, root=self.root)
 
 
 class Flow:
@@ -346,9 +349,24 @@ class Expander:
         if name == "<not a name>":
             raise error("E211", "a DAG input must be a layer or input name", span,
                         hint="write `op(attrs)(a, b)` with names of earlier layers")
+        if "." in name:
+            return self._path_ref(name, span, frame)
         raise error("E212", f"unknown layer or input `{name}`", span,
                     hint=did_you_mean(name, frame.values) or
                     "only layers defined earlier in the same block can be referenced")
+
+    def _path_ref(self, name: str, span: Span, frame: Frame) -> Value:
+        """``backbone.4``: the output of an earlier layer or scope by its path, relative to
+        the current scope (reads a numbered item that no label can name)."""
+        path = f"{frame.root}.{name}" if frame.root else name
+        if path in self.graph.nodes:
+            return path
+        if path in self.graph.scopes:
+            return self.graph.scopes[path].output
+        known = [*self.graph.nodes, *self.graph.scopes]
+        raise error("E212", f"no earlier layer or block at path `{path}`", span,
+                    hint=did_you_mean(path, known) or
+                    "a path names a layer defined before this one, e.g. `backbone.4`")
 
     def _op_attrs(self, op: OpDef, args: tuple[ir.Arg, ...], frame: Frame,
                   c: ir.LayerCall) -> dict[str, Any]:
@@ -412,7 +430,8 @@ class Expander:
         (inp,) = ins
         args = self._bind(block, c, frame, self.graph.shape_of(inp))
         env = {**self.graph.params, **args}
-        inner = Frame(frame.path(frame.child_name(label)), env, {"in": inp}, inp)
+        path = frame.path(frame.child_name(label))
+        inner = Frame(path, env, {"in": inp}, inp, root=path)
         self.stack.append((block.name, c.span))
         try:
             out = self.body(block.body, Flow(inp), inner)

@@ -65,30 +65,39 @@ def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
                         "network", rule.span,
                         hint=did_you_mean(rule.op, [*graph.nodes, *REGISTRY]) or
                         "give an op kind, or a layer path / fnmatch pattern")
-        func, kwargs, bias = resolve(rule)
+        func, kwargs, bias = resolve(rule, graph.params)
         for node_id in hits:
             out[node_id] = Init(func, tuple(kwargs.items()), bias)
     return {n.id: out[n.id] for n in graph if n.id in out}
 
 
-def resolve(rule: ir.InitRule) -> tuple[str | None, dict[str, Any], float | None]:
-    """``(torch.nn.init function name, kwargs, bias constant or None)`` of a checked rule."""
+def resolve(rule: ir.InitRule, params: dict[str, Any] | None = None,
+            ) -> tuple[str | None, dict[str, Any], float | None]:
+    """``(torch.nn.init function name, kwargs, bias constant or None)`` of a checked rule;
+    argument expressions may read the network's ``params`` (``std=1 / num_classes``)."""
     func, defaults = SCHEMES[rule.scheme.callee]
-    ev = Evaluator({}, None)
+    ev = Evaluator(dict(params or {}), None)
     kwargs: dict[str, Any] = {}
     names = list(defaults)
     bias = None
     for i, arg in enumerate(rule.scheme.args):
-        if arg.name == "bias":
-            bias = float(ev(arg.value))
+        name = arg.name or names[i]
+        value = ev(arg.value)
+        if not isinstance(value, (int, float, str)) or isinstance(value, bool) or (
+                name == "bias" and isinstance(value, str)):
+            raise error("E116", f"bad value {show(value)} for `{name}`", arg.span,
+                        hint="initialisation arguments are numbers or strings")
+        if name == "bias":
+            bias = float(value)
         else:
-            kwargs[arg.name or names[i]] = ev(arg.value)
+            kwargs[name] = value
     return func, kwargs, bias
 
 
 def check_init(rule: ir.InitRule) -> None:
-    """Located errors for an unknown scheme, or arguments the scheme does not take (whether
-    the target matches a layer is checked against the expanded graph by :func:`plan`)."""
+    """Located errors for an unknown scheme, or arguments the scheme does not take (values,
+    which may read network parameters, and whether the target matches a layer are checked
+    against the expanded graph by :func:`plan`)."""
     scheme = rule.scheme
     if scheme.callee not in SCHEMES:
         raise error("E116", f"unknown initialisation scheme `{scheme.callee}`", scheme.span,
@@ -103,7 +112,4 @@ def check_init(rule: ir.InitRule) -> None:
             raise error("E116", f"`{scheme.callee}` has no argument `{arg.name}`", arg.span,
                         hint=did_you_mean(arg.name, [*names, "bias"]) or
                         f"arguments: {', '.join(names + ['bias'])}")
-        value = Evaluator({}, None)(arg.value)
-        if not isinstance(value, (int, float, str)) or isinstance(value, bool):
-            raise error("E116", f"bad value {show(value)} for `{arg.name or names[i]}`",
-                        arg.span, hint="initialisation arguments are numbers or strings")
+

@@ -265,3 +265,51 @@ def test_every_dispatch_table_covers_its_ir_union() -> None:
     assert set(EXPRS) == ir.members(ir.Expr)
     with pytest.raises(TypeError, match="no printer rule for IR node Spec"):
         ir.rule_for(PRINT, archspec.loads("network t\ninput x: 3\nrelu\n"), "printer")
+
+
+PATHS = """
+network t
+input x: 3x32x32
+block stage(c: int) {
+    conv2d(c, 3, padding=1) -> relu
+    conv2d(c, 3, stride=2, padding=1) -> relu
+}
+backbone: { stage(8); stage(16); stage(32) }
+low = conv2d(4, 1)(backbone.1.2)
+high = conv2d(4, 1)(backbone.2) -> upsample(2)
+y = add(low, high)
+"""
+
+
+def test_a_dag_input_may_be_a_dotted_layer_path() -> None:
+    """`backbone.1.2` reads a numbered item inside a block call that no label can name (the
+    tap of a segmentation head on a backbone stage), the same tensor PyTorch computes there."""
+    torch = pytest.importorskip("torch")
+    graph = _graph(PATHS)
+    assert graph.nodes["low"].inputs == ("backbone.1.2",)
+    assert graph.nodes["high.0"].inputs == (graph.scopes["backbone.2"].output,)
+    model = archspec.to_torch(archspec.loads(PATHS)).eval()
+    relu, layer = torch.relu, model.get_submodule
+
+    def stage(i: int, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tap = layer(f"backbone.{i}.2")(relu(layer(f"backbone.{i}.0")(h)))
+        return tap, relu(tap)
+
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        _, s0 = stage(0, x)
+        tap1, s1 = stage(1, s0)
+        _, s2 = stage(2, s1)
+        ref = layer("low")(tap1) + torch.nn.functional.interpolate(layer("high.0")(s2),
+                                                                   scale_factor=2)
+        torch.testing.assert_close(model(x), ref)
+
+
+def test_init_arguments_read_network_parameters() -> None:
+    torch = pytest.importorskip("torch")
+    text = ("network t(num_classes: int = 4)\ninput x: 8\n"
+            "init linear: uniform(-1 / sqrt(num_classes), 1 / sqrt(num_classes), bias=0)\n"
+            "fc: linear(num_classes)\n")
+    model = archspec.to_torch(archspec.loads(text, num_classes=400))
+    assert 0.04 < model.fc.weight.abs().max().item() <= 0.05
+    assert torch.equal(model.fc.bias, torch.zeros(400))

@@ -234,7 +234,10 @@ class ToIR(Transformer):
         return ir.ListExpr(items=items, tuple_=True, span=self.span(items[0], items[-1]))
 
     def getattr(self, c: list[Any]) -> ir.GetAttr:
-        return ir.GetAttr(obj=c[0], name=str(c[1]), span=self.span(c[0], c[1]))
+        obj, tok = c
+        for name in str(tok).split("."):  # `a.4.0` lexes `4.0` as one number
+            obj = ir.GetAttr(obj=obj, name=name, span=self.span(c[0], tok))
+        return obj
 
     def getitem(self, c: list[Any]) -> ir.GetItem:
         obj, index = c[0], c[-1]
@@ -281,11 +284,15 @@ def _arg(a: Any) -> ir.Arg:
 
 
 def _ref_name(a: Any) -> str:
-    """A DAG input must be a bare name; anything else keeps a marker the expander reports."""
+    """A DAG input must be a name or a dotted layer path (``backbone.4``); anything else keeps
+    a marker the expander reports."""
     if isinstance(a, ir.Var):
         return a.name
     if isinstance(a, ir.InRef):
         return "in"
+    if isinstance(a, ir.GetAttr):
+        head = _ref_name(a.obj)
+        return f"{head}.{a.name}" if head not in ("<not a name>", "in") else "<not a name>"
     return "<not a name>"
 
 
