@@ -120,15 +120,16 @@ def test_static_params_buffers_and_macs_equal_torchvision(name: str, aux: bool) 
 
 @pytest.mark.parametrize(("name", "aux"), CASES, ids=IDS)
 def test_static_state_dict_and_modules_equal_torchvision(name: str, aux: bool) -> None:
-    """Same state_dict keys and shapes; every module that holds weights is, at the same path,
-    of the same class with the same hyperparameters (its `extra_repr`: dilation, padding,
-    stride, ...)."""
+    """Same state_dict keys and shapes; every module that holds weights, and every dropout, is,
+    at the same path, of the same class with the same hyperparameters (its `extra_repr`:
+    dilation, padding, stride, p, ...)."""
     ours = archspec.to_torch(_spec(name, aux), device="meta")
     theirs = _meta_torchvision(name, aux)
     assert {k: v.shape for k, v in ours.state_dict().items()} == \
         {k: v.shape for k, v in theirs.state_dict().items()}
     weighted = {n: m for n, m in theirs.named_modules()
-                if next(m.parameters(recurse=False), None) is not None}
+                if next(m.parameters(recurse=False), None) is not None
+                or isinstance(m, nn.Dropout)}
     assert {n: (type(m), m.extra_repr()) for n, m in weighted.items()} == \
         {n: (type(ours.get_submodule(n)), ours.get_submodule(n).extra_repr()) for n in weighted}
 
