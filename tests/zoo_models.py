@@ -55,7 +55,7 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("wide_resnet50_2", "Wide ResNet", full=64),
     ZooModel("wide_resnet101_2", "Wide ResNet"),
     ZooModel("densenet121", "DenseNet", full=64),
-    ZooModel("densenet161", "DenseNet", full=64),
+    ZooModel("densenet161", "DenseNet"),
     ZooModel("densenet169", "DenseNet"),
     ZooModel("densenet201", "DenseNet"),
     ZooModel("squeezenet1_0", "SqueezeNet", full=64),
