@@ -30,7 +30,7 @@ from conftest import ROOT
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.regnet import BlockParams
-from zoo_models import BY_NAME, FULL, ZOO, ZooModel
+from zoo_models import BY_NAME, FULL, SPECS, ZOO, ZooModel
 
 import archspec
 from archspec.analysis.report import Report
@@ -55,6 +55,13 @@ def _report(name: str) -> Report:
 
 
 # ---------------------------------------------------------------------------------- STATIC
+
+def test_every_torchvision_classification_spec_is_in_the_zoo() -> None:
+    """A spec named after a torchvision classification builder is checked here."""
+    builders = set(torchvision.models.list_models(module=torchvision.models))
+    specs = {p.stem for p in SPECS.glob("*.arch")}
+    assert specs & builders == {m.name for m in ZOO}
+
 
 HEADER = re.compile(r"Reproduces torchvision 0\.29\.1 (?P<builder>\w+)(\([^)]*\))?"
                     r"( at 3x(?P<size>\d+)x(?P=size))?: (?P<params>[\d,]+) params, "
