@@ -13,6 +13,7 @@ import torch
 from torch import fx, nn
 
 from archspec import ir
+from archspec.backends.naming import Namespace
 from archspec.diagnostics import error
 from archspec.expander import expand
 from archspec.graph import Graph, OpNode
@@ -113,13 +114,30 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
         gfx.output(outs[0])
     else:
         gfx.output(dict(zip(graph.outputs, outs, strict=True)))
-    gm = fx.GraphModule(modules, gfx, class_name=_class_name(graph.name))
+    gm = fx.GraphModule(_module_tree(modules), gfx, class_name=_class_name(graph.name))
     gm.meta["archspec_network"] = graph.name
     return gm
 
 
+def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:
+    """A root module holding ``modules`` at their dotted paths, registered in graph order (so
+    ``parameters()`` and ``state_dict()`` follow the spec, as a hand-written model's do)."""
+    root = nn.Module()
+    for path, module in modules.items():
+        *scopes, name = path.split(".")
+        holder = root
+        for part in scopes:
+            if part not in holder._modules:
+                holder.add_module(part, nn.Module())
+            holder = holder._modules[part]
+        holder.add_module(name, module)
+    return root
+
+
 def _class_name(name: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in name.split("_")) or "Network"
+    """The GraphModule's class name: the network's name in CamelCase (``resnet18`` ->
+    ``Resnet18``), made by the namespace generated code names everything with."""
+    return Namespace().class_name(name, default="Network")
 
 
 def to_torch(spec: ir.Spec | Graph, device: Any = None) -> fx.GraphModule:
