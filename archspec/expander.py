@@ -152,13 +152,19 @@ class Expander:
                         f"({type_name(value)})", span, hint=f"declared at {p.span}") from None
 
     def _outputs(self, frame: Frame, last: Value) -> None:
-        names = self.spec.outputs or (last,)
-        for name in names:
+        if not self.spec.outputs:
+            self.graph.outputs["output"] = last
+        for decl in self.spec.outputs:
+            if decl.cond is not None and not self.eval(decl.cond, frame):
+                continue
+            name = decl.name
             if name not in frame.values and name not in self.graph.nodes:
-                raise error("E210", f"unknown output `{name}`", self.spec.span,
+                raise error("E210", f"unknown output `{name}`", decl.span,
                             hint=did_you_mean(name, frame.values) or "name a layer or input")
-            self.graph.outputs[name if self.spec.outputs else "output"] = frame.values.get(
-                name, name)
+            self.graph.outputs[name] = frame.values.get(name, name)
+        if not self.graph.outputs:
+            raise error("E210", "every `output` condition is false: the network returns nothing",
+                        self.spec.outputs[0].span, hint="make at least one output unconditional")
         outs = set(self.graph.outputs.values())
         for key, (span, value) in self.assigned.items():
             if key not in self.read and value not in outs and self._unconsumed(value):

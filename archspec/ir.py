@@ -243,6 +243,14 @@ class InputDecl(Node):
     shape: tuple[Expr, ...]
 
 
+class OutputDecl(Node):
+    """``output aux if aux``: a value the network returns, when ``cond`` (over the network's
+    parameters) holds or is absent."""
+
+    name: str
+    cond: Expr | None = None
+
+
 class InitRule(Node):
     """``init conv2d: kaiming_normal(mode="fan_out", bias=0)``: how the torch backend
     initialises the weights (and, with ``bias=``, the biases) of every layer of an op kind, or
@@ -268,7 +276,7 @@ class Spec(Node):
     params: tuple[Param, ...] = ()
     imports: tuple[str, ...] = ()
     inputs: tuple[InputDecl, ...]
-    outputs: tuple[str, ...] = ()
+    outputs: tuple[OutputDecl, ...] = ()
     inits: tuple[InitRule, ...] = ()
     blocks: tuple[BlockDef, ...] = ()
     body: tuple[Stmt, ...]
@@ -299,5 +307,5 @@ def rule_for(table: Mapping[type, T], node: Any, what: str) -> T:
 
 for _model in (GetAttr, GetItem, FuncCall, BinOp, Neg, Not, Cond, ListExpr, Arg, Label,
                LayerCall, Repeat, Concat, Residual, Dense, Group, Chain, For, If, Param,
-               InputDecl, BlockDef, Spec):
+               InputDecl, OutputDecl, BlockDef, Spec):
     _model.model_rebuild()

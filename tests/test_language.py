@@ -313,3 +313,13 @@ def test_init_arguments_read_network_parameters() -> None:
     model = archspec.to_torch(archspec.loads(text, num_classes=400))
     assert 0.04 < model.fc.weight.abs().max().item() <= 0.05
     assert torch.equal(model.fc.bias, torch.zeros(400))
+
+
+def test_an_output_may_depend_on_a_parameter() -> None:
+    text = ("network t(aux: bool = false)\ninput x: [3, 8, 8]\noutput out, aux if aux\n"
+            "out = conv2d(2, 1)(x)\nif aux { aux = conv2d(2, 1)(x) }\n")
+    assert list(_graph(text).outputs) == ["out"]
+    assert list(_graph(text, aux=True).outputs) == ["out", "aux"]
+    spec = archspec.loads(text)
+    assert archspec.loads(to_yaml(spec), format="yaml").model_dump() == spec.model_dump()
+    assert archspec.loads(to_text(spec)).model_dump() == spec.model_dump()

@@ -103,7 +103,7 @@ def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:
     name, params, span = nets[0] if nets else (Path(source.name).stem, (), NOWHERE)
     outputs = [o for group in parts["output"] for o in group]
     return ir.Spec(name=name, params=params, imports=tuple(i for i, _ in parts["import"]),
-                   inputs=tuple(parts["input"]), outputs=tuple(o for o, _ in outputs),
+                   inputs=tuple(parts["input"]), outputs=tuple(outputs),
                    inits=tuple(parts["init"]),
                    blocks=tuple(parts["block"]), body=tuple(parts["stmt"]), span=span)
 

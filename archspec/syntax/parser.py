@@ -54,7 +54,8 @@ def build_lark(transformer: Transformer | None = None) -> Lark:
     intermediate tree), which is what makes 10,000-layer specs parse in well under a second."""
     return Lark(_GRAMMAR.read_text(), parser="lalr", lexer="basic", postlex=_NewlinePostLex(),
                 maybe_placeholders=True, cache=True,
-                transformer=transformer, start=["start", "expr", "chain", "stmt", "label"])
+                transformer=transformer,
+                start=["start", "expr", "chain", "stmt", "label", "output_item"])
 
 
 def _expected(names: set[str], parser: Lark) -> str:

@@ -53,6 +53,11 @@ def _args(args: tuple[ir.Arg, ...]) -> str:
     return ", ".join(f"{a.name}={expr(a.value)}" if a.name else expr(a.value) for a in args)
 
 
+def output_item(o: ir.OutputDecl) -> str:
+    """``aux if aux``: an output name and its condition, as written."""
+    return o.name + (f" if {expr(o.cond)}" if o.cond is not None else "")
+
+
 def init_target(target: str) -> str:
     """An init rule's target as written: an op name bare, a path or pattern quoted."""
     return target if target.isidentifier() else f'"{target}"'
@@ -132,7 +137,7 @@ def to_text(spec: ir.Spec) -> str:
     for d in spec.inputs:
         lines.append(f"input {d.name}: [{', '.join(expr(x) for x in d.shape)}]")
     if spec.outputs:
-        lines.append(f"output {', '.join(spec.outputs)}")
+        lines.append(f"output {', '.join(map(output_item, spec.outputs))}")
     lines += [f"init {init_target(r.op)}: {element(r.scheme, '')}" for r in spec.inits]
     for b in spec.blocks:
         lines += ["", f"block {b.name}({_params(b.params)}) {body(b.body, '')}"]

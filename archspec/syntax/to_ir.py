@@ -85,8 +85,12 @@ class ToIR(Transformer):
             dims = shape.items
         return "input", ir.InputDecl(name=str(name), shape=dims, span=self.tok(name))
 
-    def output_decl(self, c: list[Token]) -> tuple[str, list[tuple[str, Span]]]:
-        return "output", [(str(t), self.tok(t)) for t in c[1:]]
+    def output_decl(self, c: list[Any]) -> tuple[str, list[ir.OutputDecl]]:
+        return "output", list(c[1:])
+
+    def output_item(self, c: list[Any]) -> ir.OutputDecl:
+        name, _if, cond = c
+        return ir.OutputDecl(name=str(name), cond=cond, span=self.tok(name))
 
     def init_decl(self, c: list[Any]) -> tuple[str, ir.InitRule]:
         _kw, target, scheme = c

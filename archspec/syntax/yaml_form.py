@@ -30,6 +30,7 @@ from archspec.source import SourceFile, Span
 from archspec.syntax.printer import element as element_text
 from archspec.syntax.printer import expr as expr_text
 from archspec.syntax.printer import label as label_text
+from archspec.syntax.printer import output_item as output_text
 from archspec.syntax.printer import stmt as stmt_text
 from archspec.syntax.to_ir import parse
 
@@ -237,7 +238,9 @@ class _Reader:
             name=str(get["network"].value) if "network" in get else stem,
             params=self.params(get.get("params")), imports=self.names(get.get("imports"),
                                                                        "imports"),
-            inputs=self.inputs(get["inputs"]), outputs=self.names(get.get("outputs"), "outputs"),
+            inputs=self.inputs(get["inputs"]), outputs=tuple(self.text(n, "output_item")
+                          for n in self.seq(get.get("outputs"), "outputs"))
+            if get.get("outputs") else (),
             inits=self.inits(get.get("init")), blocks=self.blocks(get.get("blocks")),
             body=self.body(get["body"]) if "body" in get else (), span=self.span(root))
 
@@ -345,7 +348,7 @@ def to_yaml(spec: ir.Spec) -> str:
         doc["imports"] = list(spec.imports)
     doc["inputs"] = {d.name: [_expr_out(x) for x in d.shape] for d in spec.inputs}
     if spec.outputs:
-        doc["outputs"] = list(spec.outputs)
+        doc["outputs"] = [output_text(o) for o in spec.outputs]
     if spec.inits:
         doc["init"] = {r.op: element_text(r.scheme, "") for r in spec.inits}
     if spec.blocks:
