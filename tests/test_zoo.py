@@ -36,6 +36,7 @@ import archspec
 from archspec.analysis.report import Report
 from archspec.backends.eject import eject
 from archspec.backends.onnx import to_onnx
+from archspec.graph import Graph
 from archspec.syntax.loader import with_input_shapes
 
 
@@ -49,9 +50,14 @@ def _torchvision(model: ZooModel) -> nn.Module:
 
 
 @functools.cache
+def _graph(name: str) -> Graph:
+    return archspec.expand(_spec(BY_NAME[name]))
+
+
+@functools.cache
 def _report(name: str) -> Report:
     """The spec's static analysis at batch 1 (shared by the static checks and the docs)."""
-    return archspec.analyze(_spec(BY_NAME[name]))
+    return archspec.analyze(_spec(BY_NAME[name]), graph=_graph(name))
 
 
 # ---------------------------------------------------------------------------------- STATIC
@@ -94,7 +100,7 @@ def test_header_quotes_torchvision_published_numbers(model: ZooModel) -> None:
 def _main_head_macs(model: ZooModel) -> int:
     """MACs of the layers the first output needs: `_ops` counts torchvision's eval forward,
     which skips auxiliary heads."""
-    graph = archspec.expand(_spec(model))
+    graph = _graph(model.name)
     needed: set[str] = set()
     todo = [next(iter(graph.outputs.values()))]
     while todo:
@@ -159,7 +165,6 @@ class Built:
     """One FULL model: torchvision's and the compiled spec's, both built after the same seed;
     then torchvision's weights randomised (`weights`) and its outputs on `x` taken."""
 
-    model: ZooModel
     spec: archspec.Spec
     ours: nn.Module
     seeded_differences: list[str]
@@ -189,8 +194,8 @@ def _outputs(out: torch.Tensor | dict[str, torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _torchvision_outputs(reference: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """The eval outputs, then the auxiliary head's (which torchvision runs only in training
-    mode) on the features it reads."""
+    """The eval outputs, then Inception-v3's auxiliary head's (which torchvision runs only in
+    training mode) on the features it reads."""
     aux = getattr(reference, "AuxLogits", None)
     if aux is None:
         return [reference(x)]
@@ -218,7 +223,7 @@ def built(request: pytest.FixtureRequest) -> Built:
     x = 3 * torch.randn(2, 3, model.full, model.full, generator=gen)
     with torch.no_grad():
         want = _torchvision_outputs(reference.eval(), x)
-    return Built(model, spec, ours.eval(), differences, reference.state_dict(), x, want)
+    return Built(spec, ours.eval(), differences, reference.state_dict(), x, want)
 
 
 def _assert_same(got: list[torch.Tensor] | list[np.ndarray], want: list[torch.Tensor],
