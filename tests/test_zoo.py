@@ -145,13 +145,13 @@ def test_static_params_buffers_and_macs_equal_torchvision(model: ZooModel) -> No
 
 @pytest.mark.parametrize("model", ZOO, ids=lambda m: m.name)
 def test_static_state_dict_keys_and_shapes_equal_torchvision(model: ZooModel) -> None:
-    """Same keys and shapes; and every module that holds weights is, at the same path, of the
-    same class with the same hyperparameters (stride, padding, groups, BatchNorm eps and
-    momentum, ...: its `extra_repr`)."""
+    """Same keys in the same order, same shapes; and every module that holds weights is, at
+    the same path, of the same class with the same hyperparameters (stride, padding, groups,
+    BatchNorm eps and momentum, ...: its `extra_repr`)."""
     ours = archspec.to_torch(_spec(model), device="meta")
     theirs = _meta_torchvision(model.name)
-    assert {k: v.shape for k, v in ours.state_dict().items()} == \
-        {k: v.shape for k, v in theirs.state_dict().items()}
+    assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
+        [(k, v.shape) for k, v in theirs.state_dict().items()]
     weighted = {name: m for name, m in theirs.named_modules()
                 if next(m.parameters(recurse=False), None) is not None}
     assert {n: (type(m), m.extra_repr()) for n, m in weighted.items()} == \
