@@ -57,6 +57,8 @@ def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
 
     out: dict[str, Init] = {}
     for rule in rules:
+        if rule.cond is not None and not Evaluator(dict(graph.params), None)(rule.cond):
+            continue
         op = REGISTRY.get(rule.op)
         hits = [n.id for n in graph if (n.op == op.name if op is not None
                                         else fnmatchcase(n.id, rule.op))]

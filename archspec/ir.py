@@ -255,10 +255,12 @@ class InitRule(Node):
     """``init conv2d: kaiming_normal(mode="fan_out", bias=0)``: how the torch backend
     initialises the weights (and, with ``bias=``, the biases) of every layer of an op kind, or
     (``init "classifier.1": ...``) of the layers whose path matches a dotted path or an
-    fnmatch pattern. When several rules match a layer, the last one wins."""
+    fnmatch pattern. When several rules match a layer, the last one wins. A rule with ``cond``
+    (``init "AuxLogits.fc" if aux_logits: ...``) applies only when it holds."""
 
     op: str
     scheme: LayerCall
+    cond: Expr | None = None
 
 
 class BlockDef(Node):

@@ -315,11 +315,15 @@ def test_init_arguments_read_network_parameters() -> None:
     assert torch.equal(model.fc.bias, torch.zeros(400))
 
 
-def test_an_output_may_depend_on_a_parameter() -> None:
+def test_an_output_and_an_init_rule_may_depend_on_a_parameter() -> None:
+    torch = pytest.importorskip("torch")
     text = ("network t(aux: bool = false)\ninput x: [3, 8, 8]\noutput out, aux if aux\n"
+            "init \"aux\" if aux: ones(bias=2)\n"
             "out = conv2d(2, 1)(x)\nif aux { aux = conv2d(2, 1)(x) }\n")
     assert list(_graph(text).outputs) == ["out"]
     assert list(_graph(text, aux=True).outputs) == ["out", "aux"]
+    model = archspec.to_torch(archspec.loads(text, aux=True))
+    assert torch.equal(model.aux.bias, torch.full((2,), 2.0))
     spec = archspec.loads(text)
     assert archspec.loads(to_yaml(spec), format="yaml").model_dump() == spec.model_dump()
     assert archspec.loads(to_text(spec)).model_dump() == spec.model_dump()

@@ -58,6 +58,10 @@ def output_item(o: ir.OutputDecl) -> str:
     return o.name + (f" if {expr(o.cond)}" if o.cond is not None else "")
 
 
+def _when(cond: Any) -> str:
+    return f" if {expr(cond)}" if cond is not None else ""
+
+
 def init_target(target: str) -> str:
     """An init rule's target as written: an op name bare, a path or pattern quoted."""
     return target if target.isidentifier() else f'"{target}"'
@@ -138,7 +142,8 @@ def to_text(spec: ir.Spec) -> str:
         lines.append(f"input {d.name}: [{', '.join(expr(x) for x in d.shape)}]")
     if spec.outputs:
         lines.append(f"output {', '.join(map(output_item, spec.outputs))}")
-    lines += [f"init {init_target(r.op)}: {element(r.scheme, '')}" for r in spec.inits]
+    lines += [f"init {init_target(r.op)}{_when(r.cond)}: {element(r.scheme, '')}"
+              for r in spec.inits]
     for b in spec.blocks:
         lines += ["", f"block {b.name}({_params(b.params)}) {body(b.body, '')}"]
     lines.append("")

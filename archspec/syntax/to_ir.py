@@ -93,9 +93,9 @@ class ToIR(Transformer):
         return ir.OutputDecl(name=str(name), cond=cond, span=self.tok(name))
 
     def init_decl(self, c: list[Any]) -> tuple[str, ir.InitRule]:
-        _kw, target, scheme = c
+        _kw, target, _if, cond, scheme = c
         text = str(target)[1:-1] if target.type == "STRING" else str(target)
-        return "init", ir.InitRule(op=text, scheme=scheme, span=self.tok(target))
+        return "init", ir.InitRule(op=text, cond=cond, scheme=scheme, span=self.tok(target))
 
     def block_def(self, c: list[Any]) -> tuple[str, ir.BlockDef]:
         _kw, name, params, body = c

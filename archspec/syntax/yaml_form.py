@@ -209,8 +209,14 @@ class _Reader:
     def inits(self, node: Node | None) -> tuple[ir.InitRule, ...]:
         out = []
         for op, (knode, vnode) in (self.mapping(node, "init").items() if node else ()):
+            cond = None
+            if isinstance(vnode, yaml.MappingNode):  # {scheme: "normal(...)", if: "aux"}
+                fields = self.mapping(vnode, f"init `{op}`")
+                self.check_keys(fields, ("scheme", "if"), f"init `{op}`")
+                cond = self.expr(fields["if"][1]) if "if" in fields else None
+                vnode = fields["scheme"][1]
             (scheme,) = self.text(vnode, "chain")
-            out.append(ir.InitRule(op=op, scheme=scheme, span=self.span(knode)))
+            out.append(ir.InitRule(op=op, scheme=scheme, cond=cond, span=self.span(knode)))
         return tuple(out)
 
     def blocks(self, node: Node | None) -> tuple[ir.BlockDef, ...]:
@@ -350,7 +356,9 @@ def to_yaml(spec: ir.Spec) -> str:
     if spec.outputs:
         doc["outputs"] = [output_text(o) for o in spec.outputs]
     if spec.inits:
-        doc["init"] = {r.op: element_text(r.scheme, "") for r in spec.inits}
+        doc["init"] = {r.op: element_text(r.scheme, "") if r.cond is None else
+                       {"scheme": element_text(r.scheme, ""), "if": _expr_out(r.cond)}
+                       for r in spec.inits}
     if spec.blocks:
         doc["blocks"] = {b.name: {"params": _params_out(b.params), "body": _body_out(b.body)}
                          for b in spec.blocks}
