@@ -57,7 +57,7 @@ class Builder:
         if full not in self.initializers:
             array = np.asarray(self.weights[full])
             if array.dtype.kind == "f":
-                array = array.astype(self.np_dtype)
+                array = array.astype(self.np_dtype, copy=False)
             self.initializers[full] = numpy_helper.from_array(array, full)
         return full
 
