@@ -5,25 +5,40 @@ state_dict of the compiled spec (or torchvision's, for the torchvision specs) lo
 A scope (block call or labelled group) becomes:
 
 - ``nn.Sequential(...)`` when it is a plain chain of numbered items (``layer1``, ``features``);
-- a class when it has one input from outside and only its output is used outside; identical
-  scopes share one class (``Basic``; variants are ``Basic2``, ``Basic3``...);
-- otherwise a plain ``nn.Module()`` holder whose layers are written into the parent's forward.
+- a class when it has one input from outside and only its output is used outside;
+- otherwise a plain ``nn.Module()`` holder whose layers the enclosing forward calls.
+
+Source is written from data only: each class is a :class:`ClassDef` (its members as the ops'
+:class:`~archspec.ops.Module` call descriptions or references to other classes, its forward as
+:class:`Step` s). Classes equal up to their constant arguments are merged into one class
+whose constructor takes the differing constants (``Basic(planes=128)``). Every name the code
+invents comes from one :class:`~archspec.backends.naming.Namespace`.
 """
 
 from __future__ import annotations
 
+import ast
+import inspect
 import keyword
-import re
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from functools import cache
+from typing import Any
+
+from torch import nn
 
 from archspec import ir
-from archspec.backends.torch import lower, may_overwrite_input
+from archspec.backends.naming import Namespace
+from archspec.backends.torch import lower, may_overwrite_input, resolve
 from archspec.expander import expand
 from archspec.graph import Graph
-from archspec.initializers import resolve
-from archspec.ops import Function, Module
+from archspec.initializers import Init, plan
+from archspec.ops import REGISTRY, Ctx, Function, Module
+
+HELPERS = "archspec.backends.modules."  # targets whose class source the ejected file carries
 
 
+# --------------------------------------------------------------------------- module tree
 @dataclass
 class Scope:
     """A node of the module tree: leaf layers and sub-scopes, in graph order."""
@@ -64,58 +79,227 @@ def _ensure(index: dict[str, Scope], path: str, graph: Graph) -> Scope:
     return scope
 
 
-def qualified_source(target: str) -> str:
-    """How generated code names a qualified target: ``torch.nn.Conv2d`` -> ``nn.Conv2d``."""
-    if target.startswith("torch.nn.") and target.count(".") == 2:
-        return "nn." + target.rsplit(".", 1)[1]
-    if target.startswith(("archspec.backends.modules.", "builtins.")):
-        return target.rsplit(".", 1)[1]
-    return target
+# --------------------------------------------------------------------------- classes as data
+Value = tuple[str, ...]
+"""A value inside a class: ``("", name)`` for a forward argument, else the path of the member
+whose call computes it."""
 
 
-def module_source(call: Module) -> str:
-    """``nn.Conv2d(3, 64, 7, stride=2)``: the constructor call a :class:`Module` describes."""
-    args = [repr(a) for a in call.args] + [f"{k}={v!r}" for k, v in call.kwargs]
-    return f"{qualified_source(call.target)}({', '.join(args)})"
+@dataclass(frozen=True)
+class Param:
+    """A constructor parameter standing where the instances of a merged class differ."""
+
+    label: str
 
 
-_OPERATORS = {"operator.add": "+", "operator.mul": "*"}
-_INPLACE = {"operator.iadd": "add_", "operator.imul": "mul_"}
+HOLE = Param("")  # where a constant sits in a class's skeleton
 
 
-def _function_source(call: Function, args: list[str]) -> str:
-    if call.target in _OPERATORS:
-        return f" {_OPERATORS[call.target]} ".join(args)
-    if call.target in _INPLACE:
-        return f"{args[0]}.{_INPLACE[call.target]}({args[1]})"
-    parts = [f"[{', '.join(args)}]"] if call.as_list else list(args)
-    parts += [f"{k}={v!r}" for k, v in call.kwargs]
-    return f"{qualified_source(call.target)}({', '.join(parts)})"
+@dataclass(frozen=True)
+class Ref:
+    """Construction of generated class number ``cls`` with keyword arguments."""
+
+    cls: int
+    args: tuple[tuple[str, Any], ...] = ()
 
 
-def _attr(base: str, names: list[str]) -> str:
-    out = base
-    for n in names:
-        out = f"{out}.{n}" if n.isidentifier() and not keyword.iskeyword(n) else \
-            f"getattr({out}, {n!r})"
-    return out
+@dataclass(frozen=True)
+class Seq:
+    """``nn.Sequential(*items)``."""
+
+    items: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
+class Holder:
+    """``nn.Module()`` holding members that the enclosing class's forward calls itself."""
+
+    members: tuple[tuple[str, Member], ...]
+
+
+Member = Module | Ref | Seq | Holder
+
+
+@dataclass(frozen=True)
+class Step:
+    """One forward statement, ``out = callee(*args)``: ``callee`` is a member path or a
+    function; ``hint`` is what the statement's variable is named after."""
+
+    out: Value
+    hint: str
+    callee: tuple[str, ...] | Function
+    args: tuple[Value, ...]
+
+
+@dataclass(frozen=True)
+class InitGroup:
+    """One initialisation applied to the layers at ``paths``, in that order."""
+
+    paths: tuple[str, ...]
+    init: Init
+
+
+@dataclass(frozen=True)
+class ClassDef:
+    """A generated class: its members (attribute label -> what builds it), its forward, its
+    result (output name -> value; a single one is returned bare), its constructor parameters
+    (label, annotation) and, for the network, its weight initialisation."""
+
+    label: str
+    doc: str
+    members: tuple[tuple[str, Member], ...]
+    inputs: tuple[str, ...]
+    forward: tuple[Step, ...]
+    result: tuple[tuple[str, Value], ...]
+    params: tuple[tuple[str, str], ...] = ()
+    inits: tuple[InitGroup, ...] = ()
+
+
+Visit = Callable[[Any, str], Any]  # (constant, the name of the argument it is) -> replacement
+
+
+@cache
+def _positional_names(target: str) -> tuple[str, ...]:
+    """The positional parameter names of the class a :class:`Module` target names."""
+    try:
+        signature = inspect.signature(resolve(target))
+    except (TypeError, ValueError):
+        return ()
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return tuple(p.name for p in signature.parameters.values() if p.kind in kinds)
+
+
+def _map_pairs(pairs: tuple[tuple[str, Any], ...], fn: Visit) -> tuple[tuple[str, Any], ...]:
+    return tuple((k, fn(v, k)) for k, v in pairs)
+
+
+def _map_members(members: tuple[tuple[str, Member], ...],
+                 fn: Visit) -> tuple[tuple[str, Member], ...]:
+    return tuple((label, map_constants(m, fn)) for label, m in members)
+
+
+def map_constants(obj: Any, fn: Visit) -> Any:
+    """``obj`` (a class or one of its parts) with each constructor argument replaced by
+    ``fn(value, name)``, visited in a fixed order. Forward function arguments are structure,
+    not constants: the forward cannot see constructor parameters."""
+    if isinstance(obj, Module):
+        names = _positional_names(obj.target)
+        args = tuple(fn(a, names[i] if i < len(names) else f"arg{i}")
+                     for i, a in enumerate(obj.args))
+        return Module(obj.target, args, _map_pairs(obj.kwargs, fn))
+    if isinstance(obj, Ref):
+        return replace(obj, args=_map_pairs(obj.args, fn))
+    if isinstance(obj, Seq):
+        return Seq(tuple(map_constants(item, fn) for item in obj.items))
+    if isinstance(obj, Holder):
+        return Holder(_map_members(obj.members, fn))
+    if isinstance(obj, ClassDef):
+        return replace(obj, members=_map_members(obj.members, fn))
+    return obj
+
+
+def skeleton(cls: ClassDef) -> tuple[ClassDef, list[Any], list[str]]:
+    """``cls`` with its constants taken out, the constants, and the argument name of each."""
+    values: list[Any] = []
+    names: list[str] = []
+
+    def take(value: Any, name: str) -> Param:
+        values.append(value)
+        names.append(name)
+        return HOLE
+
+    return map_constants(cls, take), values, names
+
+
+def _key(value: Any) -> tuple[str, str]:
+    """Equality that tells ``1``, ``1.0`` and ``True`` apart."""
+    return type(value).__name__, repr(value)
+
+
+def _tupled(value: Any) -> Any:
+    """Lists as tuples, at any depth: a spec's ``(3, 5)`` is a list until an op takes it."""
+    return tuple(map(_tupled, value)) if isinstance(value, (list, tuple)) else value
+
+
+def _annotation(column: tuple[Any, ...]) -> str:
+    names = sorted({"None" if v is None else type(v).__name__ for v in column})
+    return "float" if names == ["float", "int"] else " | ".join(names)
+
+
+NameParam = Callable[[tuple[Any, ...], str, Namespace], str]
+
+
+def merge(instances: list[ClassDef], name_param: NameParam) -> tuple[ClassDef, list[Ref]]:
+    """One class for ``instances`` (equal up to constants), and each instance's constructor
+    arguments (``cls`` is left 0). A constant that differs between instances becomes a
+    parameter, named by ``name_param(column of values, argument name, namespace)``; equal
+    columns share one parameter."""
+    shape, _, names = skeleton(instances[0])
+    columns = list(zip(*(skeleton(c)[1] for c in instances), strict=True))
+    taken = Namespace()
+    params: dict[tuple[tuple[str, str], ...], tuple[str, int]] = {}  # column -> label, index
+    fill: list[Any] = []
+    for i, (column, name) in enumerate(zip(columns, names, strict=True)):
+        keys = tuple(_key(v) for v in column)
+        if len(set(keys)) == 1:
+            fill.append(column[0])
+            continue
+        if keys not in params:
+            params[keys] = (name_param(column, name, taken), i)
+        fill.append(Param(params[keys][0]))
+    filled = iter(fill)
+    merged = replace(map_constants(shape, lambda value, name: next(filled)),
+                     params=tuple((label, _annotation(columns[i])) for label, i in
+                                  params.values()))
+    refs = [Ref(0, tuple((label, columns[i][n]) for label, i in params.values()))
+            for n in range(len(instances))]
+    return merged, refs
+
+
+# --------------------------------------------------------------------------- graph -> data
+_DETERMINISTIC = frozenset({None, "constant_", "zeros_", "ones_"})  # draw no random numbers
+
+
+def init_groups(layers: list[tuple[str, Init]]) -> tuple[InitGroup, ...]:
+    """Layers grouped by initialisation so that random draws keep the given order: successive
+    random layers with the same init share a group; a deterministic init is one group."""
+    groups: list[tuple[Init, list[str]]] = []
+    fixed: dict[Init, list[str]] = {}
+    last: tuple[Init, list[str]] | None = None
+    for path, init in layers:
+        if init.func in _DETERMINISTIC:
+            if init not in fixed:
+                fixed[init] = []
+                groups.append((init, fixed[init]))
+            fixed[init].append(path)
+        elif last is not None and last[0] == init:
+            last[1].append(path)
+        else:
+            last = (init, [path])
+            groups.append(last)
+    return tuple(InitGroup(tuple(paths), init) for init, paths in groups)
 
 
 class Ejector:
-    """Writes the classes of one graph."""
+    """Turns an expanded graph into merged :class:`ClassDef` s, the network's last."""
 
-    def __init__(self, graph: Graph, spec: ir.Spec | None) -> None:
+    def __init__(self, graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> None:
         self.graph = graph
-        self.spec = spec
-        self.readers = graph.consumers()
-        self.lowered = {n.id: lower(n, may_overwrite_input(graph, n, self.readers))
-                        for n in graph}
-        self.classes: dict[str, str] = {}  # class body (named "{NAME}") -> class name
-        self.order: list[str] = []
-        self.instances: dict[str, list[str]] = {}  # class body -> scope paths using it
+        self.init_rules = inits
+        readers = graph.consumers()
+        self.position = {node_id: i for i, node_id in enumerate(graph.nodes)}
+        self.lowered = {n.id: lower(n, may_overwrite_input(graph, n, readers)) for n in graph}
+        self.readers = readers
+        self.tree = build_tree(graph)
+        self._boundary: dict[str, tuple[list[str], set[str]]] = {}
+        self._form: dict[str, str] = {}
+        self.refs: dict[str, Ref] = {}  # scope path -> construction of its class
+        self.classes: list[ClassDef] = []
+        self.first: list[int] = []  # per class: post-order position of its first instance
 
-    # ---------------------------------------------------------------- analysis of scopes
+    # ------------------------------------------------------------ analysis of scopes
     def node_ids(self, scope: Scope) -> list[str]:
+        """The ids of every layer inside ``scope``."""
         out = list(scope.leaves.values())
         for sub in scope.scopes.values():
             out += self.node_ids(sub)
@@ -123,21 +307,25 @@ class Ejector:
 
     def boundary(self, scope: Scope) -> tuple[list[str], set[str]]:
         """External inputs (in first-use order) and the values used outside the scope."""
-        inside = set(self.node_ids(scope))
-        ins: list[str] = []
-        for node_id in sorted(inside, key=list(self.graph.nodes).index):
-            for src in self.graph.nodes[node_id].inputs:
-                if src not in inside and src not in ins:
-                    ins.append(src)
-        outs = {v for v in inside if v in self.graph.outputs.values()
-                or any(r not in inside for r in self.readers[v])}
-        return ins, outs
+        if scope.path not in self._boundary:
+            inside = sorted(self.node_ids(scope), key=self.position.__getitem__)
+            members = set(inside)
+            ins: list[str] = []
+            for node_id in inside:
+                ins += [s for s in self.graph.nodes[node_id].inputs
+                        if s not in members and s not in ins]
+            outs = {v for v in inside if v in self.graph.outputs.values()
+                    or any(r not in members for r in self.readers[v])}
+            self._boundary[scope.path] = ins, outs
+        return self._boundary[scope.path]
 
     def is_unit(self, scope: Scope) -> bool:
+        """One input from outside, one value used outside."""
         ins, outs = self.boundary(scope)
         return len(ins) == 1 and len(outs) == 1
 
     def is_chain(self, scope: Scope) -> bool:
+        """Numbered members, each reading the previous one's output alone."""
         if scope.members != [str(i) for i in range(len(scope.members))]:
             return False
         prev = self.boundary(scope)[0][0]
@@ -154,236 +342,392 @@ class Ejector:
                 prev = next(iter(self.boundary(sub)[1]))
         return True
 
-    # ---------------------------------------------------------------- code
-    def constructor(self, scope: Scope) -> str:
-        """Source that builds ``scope`` as a module (Sequential, class, or holder)."""
-        if self.is_unit(scope) and self.is_chain(scope):
-            items = [self.member_source(scope, m) for m in scope.members]
-            return "nn.Sequential(" + ", ".join(items) + ")"
-        if self.is_unit(scope):
-            return f"{self.define_class(scope)}()"
-        return "nn.Module()"
+    def form(self, scope: Scope) -> str:
+        """``seq``, ``class`` or ``holder``: how ``scope`` is built."""
+        if scope.path not in self._form:
+            self._form[scope.path] = ("holder" if not self.is_unit(scope) else
+                                      "seq" if self.is_chain(scope) else "class")
+        return self._form[scope.path]
 
-    def member_source(self, scope: Scope, name: str) -> str:
-        if name in scope.leaves:
-            return module_source(self.lowered[scope.leaves[name]])
-        return self.constructor(scope.scopes[name])
+    def class_scopes(self, scope: Scope) -> Iterator[Scope]:
+        """The nearest sub-scopes that are classes (looking through holders and chains)."""
+        for sub in scope.scopes.values():
+            if self.form(sub) == "class":
+                yield sub
+            else:
+                yield from self.class_scopes(sub)
 
-    def init_lines(self, scope: Scope, target: str) -> list[str]:
-        lines = []
+    def height(self, scope: Scope) -> int:
+        """0 for a class that uses no other class, else one more than its highest one."""
+        return 1 + max((self.height(sub) for sub in self.class_scopes(scope)), default=-1)
+
+    def post_order(self, scope: Scope) -> Iterator[Scope]:
+        """Every class scope under ``scope``, then ``scope`` itself."""
+        for sub in self.class_scopes(scope):
+            yield from self.post_order(sub)
+        yield scope
+
+    # ------------------------------------------------------------ data of one scope
+    def members(self, scope: Scope) -> tuple[tuple[str, Member], ...]:
+        """The modules ``scope`` holds, by label (function layers hold none)."""
+        out: list[tuple[str, Member]] = []
         for name in scope.members:
-            if name in scope.leaves and not isinstance(self.lowered[scope.leaves[name]],
-                                                       Module):
-                continue
-            lines.append(f"{target}.add_module({name!r}, {self.member_source(scope, name)})"
-                         if not name.isidentifier() or keyword.iskeyword(name)
-                         else f"{_attr(target, [name])} = {self.member_source(scope, name)}")
-            if name in scope.scopes and self.constructor(scope.scopes[name]) == "nn.Module()":
-                lines += self.init_lines(scope.scopes[name], _attr(target, [name]))
-        return lines
+            if name in scope.scopes:
+                out.append((name, self.member(scope.scopes[name])))
+            elif isinstance(call := self.lowered[scope.leaves[name]], Module):
+                out.append((name, call))
+        return tuple(out)
 
-    def forward_lines(self, scope: Scope, names: dict[str, str], prefix: list[str]) -> list[str]:
-        """Statements computing every value of ``scope`` (inlined holders recurse)."""
-        lines = []
+    def member(self, scope: Scope) -> Member:
+        """What builds sub-scope ``scope``."""
+        form = self.form(scope)
+        if form == "seq":
+            return Seq(tuple(m for _, m in self.members(scope)))
+        if form == "class":
+            return self.refs[scope.path]
+        return Holder(self.members(scope))
+
+    def steps(self, scope: Scope, values: dict[str, Value], prefix: Value) -> list[Step]:
+        """The forward statements of ``scope``'s layers (a holder's are inlined)."""
+        out: list[Step] = []
         for name in scope.members:
+            path = (*prefix, name)
             if name in scope.leaves:
                 node = self.graph.nodes[scope.leaves[name]]
-                args = [names[i] for i in node.inputs]
-                var = self.var(names, node.id, [*prefix, name])
-                low = self.lowered[node.id]
-                call = (f"{_attr('self', [*prefix, name])}({', '.join(args)})"
-                        if isinstance(low, Module) else _function_source(low, args))
-                lines.append(f"{var} = {call}")
+                call = self.lowered[node.id]
+                callee = path if isinstance(call, Module) else call
+                hint = name if name[:1].isalpha() else node.op
+                out.append(Step(path, hint, callee, tuple(values[i] for i in node.inputs)))
+                values[node.id] = path
                 continue
             sub = scope.scopes[name]
-            if self.constructor(sub) == "nn.Module()":
-                lines += self.forward_lines(sub, names, [*prefix, name])
+            if self.form(sub) == "holder":
+                out += self.steps(sub, values, path)
                 continue
             (src,), outs = self.boundary(sub)
-            out = next(iter(outs))
-            var = self.var(names, out, [*prefix, name])
-            lines.append(f"{var} = {_attr('self', [*prefix, name])}({names[src]})")
-        return lines
-
-    @staticmethod
-    def var(names: dict[str, str], value: str, path: list[str]) -> str:
-        base = "_".join(path) or "y"
-        base = base if base[0].isalpha() else f"x{base}"
-        base = f"{base}_" if keyword.iskeyword(base) else base
-        taken = set(names.values())
-        var, n = base, 2
-        while var in taken:
-            var, n = f"{base}{n}", n + 1
-        names[value] = var
-        return var
-
-    def define_class(self, scope: Scope, inputs: list[str] | None = None,
-                     outputs: dict[str, str] | None = None, extra_init: list[str] = ()) -> str:
-        ins = inputs if inputs is not None else self.boundary(scope)[0]
-        names: dict[str, str] = {}
-        params = []
-        for i, src in enumerate(ins):
-            arg = src if inputs is not None else ("x" if len(ins) == 1 else f"x{i}")
-            names[src] = arg
-            params.append(arg)
-        body = self.forward_lines(scope, names, [])
-        if outputs is None:
-            ret = names[next(iter(self.boundary(scope)[1]))]
-        elif len(outputs) == 1:
-            ret = names[next(iter(outputs.values()))]
-        else:
-            ret = "{" + ", ".join(f"{k!r}: {names[v]}" for k, v in outputs.items()) + "}"
-        init = self.init_lines(scope, "self") + list(extra_init)
-        text = "\n".join([
-            "class {NAME}(nn.Module):",
-            f'    """{self._doc(scope)}"""', "",
-            "    def __init__(self) -> None:", "        super().__init__()",
-            *(f"        {line}" for line in init), "",
-            f"    def forward(self, {', '.join(params)}):",
-            *(f"        {line}" for line in body), f"        return {ret}"])
-        return self._name(text, scope)
-
-    def _doc(self, scope: Scope) -> str:
-        if scope.path == "":
-            return f"Network `{self.graph.name}`, generated by archspec."
-        if scope.kind == "group":
-            return f"The `{scope.path.rsplit('.', 1)[-1]}` group of `{self.graph.name}`."
-        return f"Block `{scope.kind}`."
-
-    def _name(self, text: str, scope: Scope) -> str:
-        self.instances.setdefault(text, []).append(scope.path)
-        if text in self.classes:
-            return self.classes[text]
-        base = scope.kind if scope.kind != "group" else scope.path.rsplit(".", 1)[-1]
-        base = "".join(p[:1].upper() + p[1:] for p in base.split("_") if p) or "Group"
-        base = base if base[0].isalpha() else f"Group{base}"
-        used = set(self.classes.values())
-        name, n = base, 2
-        while name in used:
-            name, n = f"{base}{n}", n + 1
-        self.classes[text] = name
-        self.order.append(text)
-        return name
-
-    def init_weights_lines(self) -> list[str]:
-        if self.spec is None or not self.spec.inits:
-            return []
-        lines = ["with torch.no_grad():", "    for m in self.modules():"]
-        by_op = {n.op: qualified_source(self.lowered[n.id].target) for n in self.graph
-                 if isinstance(self.lowered[n.id], Module)}
-        for rule in self.spec.inits:
-            if rule.op not in by_op:
-                continue
-            func, kwargs, bias = resolve(rule)
-            lines.append(f"        if type(m) is {by_op[rule.op]}:")
-            if func is not None:
-                args = "".join(f", {k}={v!r}" for k, v in kwargs.items())
-                lines.append(f"            nn.init.{func}(m.weight{args})")
-            if bias is not None:
-                lines.append("            if m.bias is not None:")
-                lines.append(f"                nn.init.constant_(m.bias, {bias!r})")
-            if func is None and bias is None:
-                lines.append("            pass")
-        return lines
-
-
-_INT = re.compile(r"(?<![\w.'\"])\d+(?![\w.'\"])")
-
-
-def _skeleton(text: str) -> tuple[str, list[int]]:
-    """A class body with its integer literals taken out, and those literals."""
-    values = [int(m.group()) for m in _INT.finditer(text)]
-    return _INT.sub("#", text), values
-
-
-class Parametrizer:
-    """Merges classes that differ only in integer constants into one class whose constructor
-    takes those constants, named after the block parameter they equal (``planes``) or
-    ``in_channels``; the classes' users are rewritten to pass them (``Basic(planes=128)``)."""
-
-    def __init__(self, ej: Ejector) -> None:
-        self.ej = ej
-        self.calls: dict[str, str] = {}  # old class name -> constructor call
-
-    def run(self) -> list[str]:
-        groups: dict[str, list[str]] = {}
-        for text in self.ej.order:
-            groups.setdefault(_skeleton(self.rewrite(text))[0], []).append(text)
-        out = []
-        for texts in groups.values():
-            out.append(self.merge(texts) if len(texts) > 1 else
-                       self.rewrite(texts[0]).replace("{NAME}", self.ej.classes[texts[0]]))
+            hint = name if name[:1].isalpha() else sub.kind
+            out.append(Step(path, hint, path, (values[src],)))
+            values[next(iter(outs))] = path
         return out
 
-    def rewrite(self, text: str) -> str:
-        for old, call in self.calls.items():
-            text = re.sub(rf"\b{old}\(\)", call, text)
-        return text
+    def class_def(self, scope: Scope) -> ClassDef:
+        """``scope`` as a class (the network for the root)."""
+        if scope.path == "":
+            return self.network_def(scope)
+        (src,), (out,) = self.boundary(scope)
+        values: dict[str, Value] = {src: ("", "x")}
+        steps = tuple(self.steps(scope, values, ()))
+        label = scope.kind if scope.kind != "group" else _parent(scope.path)[1]
+        doc = (f"The `{label}` group of `{self.graph.name}`." if scope.kind == "group"
+               else f"Block `{scope.kind}`.")
+        return ClassDef(label, doc, self.members(scope), ("x",), steps, (("", values[out]),))
 
-    def merge(self, texts: list[str]) -> str:
-        name = self.ej.classes[texts[0]]
-        rows = [_skeleton(self.rewrite(t))[1] for t in texts]
-        columns = list(zip(*rows))
-        names: dict[tuple[int, ...], str] = {}
-        holes = []
-        for col in columns:
-            if len(set(col)) == 1:
-                holes.append(str(col[0]))
+    def network_def(self, root: Scope) -> ClassDef:
+        """The network's class: the graph's inputs, outputs and weight initialisation."""
+        values: dict[str, Value] = {name: ("", name) for name in self.graph.inputs}
+        steps = tuple(self.steps(root, values, ()))
+        result = tuple((name, values[v]) for name, v in self.graph.outputs.items())
+        return ClassDef(self.graph.name, f"Network `{self.graph.name}`, generated by archspec.",
+                        self.members(root), tuple(self.graph.inputs), steps, result,
+                        inits=self.inits())
+
+    def has_weights(self, node_id: str) -> bool:
+        """Whether the layer is a module with parameters (what an init rule can set)."""
+        node = self.graph.nodes[node_id]
+        cost = REGISTRY[node.op].cost(Ctx(node.in_shapes, node.shape, node.attrs))
+        return isinstance(self.lowered[node_id], Module) and cost.params > 0
+
+    def inits(self) -> tuple[InitGroup, ...]:
+        """The spec's ``init`` rules as :func:`~archspec.initializers.plan` resolves them."""
+        layers = [(node_id, init) for node_id, init in plan(self.graph, self.init_rules).items()
+                  if self.has_weights(node_id)
+                  and (init.func is not None or init.bias is not None)]
+        return init_groups(layers)
+
+    # ------------------------------------------------------------ merging
+    def run(self) -> list[ClassDef]:
+        """Every class, merged, in an order where each comes after the classes it uses."""
+        levels: dict[int, list[tuple[int, Scope]]] = {}
+        for position, scope in enumerate(self.post_order(self.tree)):
+            levels.setdefault(self.height(scope), []).append((position, scope))
+        for height in sorted(levels):
+            groups: dict[ClassDef, list[tuple[int, Scope, ClassDef]]] = {}
+            for position, scope in levels[height]:
+                cls = self.class_def(scope)
+                groups.setdefault(skeleton(cls)[0], []).append((position, scope, cls))
+            for group in groups.values():
+                self.add_class(group)
+        order = sorted(range(len(self.classes)), key=self.first.__getitem__)
+        renumber = {old: new for new, old in enumerate(order)}
+        return [_renumber(self.classes[old], renumber) for old in order]
+
+    def add_class(self, group: list[tuple[int, Scope, ClassDef]]) -> None:
+        """Merge one group of classes equal up to constants; its scopes refer to the result."""
+        scopes = [scope for _, scope, _ in group]
+
+        def name_param(column: tuple[Any, ...], name: str, taken: Namespace) -> str:
+            return taken.name(self.param_label(scopes, column, taken) or name)
+
+        cls, refs = merge([c for _, _, c in group], name_param)
+        index = len(self.classes)
+        self.classes.append(cls)
+        self.first.append(group[0][0])
+        for scope, ref in zip(scopes, refs, strict=True):
+            self.refs[scope.path] = replace(ref, cls=index)
+
+    def param_label(self, scopes: list[Scope], column: tuple[Any, ...],
+                    taken: Namespace) -> str | None:
+        """The block parameter equal to ``column`` in every instance, else ``in_channels``
+        when it equals the instances' input channels, else None."""
+        keys = [_key(v) for v in column]
+        calls = [self.graph.scopes.get(s.path) for s in scopes]
+        if all(c is not None for c in calls):
+            for name in calls[0].args:
+                if name not in taken and \
+                        keys == [_key(_tupled(c.args.get(name))) for c in calls]:
+                    return name
+        channels = [self.graph.shape_of(self.boundary(s)[0][0])[:1] for s in scopes]
+        if "in_channels" not in taken and all(len(c) == 1 for c in channels) and \
+                keys == [_key(c[0]) for c in channels]:
+            return "in_channels"
+        return None
+
+
+def _renumber(obj: Any, renumber: dict[int, int]) -> Any:
+    """``obj`` with its class references renumbered."""
+    if isinstance(obj, Ref):
+        return replace(obj, cls=renumber[obj.cls])
+    if isinstance(obj, Seq):
+        return Seq(tuple(_renumber(item, renumber) for item in obj.items))
+    if isinstance(obj, Holder):
+        return Holder(tuple((label, _renumber(m, renumber)) for label, m in obj.members))
+    if isinstance(obj, ClassDef):
+        return replace(obj, members=_renumber(Holder(obj.members), renumber).members)
+    return obj
+
+
+# --------------------------------------------------------------------------- data -> source
+def literal(value: Any) -> str:
+    """Source of a constant: ``repr`` of a Python literal (int, float, bool, str, None, tuple,
+    list); anything else, or a value whose ``repr`` does not read back, is an error."""
+    text = repr(value)
+    try:
+        back = ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        back = None
+    if type(back) is not type(value) or back != value:
+        raise ValueError(f"cannot write {text} as a Python literal")
+    return text
+
+
+def qualified_source(target: str) -> str:
+    """How generated code names a qualified target: ``torch.nn.Conv2d`` -> ``nn.Conv2d``."""
+    if target.startswith("torch.nn.") and target.count(".") == 2:
+        return "nn." + target.rsplit(".", 1)[1]
+    if target.startswith((HELPERS, "builtins.")):
+        return target.rsplit(".", 1)[1]
+    if target.startswith("operator."):
+        raise ValueError(f"no source for {target!r}: write it as an operator")
+    return target
+
+
+def module_source(call: Module, value: Callable[[Any], str] = literal) -> str:
+    """``nn.Conv2d(3, 64, 7, stride=2)``: the constructor call a :class:`Module` describes;
+    ``value`` writes each argument."""
+    args = [value(a) for a in call.args] + [f"{k}={value(v)}" for k, v in call.kwargs]
+    return f"{qualified_source(call.target)}({', '.join(args)})"
+
+
+_OPERATORS = {"operator.add": "+", "operator.sub": "-", "operator.mul": "*",
+              "operator.truediv": "/", "operator.matmul": "@"}
+_INPLACE = {"operator.iadd": "add_", "operator.isub": "sub_", "operator.imul": "mul_",
+            "operator.itruediv": "div_"}
+
+
+def function_source(call: Function, args: list[str]) -> str:
+    """The expression a :class:`Function` computes on the variables ``args``."""
+    if call.target in _OPERATORS:
+        return f" {_OPERATORS[call.target]} ".join(args)
+    if call.target in _INPLACE:
+        return f"{args[0]}.{_INPLACE[call.target]}({args[1]})"
+    parts = [f"[{', '.join(args)}]"] if call.as_list else list(args)
+    parts += [f"{k}={literal(v)}" for k, v in call.kwargs]
+    return f"{qualified_source(call.target)}({', '.join(parts)})"
+
+
+_MODULE_ATTRS = frozenset(dir(nn.Module()))
+
+
+def _plain(label: str) -> bool:
+    return label.isidentifier() and not keyword.iskeyword(label) and label not in _MODULE_ATTRS
+
+
+def attribute(base: str, label: str) -> str:
+    """How generated code reads submodule ``label`` of ``base``: ``self.conv1``,
+    ``getattr(self, 'block1-0')``, or ``self._modules['forward']`` for a label that
+    ``nn.Module`` itself uses."""
+    if _plain(label):
+        return f"{base}.{label}"
+    if label in _MODULE_ATTRS:
+        return f"{base}._modules[{label!r}]"
+    return f"getattr({base}, {label!r})"
+
+
+def assignment(base: str, label: str, source: str) -> str:
+    """The statement registering ``source`` as submodule ``label`` of ``base``."""
+    if _plain(label):
+        return f"{base}.{label} = {source}"
+    if label in _MODULE_ATTRS:
+        return f"{base}._modules[{label!r}] = {source}"
+    return f"{base}.add_module({label!r}, {source})"
+
+
+def _indent(lines: list[str], depth: int) -> list[str]:
+    return [" " * depth + line if line else line for line in lines]
+
+
+def packed(items: list[str], indent: int, width: int = 100) -> list[str]:
+    """``items`` comma-separated over as few lines of ``width`` as fit, each indented."""
+    lines = [""]
+    for item in items:
+        if lines[-1] and indent + len(lines[-1]) + len(item) + 2 > width:
+            lines.append("")
+        lines[-1] += f"{item}," if not lines[-1] else f" {item},"
+    return [" " * indent + line for line in lines]
+
+
+def init_calls(layer: str, init: Init) -> list[str]:
+    """The ``torch.nn.init`` statements applying ``init`` to the module ``layer``."""
+    out = []
+    if init.func is not None:
+        kwargs = "".join(f", {k}={literal(v)}" for k, v in init.kwargs)
+        out.append(f"nn.init.{init.func}({layer}.weight{kwargs})")
+    if init.bias is not None:
+        out += [f"if {layer}.bias is not None:",
+                f"    nn.init.constant_({layer}.bias, {literal(init.bias)})"]
+    return out
+
+
+_WIDTH = 100 - 8  # line width left inside a method body
+
+
+class Writer:
+    """Writes merged classes as source; helper class names are taken first."""
+
+    def __init__(self, classes: list[ClassDef], helpers: tuple[str, ...] = ()) -> None:
+        self.classes = classes
+        self.names = Namespace(taken=(*helpers, "build"))
+        last = len(classes) - 1
+        self.class_names = [self.names.class_name(c.label, "Network" if i == last else "Group")
+                            for i, c in enumerate(classes)]
+        self.params = [self._param_names(c) for c in classes]
+
+    def _param_names(self, cls: ClassDef) -> dict[str, str]:
+        scope = self.names.child()
+        return {label: scope.name(label) for label, _ in cls.params}
+
+    def source(self, member: Member, value: Callable[[Any], str]) -> str:
+        """The expression building ``member`` (holders are built by statements)."""
+        if isinstance(member, Module):
+            return module_source(member, value)
+        if isinstance(member, Seq):
+            return f"nn.Sequential({', '.join(self.source(m, value) for m in member.items)})"
+        assert isinstance(member, Ref)
+        names = self.params[member.cls]
+        args = ", ".join(f"{names[label]}={value(v)}" for label, v in member.args)
+        return f"{self.class_names[member.cls]}({args})"
+
+    def member_lines(self, base: str, members: tuple[tuple[str, Member], ...],
+                     value: Callable[[Any], str]) -> list[str]:
+        """Statements registering ``members`` under ``base``."""
+        out = []
+        for label, member in members:
+            if isinstance(member, Holder):
+                out.append(assignment(base, label, "nn.Module()"))
+                out += self.member_lines(attribute(base, label), member.members, value)
+            else:
+                out.append(assignment(base, label, self.source(member, value)))
+        return out
+
+    def init_lines(self, groups: tuple[InitGroup, ...], scope: Namespace) -> list[str]:
+        """The network's weight initialisation: one ``for`` per group of layers."""
+        if not groups:
+            return []
+        layers, path = scope.name("layers"), scope.name("path")
+        out = ["with torch.no_grad():  # the spec's `init` rules, in layer order",
+               f"    {layers} = dict(self.named_modules())"]
+        for group in groups:
+            if len(group.paths) == 1:
+                out += _indent(init_calls(f"{layers}[{group.paths[0]!r}]", group.init), 4)
                 continue
-            if col not in names:
-                names[col] = self.param_name(texts, col, set(names.values()))
-            holes.append(names[col])
-        params = list(dict.fromkeys(names.values()))
-        for t in texts:
-            old = self.ej.classes[t]
-            values = {n: v for v, n in zip(rows[texts.index(t)], _hole_names(columns, names))
-                      if n}
-            self.calls[old] = f"{name}(" + ", ".join(f"{p}={values[p]}" for p in params) + ")"
-        skeleton = _skeleton(self.rewrite(texts[0]))[0].replace("{NAME}", name)
-        parts = skeleton.split("#")
-        body = parts[0] + "".join(h + p for h, p in zip(holes, parts[1:]))
-        signature = ", ".join(f"{p}: int" for p in params)
-        return body.replace("def __init__(self) -> None:",
-                            f"def __init__(self, {signature}) -> None:")
+            out += [f"    for {path} in (", *packed([repr(p) for p in group.paths], 8, _WIDTH),
+                    "    ):", *_indent(init_calls(f"{layers}[{path}]", group.init), 8)]
+        return out
 
-    def param_name(self, texts: list[str], col: tuple[int, ...], taken: set[str]) -> str:
-        paths = [self.ej.instances[t][0] for t in texts]
-        scopes = [self.ej.graph.scopes.get(p) for p in paths]
-        if all(s is not None for s in scopes):
-            for key in scopes[0].args:
-                if key not in taken and all(s.args.get(key) == v for s, v in zip(scopes, col)):
-                    return key
-            ins = [self.ej.graph.shape_of(self.ej.graph.nodes[_first(self.ej, p)].inputs[0])[0]
-                   for p in paths]
-            if "in_channels" not in taken and tuple(ins) == col:
-                return "in_channels"
-        n = len(taken)
-        while f"n{n}" in taken:
-            n += 1
-        return f"n{n}"
+    def forward_lines(self, cls: ClassDef) -> list[str]:
+        """The ``forward`` method: one statement per step."""
+        scope = self.names.child()
+        names: dict[Value, str] = {("", label): scope.name(label) for label in cls.inputs}
+        out = [f"def forward(self, {', '.join(names['', label] for label in cls.inputs)}):"]
+        for step in cls.forward:
+            args = [names[v] for v in step.args]
+            if isinstance(step.callee, Function):
+                call = function_source(step.callee, args)
+            else:
+                call = f"{_attr_path(step.callee)}({', '.join(args)})"
+            names[step.out] = scope.name(step.hint)
+            out.append(f"    {names[step.out]} = {call}")
+        if len(cls.result) == 1:
+            out.append(f"    return {names[cls.result[0][1]]}")
+        else:
+            items = ", ".join(f"{name!r}: {names[v]}" for name, v in cls.result)
+            out.append(f"    return {{{items}}}")
+        return out
+
+    def class_lines(self, index: int) -> list[str]:
+        """The source of class ``index``."""
+        cls, params = self.classes[index], self.params[index]
+
+        def value(v: Any) -> str:
+            return params[v.label] if isinstance(v, Param) else literal(v)
+
+        scope = self.names.child()
+        scope.taken.update(params.values())
+        signature = "".join(f", {params[label]}: {note}" for label, note in cls.params)
+        body = [*self.member_lines("self", cls.members, value),
+                *self.init_lines(cls.inits, scope)]
+        return [f"class {self.class_names[index]}(nn.Module):", f'    """{cls.doc}"""', "",
+                f"    def __init__(self{signature}) -> None:", "        super().__init__()",
+                *_indent(body, 8), "", *_indent(self.forward_lines(cls), 4)]
 
 
-def _hole_names(columns: list[tuple[int, ...]], names: dict[tuple[int, ...], str]) -> list[str]:
-    return [names.get(c, "") if len(set(c)) > 1 else "" for c in columns]
+def _attr_path(path: tuple[str, ...]) -> str:
+    out = "self"
+    for label in path:
+        out = attribute(out, label)
+    return out
 
 
-def _first(ej: Ejector, path: str) -> str:
-    return next(n.id for n in ej.graph if n.id.startswith(path + "."))
+def helper_targets(calls: list[Module | Function]) -> list[str]:
+    """The targets, in first-use order, whose source the ejected file carries."""
+    return list(dict.fromkeys(c.target for c in calls if c.target.startswith(HELPERS)))
 
 
 def eject(spec: ir.Spec, source_name: str = "") -> str:
     """Standalone PyTorch source for ``spec``; its last class is the network."""
     graph = expand(spec)
-    ej = Ejector(graph, spec)
-    tree = build_tree(graph)
-    top = ej.define_class(tree, inputs=list(graph.inputs), outputs=graph.outputs,
-                          extra_init=ej.init_weights_lines())
-    classes = Parametrizer(ej).run()
+    ej = Ejector(graph, spec.inits)
+    classes = ej.run()
+    helpers = helper_targets(list(ej.lowered.values()))
+    writer = Writer(classes, tuple(t.rsplit(".", 1)[1] for t in helpers))
+    network = writer.class_names[-1]
     origin = f" from {source_name}" if source_name else ""
     head = [f'"""Network `{graph.name}`, generated by archspec{origin}.', "",
             "Standalone: imports only torch. Inputs (per sample): "
             + ", ".join(f"{k} {list(v)}" for k, v in graph.inputs.items()) + '."""', "",
             "import torch", "from torch import nn", ""]
-    return "\n".join(head + ["\n" + c + "\n" for c in classes]
-                     + [f"\ndef build() -> {top}:", f'    """A new `{graph.name}` network."""',
-                        f"    return {top}()", ""])
+    blocks = [inspect.getsource(resolve(t)).rstrip() for t in helpers]
+    blocks += ["\n".join(writer.class_lines(i)) for i in range(len(classes))]
+    tail = [f"def build() -> {network}:", f'    """A new `{graph.name}` network."""',
+            f"    return {network}()"]
+    return "\n".join(head) + "\n\n" + "\n\n\n".join([*blocks, "\n".join(tail)]) + "\n"
