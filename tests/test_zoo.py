@@ -1,14 +1,16 @@
 """The torchvision zoo (tests/zoo_models.py), checked against live torchvision and onnxruntime.
 
-STATIC, every spec (torchvision's model built on the meta device): params, buffers, MACs
-(FlopCounterMode / 2) and state_dict keys and shapes equal torchvision's, and the spec's header
-quotes torchvision's published numbers.
+STATIC, every row (torchvision's model built on the meta device; segmentation builders with
+`weights_backbone=None`): params, buffers, MACs (FlopCounterMode / 2) and state_dict keys and
+shapes equal torchvision's, every module with weights or dropout has torchvision's class and
+hyperparameters, and the spec's header quotes the published weights' numbers.
 
 FULL, the smallest member of each family (at a small input where the architecture allows):
-torchvision's state_dict loads strictly and gives torchvision's eval outputs (with randomised
-BatchNorm statistics, affine parameters and biases, and a scaled input, so that biases and
-saturating activations count); the same seed gives the same weights; the ejected source and the
-ONNX export (in onnxruntime) give the same outputs.
+torchvision's state_dict loads strictly and gives torchvision's eval outputs, every output
+(with randomised BatchNorm statistics, affine parameters and biases, and a scaled input, so that
+biases and saturating activations count); the same seed gives the same weights (a strict xfail
+for segmentation models: SEEDED_INIT_DIFFERS); the ejected source and the ONNX export (in
+onnxruntime) give the same outputs.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from conftest import ROOT
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.regnet import BlockParams
-from zoo_models import BY_NAME, FULL, SPECS, ZOO, ZooModel
+from zoo_models import FULL, SEEDED_INIT_DIFFERS, SPECS, TORCHVISION, ZOO, ZooModel
 
 import archspec
 from archspec.analysis.report import Report
@@ -41,32 +43,46 @@ from archspec.syntax.loader import with_input_shapes
 
 
 def _spec(model: ZooModel, size: int | None = None) -> archspec.Spec:
-    spec = archspec.load(model.path)
+    spec = archspec.load(model.path, **dict(model.params))
     return spec if size is None else with_input_shapes(spec, {"x": (3, size, size)})
 
 
 def _torchvision(model: ZooModel) -> nn.Module:
+    if model.task == "segmentation":
+        return getattr(torchvision.models.segmentation, model.name)(
+            weights=None, weights_backbone=None, **dict(model.kwargs))
     return getattr(torchvision.models, model.name)(weights=None, **dict(model.kwargs))
 
 
 @functools.cache
-def _graph(name: str) -> Graph:
-    return archspec.expand(_spec(BY_NAME[name]))
+def _graph(model: ZooModel) -> Graph:
+    return archspec.expand(_spec(model))
 
 
 @functools.cache
-def _report(name: str) -> Report:
+def _report(model: ZooModel) -> Report:
     """The spec's static analysis at batch 1 (shared by the static checks and the docs)."""
-    return archspec.analyze(_spec(BY_NAME[name]), graph=_graph(name))
+    return archspec.analyze(_spec(model), graph=_graph(model))
 
 
 # ---------------------------------------------------------------------------------- STATIC
 
-def test_every_torchvision_classification_spec_is_in_the_zoo() -> None:
-    """A spec named after a torchvision classification builder is checked here."""
-    builders = set(torchvision.models.list_models(module=torchvision.models))
+def test_every_torchvision_spec_is_in_the_zoo() -> None:
+    """A spec named after a torchvision classification or segmentation builder is checked here,
+    against that builder."""
+    builders = {task: set(torchvision.models.list_models(module=module)) for task, module in
+                (("classification", torchvision.models),
+                 ("segmentation", torchvision.models.segmentation))}
     specs = {p.stem for p in SPECS.glob("*.arch")}
-    assert specs & builders == {m.name for m in ZOO}
+    assert {(m.name, m.task) for m in TORCHVISION} == \
+        {(name, task) for task, names in builders.items() for name in specs & names}
+
+
+@pytest.mark.parametrize("model", [m for m in ZOO if not m.torchvision], ids=lambda m: m.id)
+def test_other_zoo_specs_are_checked_by_the_tests_they_name(model: ZooModel) -> None:
+    """A spec of no torchvision builder names the test file that checks it, which loads it."""
+    assert model.path.exists()
+    assert f'"{model.path.name}"' in (ROOT / "tests" / model.tests).read_text()
 
 
 HEADER = re.compile(r"Reproduces torchvision 0\.29\.1 (?P<builder>\w+)(\([^)]*\))?"
@@ -81,10 +97,10 @@ def _header(model: ZooModel) -> str:
     return " ".join(comment)
 
 
-@pytest.mark.parametrize("model", ZOO, ids=lambda m: m.name)
+@pytest.mark.parametrize("model", [m for m in TORCHVISION if m.published], ids=lambda m: m.id)
 def test_header_quotes_torchvision_published_numbers(model: ZooModel) -> None:
     """The header names the builder and quotes its weights' metadata (`num_params`, `_ops`
-    GMACs), which the spec's static analysis reproduces."""
+    GMACs), which the spec's static analysis, with the row's parameters, reproduces."""
     match = HEADER.search(_header(model))
     assert match, f"{model.path.name}: no `Reproduces torchvision ...` header"
     meta = torchvision.models.get_model_weights(model.name).DEFAULT.meta
@@ -92,23 +108,25 @@ def test_header_quotes_torchvision_published_numbers(model: ZooModel) -> None:
     assert match["size"] in (None, str(model.size))
     assert int(match["params"].replace(",", "")) == meta["num_params"]
     assert match["gmacs"] == str(meta["_ops"])
-    assert _report(model.name).totals["params"] == meta["num_params"]
+    assert _report(model).totals["params"] == meta["num_params"]
     decimals = len(match["gmacs"].split(".")[1])
-    assert f"{_main_head_macs(model) / 1e9:.{decimals}f}" == match["gmacs"]
+    assert f"{_eval_macs(model) / 1e9:.{decimals}f}" == match["gmacs"]
 
 
-def _main_head_macs(model: ZooModel) -> int:
-    """MACs of the layers the first output needs: `_ops` counts torchvision's eval forward,
-    which skips auxiliary heads."""
-    graph = _graph(model.name)
+def _eval_macs(model: ZooModel) -> int:
+    """MACs of the layers torchvision's eval forward runs, which `_ops` counts: a classifier's
+    first output only (its auxiliary heads run in training mode only), every output of a
+    segmentation model."""
+    graph = _graph(model)
+    outputs = list(graph.outputs.values())
     needed: set[str] = set()
-    todo = [next(iter(graph.outputs.values()))]
+    todo = outputs if model.task == "segmentation" else outputs[:1]
     while todo:
         name = todo.pop()
         if name in graph.nodes and name not in needed:
             needed.add(name)
             todo.extend(graph.nodes[name].inputs)
-    return sum(r.macs for r in _report(model.name).layers if r.name in needed)
+    return sum(r.macs for r in _report(model).layers if r.name in needed)
 
 
 _block_params = BlockParams.from_init_params.__func__
@@ -120,21 +138,21 @@ def _block_params_on_cpu(cls: type[BlockParams], *args: Any, **kwargs: Any) -> B
 
 
 @functools.cache
-def _meta_torchvision(name: str) -> nn.Module:
+def _meta_torchvision(model: ZooModel) -> nn.Module:
     """torchvision's model on the meta device, except RegNet's stage widths, which its builder
     computes with tensors and reads back (`.tolist()`, impossible on meta): on the CPU."""
     with mock.patch.object(BlockParams, "from_init_params", classmethod(_block_params_on_cpu)), \
             torch.device("meta"):
-        return _torchvision(BY_NAME[name])
+        return _torchvision(model)
 
 
-@pytest.mark.parametrize("model", ZOO, ids=lambda m: m.name)
+@pytest.mark.parametrize("model", TORCHVISION, ids=lambda m: m.id)
 def test_static_params_buffers_and_macs_equal_torchvision(model: ZooModel) -> None:
     """Counted on the live model: parameters, buffers, and MACs as FlopCounterMode / 2 of a
     training-mode forward (which runs auxiliary heads too) of two samples at the spec's input
     size."""
-    theirs = _meta_torchvision(model.name).train()
-    totals = _report(model.name).totals
+    theirs = _meta_torchvision(model).train()
+    totals = _report(model).totals
     assert totals["params"] == sum(p.numel() for p in theirs.parameters())
     assert totals["buffers"] == sum(b.numel() for b in theirs.buffers())
     counter = FlopCounterMode(display=False)
@@ -143,19 +161,29 @@ def test_static_params_buffers_and_macs_equal_torchvision(model: ZooModel) -> No
     assert 2 * totals["macs"] == counter.get_total_flops() // 2
 
 
-@pytest.mark.parametrize("model", ZOO, ids=lambda m: m.name)
+@pytest.mark.parametrize("model", TORCHVISION, ids=lambda m: m.id)
 def test_static_state_dict_keys_and_shapes_equal_torchvision(model: ZooModel) -> None:
-    """Same keys in the same order, same shapes; and every module that holds weights is, at
-    the same path, of the same class with the same hyperparameters (stride, padding, groups,
-    BatchNorm eps and momentum, ...: its `extra_repr`)."""
+    """Same keys in the same order, same shapes; and every module that holds weights, and every
+    dropout, is, at the same path, of the same class with the same hyperparameters (stride,
+    padding, dilation, groups, BatchNorm eps and momentum, ...: its `extra_repr`; a dropout's
+    probability)."""
     ours = archspec.to_torch(_spec(model), device="meta")
-    theirs = _meta_torchvision(model.name)
+    theirs = _meta_torchvision(model)
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
         [(k, v.shape) for k, v in theirs.state_dict().items()]
-    weighted = {name: m for name, m in theirs.named_modules()
-                if next(m.parameters(recurse=False), None) is not None}
-    assert {n: (type(m), m.extra_repr()) for n, m in weighted.items()} == \
-        {n: (type(ours.get_submodule(n)), ours.get_submodule(n).extra_repr()) for n in weighted}
+    described = {name: m for name, m in theirs.named_modules()
+                 if next(m.parameters(recurse=False), None) is not None
+                 or isinstance(m, nn.Dropout)}
+    assert {n: _hyperparameters(m) for n, m in described.items()} == \
+        {n: _hyperparameters(ours.get_submodule(n)) for n in described}
+
+
+def _hyperparameters(module: nn.Module) -> tuple[type, str]:
+    """The class and its `extra_repr`, or a dropout's probability alone (torchvision drops some
+    in place, which computes the same)."""
+    if isinstance(module, nn.Dropout):
+        return type(module), f"p={module.p}"
+    return type(module), module.extra_repr()
 
 
 # ------------------------------------------------------------------------------------ FULL
@@ -165,6 +193,7 @@ class Built:
     """One FULL model: torchvision's and the compiled spec's, both built after the same seed;
     then torchvision's weights randomised (`weights`) and its outputs on `x` taken."""
 
+    model: ZooModel
     spec: archspec.Spec
     ours: nn.Module
     seeded_differences: list[str]
@@ -194,11 +223,11 @@ def _outputs(out: torch.Tensor | dict[str, torch.Tensor]) -> list[torch.Tensor]:
 
 
 def _torchvision_outputs(reference: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
-    """The eval outputs, then Inception-v3's auxiliary head's (which torchvision runs only in
-    training mode) on the features it reads."""
+    """The eval outputs (a segmentation model's dict in its order), then Inception-v3's
+    auxiliary head's (which torchvision runs only in training mode) on the features it reads."""
     aux = getattr(reference, "AuxLogits", None)
     if aux is None:
-        return [reference(x)]
+        return _outputs(reference(x))
     seen: list[torch.Tensor] = []
     hook = reference.Mixed_6e.register_forward_hook(lambda m, i, o: seen.append(o))
     logits = reference(x)
@@ -206,7 +235,7 @@ def _torchvision_outputs(reference: nn.Module, x: torch.Tensor) -> list[torch.Te
     return [logits, aux(seen[0])]
 
 
-@pytest.fixture(scope="module", params=FULL, ids=lambda m: m.name)
+@pytest.fixture(scope="module", params=FULL, ids=lambda m: m.id)
 def built(request: pytest.FixtureRequest) -> Built:
     model: ZooModel = request.param
     spec = _spec(model, model.full)
@@ -223,7 +252,7 @@ def built(request: pytest.FixtureRequest) -> Built:
     x = 3 * torch.randn(2, 3, model.full, model.full, generator=gen)
     with torch.no_grad():
         want = _torchvision_outputs(reference.eval(), x)
-    return Built(spec, ours.eval(), differences, reference.state_dict(), x, want)
+    return Built(model, spec, ours.eval(), differences, reference.state_dict(), x, want)
 
 
 def _assert_same(got: list[torch.Tensor] | list[np.ndarray], want: list[torch.Tensor],
@@ -237,9 +266,12 @@ def _assert_same(got: list[torch.Tensor] | list[np.ndarray], want: list[torch.Te
         torch.testing.assert_close(g, w, rtol=rtol, atol=rtol * scale)
 
 
-def test_full_same_seed_same_weights_as_torchvision(built: Built) -> None:
+def test_full_same_seed_same_weights_as_torchvision(built: Built,
+                                                   request: pytest.FixtureRequest) -> None:
     """The spec's `init` rules reproduce torchvision's initialisation: built after the same
     seed, every state_dict tensor is equal."""
+    if not built.model.seeded_init_matches:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=SEEDED_INIT_DIFFERS))
     assert built.seeded_differences == []
 
 
@@ -279,4 +311,4 @@ def test_docs_zoo_md_is_generated_from_the_table() -> None:
     bench = importlib.util.module_from_spec(loader)
     loader.loader.exec_module(bench)
     assert (ROOT / "docs" / "zoo.md").read_text() == bench.markdown(
-        lambda model: _report(model.name).totals)
+        lambda model: _report(model).totals)

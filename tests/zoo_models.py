@@ -1,5 +1,6 @@
-"""The torchvision zoo: every spec in specs/ that reproduces a torchvision classification
-builder, and how tests/test_zoo.py checks it. bench/zoo.py renders this table as docs/zoo.md.
+"""The zoo: every spec in specs/ that reproduces a torchvision classification or segmentation
+builder, and how tests/test_zoo.py checks it; and the specs of other published models, checked
+by their own tests against their papers. bench/zoo.py renders this table as docs/zoo.md.
 
 Plain data (no torch import), so that the docs check stays fast.
 """
@@ -14,11 +15,19 @@ SPECS = Path(__file__).resolve().parent.parent / "specs"
 
 @dataclass(frozen=True)
 class ZooModel:
-    """``specs/{name}.arch`` reproduces ``torchvision.models.{name}(weights=None, **kwargs)``.
+    """``specs/{name}.arch``, loaded with the network parameters ``params``, reproduces
+    ``torchvision.models.{name}(weights=None, **kwargs)`` (``task="classification"``) or
+    ``torchvision.models.segmentation.{name}(weights=None, weights_backbone=None, **kwargs)``
+    (``task="segmentation"``); a spec may have several rows, one per parameter setting.
 
-    ``size`` is the input side of both (the spec's ``input``). ``full`` is the input side of
-    the FULL comparison (weights, outputs, seeded initialisation, eject, ONNX), None where the
-    spec gets the STATIC comparison only (params, buffers, MACs, state_dict keys and shapes).
+    ``size`` is the input side of both (the spec's ``input``, ``channels`` x size x size).
+    ``full`` is the input side of the FULL comparison (weights, outputs, seeded initialisation,
+    eject, ONNX), None where the row gets the STATIC comparison only (params, buffers, MACs,
+    state_dict keys and shapes). ``published`` marks the row of the published weights' model,
+    whose ``num_params`` and ``_ops`` the spec's header quotes.
+
+    A spec of no torchvision builder has ``reference``: what it is checked against, by the test
+    file ``tests``.
     """
 
     name: str
@@ -26,10 +35,37 @@ class ZooModel:
     size: int = 224
     full: int | None = None
     kwargs: tuple[tuple[str, object], ...] = ()
+    params: tuple[tuple[str, object], ...] = ()
+    task: str = "classification"
+    published: bool = True
+    channels: int = 3
+    reference: str = ""
+    tests: str = ""
 
     @property
     def path(self) -> Path:
         return SPECS / f"{self.name}.arch"
+
+    @property
+    def id(self) -> str:
+        """The spec's name and its parameters: unique over the table."""
+        return "-".join([self.name, *(f"{k}={v}" for k, v in self.params)])
+
+    @property
+    def torchvision(self) -> bool:
+        return not self.reference
+
+    @property
+    def seeded_init_matches(self) -> bool:
+        """Whether the same seed gives torchvision's weights: not for segmentation models (see
+        SEEDED_INIT_DIFFERS)."""
+        return self.task == "classification"
+
+
+SEEDED_INIT_DIFFERS = (
+    "torchvision's segmentation builders draw the default weights of the backbone's "
+    "classifier, which the model discards, and run the backbone's init loop before they build "
+    "the heads; archspec builds every layer of the spec, then applies the init rules")
 
 
 ZOO: tuple[ZooModel, ...] = (
@@ -44,6 +80,8 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("vgg19_bn", "VGG"),
     ZooModel("googlenet", "GoogLeNet", full=64,
              kwargs=(("aux_logits", False), ("init_weights", True))),
+    ZooModel("googlenet", "GoogLeNet", kwargs=(("aux_logits", True), ("init_weights", True)),
+             params=(("aux_logits", True),), published=False),
     ZooModel("resnet18", "ResNet", full=64),
     ZooModel("resnet34", "ResNet"),
     ZooModel("resnet50", "ResNet"),
@@ -65,6 +103,9 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("mnasnet1_0", "MNASNet"),
     ZooModel("mnasnet1_3", "MNASNet"),
     ZooModel("inception_v3", "Inception", size=299, full=299, kwargs=(("init_weights", True),)),
+    ZooModel("inception_v3", "Inception", size=299,
+             kwargs=(("aux_logits", False), ("init_weights", False)),
+             params=(("aux_logits", False),), published=False),
     ZooModel("mobilenet_v2", "MobileNetV2", full=64),
     ZooModel("mobilenet_v3_small", "MobileNetV3", full=64),
     ZooModel("mobilenet_v3_large", "MobileNetV3"),
@@ -98,7 +139,33 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("shufflenet_v2_x1_0", "ShuffleNetV2"),
     ZooModel("shufflenet_v2_x1_5", "ShuffleNetV2"),
     ZooModel("shufflenet_v2_x2_0", "ShuffleNetV2"),
+    ZooModel("fcn_resnet50", "FCN", size=520, full=64, kwargs=(("aux_loss", True),),
+             params=(("aux", True),), task="segmentation"),
+    ZooModel("fcn_resnet50", "FCN", size=520, kwargs=(("aux_loss", False),),
+             params=(("aux", False),), task="segmentation", published=False),
+    ZooModel("fcn_resnet101", "FCN", size=520, kwargs=(("aux_loss", True),),
+             params=(("aux", True),), task="segmentation"),
+    ZooModel("fcn_resnet101", "FCN", size=520, kwargs=(("aux_loss", False),),
+             params=(("aux", False),), task="segmentation", published=False),
+    ZooModel("deeplabv3_resnet50", "DeepLabV3", size=520, kwargs=(("aux_loss", True),),
+             params=(("aux", True),), task="segmentation"),
+    ZooModel("deeplabv3_resnet50", "DeepLabV3", size=520, kwargs=(("aux_loss", False),),
+             params=(("aux", False),), task="segmentation", published=False),
+    ZooModel("deeplabv3_resnet101", "DeepLabV3", size=520, kwargs=(("aux_loss", True),),
+             params=(("aux", True),), task="segmentation"),
+    ZooModel("deeplabv3_resnet101", "DeepLabV3", size=520, kwargs=(("aux_loss", False),),
+             params=(("aux", False),), task="segmentation", published=False),
+    ZooModel("deeplabv3_mobilenet_v3_large", "DeepLabV3", size=520, full=96,
+             kwargs=(("aux_loss", True),), params=(("aux", True),), task="segmentation"),
+    ZooModel("deeplabv3_mobilenet_v3_large", "DeepLabV3", size=520,
+             kwargs=(("aux_loss", False),), params=(("aux", False),), task="segmentation",
+             published=False),
+    ZooModel("lraspp_mobilenet_v3_large", "LR-ASPP", size=520, full=96, task="segmentation"),
+    ZooModel("unet", "U-Net", size=572, channels=1,
+             reference="the paper's Figure 1 (every map's shape), a hand-written PyTorch "
+                       "U-Net (params, MACs, outputs on the same weights)",
+             tests="test_zoo_segmentation.py"),
 )
 
-BY_NAME = {m.name: m for m in ZOO}
-FULL = tuple(m for m in ZOO if m.full is not None)
+TORCHVISION = tuple(m for m in ZOO if m.torchvision)
+FULL = tuple(m for m in TORCHVISION if m.full is not None)
