@@ -531,11 +531,34 @@ def qualified_source(target: str) -> str:
     return target
 
 
-def module_source(call: Module, value: Callable[[Any], str] = literal) -> str:
+WIDTH = 100  # generated lines stay within this, where a line can be broken
+
+
+def wrap_call(head: str, args: list[str], start: int = 0, tail: int = 0,
+              brackets: str = "()") -> str:
+    """``head(arg, ...)`` written from column ``start`` with ``tail`` characters after it: on
+    one line when that fits in :data:`WIDTH`, else with the arguments packed on lines aligned
+    after the opening bracket (each leaving room for the tail)."""
+    opening, closing = brackets
+    flat = f"{head}{opening}{', '.join(args)}{closing}"
+    if start + len(flat) + tail <= WIDTH:
+        return flat
+    column = start + len(head) + 1
+    rows: list[list[str]] = [[]]
+    for arg in args:
+        if rows[-1] and column + len(", ".join([*rows[-1], arg])) + 1 + tail > WIDTH:
+            rows.append([])
+        rows[-1].append(arg)
+    joint = ",\n" + " " * column
+    return f"{head}{opening}{joint.join(', '.join(row) for row in rows)}{closing}"
+
+
+def module_source(call: Module, value: Callable[[Any], str] = literal, start: int = 0,
+                  tail: int = 0) -> str:
     """``nn.Conv2d(3, 64, 7, stride=2)``: the constructor call a :class:`Module` describes;
-    ``value`` writes each argument."""
+    ``value`` writes each argument (``start``, ``tail``: as for :func:`wrap_call`)."""
     args = [value(a) for a in call.args] + [f"{k}={value(v)}" for k, v in call.kwargs]
-    return f"{qualified_source(call.target)}({', '.join(args)})"
+    return wrap_call(qualified_source(call.target), args, start, tail)
 
 
 _OPERATORS = {"operator.add": "+", "operator.sub": "-", "operator.mul": "*",
@@ -544,15 +567,20 @@ _INPLACE = {"operator.iadd": "add_", "operator.isub": "sub_", "operator.imul": "
             "operator.itruediv": "div_"}
 
 
-def function_source(call: Function, args: list[str]) -> str:
-    """The expression a :class:`Function` computes on the variables ``args``."""
+def function_source(call: Function, args: list[str], start: int = 0) -> str:
+    """The expression a :class:`Function` computes on the variables ``args``, from column
+    ``start``."""
     if call.target in _OPERATORS:
         return f" {_OPERATORS[call.target]} ".join(args)
     if call.target in _INPLACE:
         return f"{args[0]}.{_INPLACE[call.target]}({args[1]})"
-    parts = [f"[{', '.join(args)}]"] if call.as_list else list(args)
-    parts += [f"{k}={literal(v)}" for k, v in call.kwargs]
-    return f"{qualified_source(call.target)}({', '.join(parts)})"
+    head = qualified_source(call.target)
+    kwargs = [f"{k}={literal(v)}" for k, v in call.kwargs]
+    if not call.as_list:
+        return wrap_call(head, [*args, *kwargs], start)
+    rest = "".join(f", {k}" for k in kwargs) + ")"
+    items = wrap_call("", args, start + len(head) + 1, len(rest), "[]")
+    return f"{head}({items}{rest}"
 
 
 _MODULE_ATTRS = frozenset(dir(nn.Module()))
@@ -573,46 +601,44 @@ def attribute(base: str, label: str) -> str:
     return f"getattr({base}, {label!r})"
 
 
-def assignment(base: str, label: str, source: str) -> str:
-    """The statement registering ``source`` as submodule ``label`` of ``base``."""
+def assignment(base: str, label: str) -> tuple[str, str]:
+    """What goes before and after a module's source to register it as submodule ``label`` of
+    ``base``: ``self.conv1 = ...``, ``self.add_module('block1-0', ...)``."""
     if _plain(label):
-        return f"{base}.{label} = {source}"
+        return f"{base}.{label} = ", ""
     if label in _MODULE_ATTRS:
-        return f"{base}._modules[{label!r}] = {source}"
-    return f"{base}.add_module({label!r}, {source})"
+        return f"{base}._modules[{label!r}] = ", ""
+    return f"{base}.add_module({label!r}, ", ")"
 
 
-def _indent(lines: list[str], depth: int) -> list[str]:
-    return [" " * depth + line if line else line for line in lines]
-
-
-def packed(items: list[str], indent: int, width: int = 100) -> list[str]:
-    """``items`` comma-separated over as few lines of ``width`` as fit, each indented."""
-    lines = [""]
+def packed(items: list[str], indent: int) -> list[str]:
+    """``items``, each followed by a comma, over as few lines within :data:`WIDTH` as fit."""
+    lines: list[str] = []
     for item in items:
-        if lines[-1] and indent + len(lines[-1]) + len(item) + 2 > width:
-            lines.append("")
-        lines[-1] += f"{item}," if not lines[-1] else f" {item},"
-    return [" " * indent + line for line in lines]
+        if lines and len(lines[-1]) + len(item) + 2 <= WIDTH:
+            lines[-1] += f" {item},"
+        else:
+            lines.append(f"{' ' * indent}{item},")
+    return lines
 
 
-def init_calls(layer: str, init: Init) -> list[str]:
+def init_calls(layer: str, init: Init, indent: int) -> list[str]:
     """The ``torch.nn.init`` statements applying ``init`` to the module ``layer``."""
+    pad = " " * indent
     out = []
     if init.func is not None:
-        kwargs = "".join(f", {k}={literal(v)}" for k, v in init.kwargs)
-        out.append(f"nn.init.{init.func}({layer}.weight{kwargs})")
+        args = [f"{layer}.weight", *(f"{k}={literal(v)}" for k, v in init.kwargs)]
+        out.append(pad + wrap_call(f"nn.init.{init.func}", args, indent))
     if init.bias is not None:
-        out += [f"if {layer}.bias is not None:",
-                f"    nn.init.constant_({layer}.bias, {literal(init.bias)})"]
+        args = [f"{layer}.bias", literal(init.bias)]
+        out += [f"{pad}if {layer}.bias is not None:",
+                f"{pad}    {wrap_call('nn.init.constant_', args, indent + 4)}"]
     return out
 
 
-_WIDTH = 100 - 8  # line width left inside a method body
-
-
 class Writer:
-    """Writes merged classes as source; helper class names are taken first."""
+    """Writes merged classes as source; helper class names are taken first. Lines come with
+    their indentation (classes are at the top level)."""
 
     def __init__(self, classes: list[ClassDef], helpers: tuple[str, ...] = ()) -> None:
         self.classes = classes
@@ -626,62 +652,76 @@ class Writer:
         scope = self.names.child()
         return {label: scope.name(label) for label, _ in cls.params}
 
-    def source(self, member: Member, value: Callable[[Any], str]) -> str:
-        """The expression building ``member`` (holders are built by statements)."""
+    def source(self, member: Member, value: Callable[[Any], str], start: int, indent: int,
+               tail: int = 0) -> str:
+        """The expression building ``member`` from column ``start`` of a line indented by
+        ``indent``, with ``tail`` characters after it (holders are built by statements)."""
         if isinstance(member, Module):
-            return module_source(member, value)
+            return module_source(member, value, start, tail)
         if isinstance(member, Seq):
-            return f"nn.Sequential({', '.join(self.source(m, value) for m in member.items)})"
+            items = [self.source(m, value, indent + 4, indent + 4, 1) for m in member.items]
+            flat = f"nn.Sequential({', '.join(items)})"
+            if "\n" not in flat and start + len(flat) + tail <= WIDTH:
+                return flat
+            pad = " " * (indent + 4)
+            return "".join(["nn.Sequential(\n", *(f"{pad}{item},\n" for item in items),
+                            " " * indent, ")"])
         assert isinstance(member, Ref)
         names = self.params[member.cls]
-        args = ", ".join(f"{names[label]}={value(v)}" for label, v in member.args)
-        return f"{self.class_names[member.cls]}({args})"
+        args = [f"{names[label]}={value(v)}" for label, v in member.args]
+        return wrap_call(self.class_names[member.cls], args, start, tail)
 
     def member_lines(self, base: str, members: tuple[tuple[str, Member], ...],
-                     value: Callable[[Any], str]) -> list[str]:
+                     value: Callable[[Any], str], indent: int) -> list[str]:
         """Statements registering ``members`` under ``base``."""
         out = []
         for label, member in members:
+            before, after = assignment(base, label)
             if isinstance(member, Holder):
-                out.append(assignment(base, label, "nn.Module()"))
-                out += self.member_lines(attribute(base, label), member.members, value)
-            else:
-                out.append(assignment(base, label, self.source(member, value)))
+                out.append(f"{' ' * indent}{before}nn.Module(){after}")
+                out += self.member_lines(attribute(base, label), member.members, value, indent)
+                continue
+            source = self.source(member, value, indent + len(before), indent, len(after))
+            out.append(f"{' ' * indent}{before}{source}{after}")
         return out
 
-    def init_lines(self, groups: tuple[InitGroup, ...], scope: Namespace) -> list[str]:
+    def init_lines(self, groups: tuple[InitGroup, ...], scope: Namespace,
+                   indent: int) -> list[str]:
         """The network's weight initialisation: one ``for`` per group of layers."""
         if not groups:
             return []
-        layers, path = scope.name("layers"), scope.name("path")
-        out = ["with torch.no_grad():  # the spec's `init` rules, in layer order",
-               f"    {layers} = dict(self.named_modules())"]
+        layers, path, pad = scope.name("layers"), scope.name("path"), " " * indent
+        out = [f"{pad}with torch.no_grad():  # the spec's `init` rules, in layer order",
+               f"{pad}    {layers} = dict(self.named_modules())"]
         for group in groups:
             if len(group.paths) == 1:
-                out += _indent(init_calls(f"{layers}[{group.paths[0]!r}]", group.init), 4)
+                out += init_calls(f"{layers}[{group.paths[0]!r}]", group.init, indent + 4)
                 continue
-            out += [f"    for {path} in (", *packed([repr(p) for p in group.paths], 8, _WIDTH),
-                    "    ):", *_indent(init_calls(f"{layers}[{path}]", group.init), 8)]
+            out += [f"{pad}    for {path} in (", *packed([repr(p) for p in group.paths],
+                                                         indent + 8), f"{pad}    ):",
+                    *init_calls(f"{layers}[{path}]", group.init, indent + 8)]
         return out
 
     def forward_lines(self, cls: ClassDef) -> list[str]:
         """The ``forward`` method: one statement per step."""
         scope = self.names.child()
         names: dict[Value, str] = {("", label): scope.name(label) for label in cls.inputs}
-        out = [f"def forward(self, {', '.join(names['', label] for label in cls.inputs)}):"]
+        inputs = ["self", *(names["", label] for label in cls.inputs)]
+        out = [f"    {wrap_call('def forward', inputs, 4, 1)}:"]
         for step in cls.forward:
             args = [names[v] for v in step.args]
-            if isinstance(step.callee, Function):
-                call = function_source(step.callee, args)
-            else:
-                call = f"{_attr_path(step.callee)}({', '.join(args)})"
             names[step.out] = scope.name(step.hint)
-            out.append(f"    {names[step.out]} = {call}")
+            start = 8 + len(names[step.out]) + 3
+            if isinstance(step.callee, Function):
+                expression = function_source(step.callee, args, start)
+            else:
+                expression = wrap_call(_attr_path(step.callee), args, start)
+            out.append(f"        {names[step.out]} = {expression}")
         if len(cls.result) == 1:
-            out.append(f"    return {names[cls.result[0][1]]}")
+            out.append(f"        return {names[cls.result[0][1]]}")
         else:
             items = ", ".join(f"{name!r}: {names[v]}" for name, v in cls.result)
-            out.append(f"    return {{{items}}}")
+            out.append(f"        return {{{items}}}")
         return out
 
     def class_lines(self, index: int) -> list[str]:
@@ -693,12 +733,12 @@ class Writer:
 
         scope = self.names.child()
         scope.taken.update(params.values())
-        signature = "".join(f", {params[label]}: {note}" for label, note in cls.params)
-        body = [*self.member_lines("self", cls.members, value),
-                *self.init_lines(cls.inits, scope)]
+        signature = ["self", *(f"{params[label]}: {note}" for label, note in cls.params)]
         return [f"class {self.class_names[index]}(nn.Module):", f'    """{cls.doc}"""', "",
-                f"    def __init__(self{signature}) -> None:", "        super().__init__()",
-                *_indent(body, 8), "", *_indent(self.forward_lines(cls), 4)]
+                f"    {wrap_call('def __init__', signature, 4, 9)} -> None:",
+                "        super().__init__()",
+                *self.member_lines("self", cls.members, value, 8),
+                *self.init_lines(cls.inits, scope, 8), "", *self.forward_lines(cls)]
 
 
 def _attr_path(path: tuple[str, ...]) -> str:
@@ -721,8 +761,11 @@ def eject(spec: ir.Spec, source_name: str = "") -> str:
     helpers = helper_targets(list(ej.lowered.values()))
     writer = Writer(classes, tuple(t.rsplit(".", 1)[1] for t in helpers))
     network = writer.class_names[-1]
-    origin = f" from {source_name}" if source_name else ""
-    head = [f'"""Network `{graph.name}`, generated by archspec{origin}.', "",
+    origin = f"from {source_name}" if source_name else ""
+    title = f'"""Network `{graph.name}`, generated by archspec {origin}'.rstrip() + "."
+    if len(title) > WIDTH:
+        title = f'"""Network `{graph.name}`, generated by archspec\n{origin}.'
+    head = [title, "",
             "Standalone: imports only torch. Inputs (per sample): "
             + ", ".join(f"{k} {list(v)}" for k, v in graph.inputs.items()) + '."""', "",
             "import torch", "from torch import nn", ""]
