@@ -561,10 +561,8 @@ def module_source(call: Module, value: Callable[[Any], str] = literal, start: in
     return wrap_call(qualified_source(call.target), args, start, tail)
 
 
-_OPERATORS = {"operator.add": "+", "operator.sub": "-", "operator.mul": "*",
-              "operator.truediv": "/", "operator.matmul": "@"}
-_INPLACE = {"operator.iadd": "add_", "operator.isub": "sub_", "operator.imul": "mul_",
-            "operator.itruediv": "div_"}
+_OPERATORS = {"operator.add": "+", "operator.mul": "*"}
+_INPLACE = {"operator.iadd": "add_", "operator.imul": "mul_"}
 
 
 def function_source(call: Function, args: list[str], start: int = 0) -> str:
