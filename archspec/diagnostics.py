@@ -71,6 +71,7 @@ CODES: dict[str, str] = {
     "E411": "`for` items that do not unpack",
     "E412": "a bad `repeat` count",
     "E502": "an op that cannot be lowered to PyTorch",
+    "E503": "a layer name PyTorch reserves (a Python keyword, an nn.Module attribute)",
     "E602": "an op that cannot be lowered to ONNX",
     "E603": "an op that needs a newer ONNX opset",
     "E610": "weights that do not fit the spec",

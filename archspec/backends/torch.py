@@ -7,6 +7,7 @@ the spec's names; ``print(model.code)`` shows the generated ``forward``.
 from __future__ import annotations
 
 import importlib
+import keyword
 from typing import Any
 
 import torch
@@ -36,14 +37,18 @@ def may_overwrite_input(graph: Graph, node: OpNode, readers: dict[str, list[str]
 
 
 def lower(node: OpNode, inplace: bool = False) -> TorchCall:
-    """The node's torch call description, from its op's ``torch`` rule."""
+    """The node's torch call description, from its op's ``torch`` rule (a module must sit at
+    a path PyTorch can hold)."""
     op = REGISTRY[node.op]
     ctx = Ctx(node.in_shapes, node.shape, node.attrs, inplace)
     try:
-        return op.torch(ctx)
+        call = op.torch(ctx)
     except ShapeError as exc:
         raise error("E502", f"cannot lower `{node.id}` to PyTorch: {exc.message}", node.span,
                     hint=exc.hint) from None
+    if isinstance(call, Module):
+        check_module_path(node)
+    return call
 
 
 def resolve(target: str) -> Any:
@@ -68,6 +73,19 @@ def resolve(target: str) -> Any:
 def build_module(call: Module) -> nn.Module:
     """Construct the ``nn.Module`` a :class:`Module` description names."""
     return resolve(call.target)(*call.args, **dict(call.kwargs))
+
+
+_BARE_MODULE = nn.Module()  # its attributes (forward, training, ...) are reserved names
+
+
+def check_module_path(node: OpNode) -> None:
+    """A layer path PyTorch can hold: no part may be a Python keyword (fx would write
+    ``self.class``) or an ``nn.Module`` attribute (``forward``, ``training``)."""
+    for part in node.id.split("."):
+        if keyword.iskeyword(part) or hasattr(_BARE_MODULE, part):
+            raise error("E503", f"`{part}` in `{node.id}` cannot name a PyTorch module",
+                        node.span, hint="rename the layer or block call: Python keywords and "
+                                        "nn.Module attributes are reserved")
 
 
 def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
