@@ -11,7 +11,7 @@ import types
 import pytest
 import torch
 import torchvision
-from conftest import RUN_SPECS, ROOT, SPECS, TWO_TOWER, spec_id
+from conftest import ROOT, RUN_SPECS, SPECS, TWO_TOWER, spec_id
 from test_errors import run_cli
 from torch import nn
 
