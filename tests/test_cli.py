@@ -24,7 +24,7 @@ def test_json_contract(capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     d = check_json(capsys, "specs/googlenet.arch")
     assert d["network"] == "googlenet"
-    assert d["inputs"] == {"x": [1, 3, 224, 224]} and d["outputs"] == {"output": [1, 1000]}
+    assert d["inputs"] == {"x": [1, 3, 224, 224]} and d["outputs"] == {"fc": [1, 1000]}
     assert {"params", "trainable_params", "buffers", "macs", "flops",
             "activation_bytes"} <= set(d["totals"])
     assert d["totals"]["params"] == 6_624_904
