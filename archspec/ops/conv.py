@@ -36,6 +36,15 @@ from archspec.ops.base import (
 from archspec.ops.window import check_rank, dropped_warnings, out_size
 
 
+def _positive_out_groups(attrs: Any) -> Any:
+    """Validator shared by both convolutions: `out` and `groups` are positive."""
+    if attrs.out < 1:
+        raise ValueError(f"`out` (={attrs.out}) must be positive")
+    if attrs.groups < 1:
+        raise ValueError(f"`groups` (={attrs.groups}) must be positive")
+    return attrs
+
+
 class ConvAttrs(Attrs):
     out: int
     kernel: IntOrTuple
@@ -48,11 +57,7 @@ class ConvAttrs(Attrs):
 
     @model_validator(mode="after")
     def _positive(self) -> ConvAttrs:
-        if self.out < 1:
-            raise ValueError(f"`out` (={self.out}) must be positive")
-        if self.groups < 1:
-            raise ValueError(f"`groups` (={self.groups}) must be positive")
-        return self
+        return _positive_out_groups(self)
 
 
 def _geometry(attrs: ConvAttrs, rank: int) -> tuple[tuple[int, ...], ...]:
@@ -167,11 +172,7 @@ class ConvTransposeAttrs(Attrs):
 
     @model_validator(mode="after")
     def _positive(self) -> ConvTransposeAttrs:
-        if self.out < 1:
-            raise ValueError(f"`out` (={self.out}) must be positive")
-        if self.groups < 1:
-            raise ValueError(f"`groups` (={self.groups}) must be positive")
-        return self
+        return _positive_out_groups(self)
 
 
 def _transposed_geometry(a: ConvTransposeAttrs, rank: int) -> tuple[tuple[int, ...], ...]:
