@@ -84,7 +84,7 @@ def test_every_spec_exports_checks_infers_and_matches_torch(path) -> None:
 def test_torchvision_weights_file_gives_torchvision_logits(name, tmp_path) -> None:
     """The CLI path: a torchvision state_dict saved to a file, exported at 224x224 (every
     family's smallest model is exported with its weights in test_zoo.py)."""
-    kwargs = {"aux_logits": False} if name == "googlenet" else {}
+    kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
     torch.manual_seed(2)
     reference = getattr(torchvision.models, name)(weights=None, **kwargs).eval()
     weights = tmp_path / f"{name}.pth"
