@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from archspec.atomic import same_file, write_atomic
 from archspec.diagnostics import ArchspecError, Diagnostic
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -55,6 +56,14 @@ def _input_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 def _warn(diags: list[Diagnostic]) -> None:
     for d in diags:
         click.echo(d.render(), err=True)
+
+
+def _check_output(output: str | None, *sources: str | None) -> None:
+    """Refuse an output path that names one of the command's own input files."""
+    for source in sources:
+        if output and source and same_file(output, source):
+            raise click.BadParameter(f"{output} is the input {source}; writing it would destroy "
+                                     "it", param_hint="-o/--output")
 
 
 def _load(spec_path: str, sets: tuple[str, ...], inputs: tuple[str, ...] = ()) -> Any:
@@ -184,9 +193,10 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
     """
     from archspec.backends.eject import eject
 
+    _check_output(output, spec)
     text = eject(_load(spec, sets), source_name=spec)
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_atomic(output, text)
         click.echo(f"wrote {output}", err=True)
     else:
         click.echo(text, nl=False)
@@ -281,6 +291,7 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
     """
     from archspec.backends.onnx import export_onnx
 
+    _check_output(output, spec, weights)
     model = export_onnx(_load(spec, sets), output, weights=weights, opset=opset,
                         batch=_batch(batch), fp16=fp16)
     size = Path(output).stat().st_size
@@ -331,9 +342,10 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
     from archspec.syntax.printer import to_text
     from archspec.syntax.yaml_form import to_yaml
 
+    _check_output(output, spec)
     text = (to_text if to == "arch" else to_yaml)(load(spec))
     if output:
-        Path(output).write_text(text, encoding="utf-8")
+        write_atomic(output, text)
     else:
         click.echo(text, nl=False)
 
@@ -405,6 +417,11 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(1)
     except (KeyboardInterrupt, BrokenPipeError):
         sys.exit(130)
+    except OSError as exc:  # the machine's doing (disk full, no permission), not the spec's
+        if debug:
+            raise
+        click.echo(f"error: cannot write: {exc}", err=True)
+        sys.exit(1)
     except Exception as exc:
         if debug:
             raise

@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from archspec import ir
+from archspec.atomic import atomic_file, write_atomic
 from archspec.backends.torch import to_torch
 from archspec.data import ShapesDataset, collate_skipping_unreadable, image_folder, split
 from archspec.expander import expand
@@ -185,15 +186,12 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device,
 
 def save_atomic(obj: Any, path: Path) -> None:
     """torch.save to a temporary file, then rename: a crash never leaves a corrupt file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_file(path) as f:
+        torch.save(obj, f)
 
 
 def write_json_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2))
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(obj, indent=2))
 
 
 class Trainer:

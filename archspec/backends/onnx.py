@@ -19,6 +19,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from archspec import __version__, ir
 from archspec.analysis.report import analyze
+from archspec.atomic import write_atomic
 from archspec.diagnostics import ArchspecError, Diagnostic, error
 from archspec.expander import expand
 from archspec.graph import Graph, OpNode
@@ -195,5 +196,5 @@ def export_onnx(spec: ir.Spec, path: str | Path, weights: Any = None, opset: int
     dimension) or a fixed size. ``fp16``: float16 weights, input and output.
     """
     model = to_onnx(spec, weights, opset, batch, fp16)
-    Path(path).write_bytes(model.SerializeToString())
+    write_atomic(path, model.SerializeToString())
     return model
