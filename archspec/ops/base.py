@@ -20,11 +20,40 @@ from pydantic import BaseModel, ConfigDict
 Shape = tuple[int, ...]
 IntOrTuple = int | tuple[int, ...]  # an attribute given once for all spatial dims, or per dim
 
+MAX_CHANNELS = 2**24
+"""Largest channel or feature count (`out`) an op accepts, 16,777,216: far beyond any real
+network, so that a slip such as ``conv2d(10**100, 3)`` is a located error, not a failed
+allocation in `compile` or `export`."""
+
 
 class Attrs(BaseModel):
     """Base of every op's attribute model: frozen, strict about unknown names."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+
+def check_range(attrs: Attrs, names: tuple[str, ...], low: int, high: int | None = None) -> None:
+    """Raise ``ValueError`` naming the first of ``names`` whose value (an int, or any int of a
+    tuple) is below ``low`` or above ``high``. None and string values (``padding="same"``) pass.
+    The attrs model's validator calls it, so the error is located at the layer's call."""
+    for name in names:
+        value = getattr(attrs, name)
+        if value is None or isinstance(value, str):
+            continue
+        values = (value,) if isinstance(value, int) else value
+        if any(v < low for v in values):
+            bound = {0: "non-negative", 1: "positive"}.get(low, f"at least {low}")
+            raise ValueError(f"`{name}` (={value}) must be {bound}")
+        if high is not None and any(v > high for v in values):
+            raise ValueError(f"`{name}` (={value}) must be at most {high:,}")
+
+
+def check_positive_float(attrs: Attrs, *names: str) -> None:
+    """Raise ``ValueError`` naming the first of ``names`` that is not a finite number > 0."""
+    for name in names:
+        value = getattr(attrs, name)
+        if not 0 < value < math.inf:
+            raise ValueError(f"`{name}` (={value}) must be a positive number")
 
 
 class NoAttrs(Attrs):

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import model_validator
 
 from archspec.ops.base import (
+    MAX_CHANNELS,
     Attrs,
     Category,
     Cost,
@@ -26,6 +27,7 @@ from archspec.ops.base import (
     ShapeError,
     Step,
     changed,
+    check_range,
     fmt_shape,
     module,
     numel,
@@ -36,12 +38,12 @@ from archspec.ops.base import (
 from archspec.ops.window import check_rank, dropped_warnings, out_size
 
 
-def _positive_out_groups(attrs: Any) -> Any:
-    """Validator shared by both convolutions: `out` and `groups` are positive."""
-    if attrs.out < 1:
-        raise ValueError(f"`out` (={attrs.out}) must be positive")
-    if attrs.groups < 1:
-        raise ValueError(f"`groups` (={attrs.groups}) must be positive")
+def _check_domains(attrs: Any, non_negative: tuple[str, ...] = ("padding",)) -> Any:
+    """Validator shared by both convolutions: `out` within 1..MAX_CHANNELS; kernel, stride,
+    dilation and groups positive; the ``non_negative`` paddings at least 0."""
+    check_range(attrs, ("out",), 1, MAX_CHANNELS)
+    check_range(attrs, ("kernel", "stride", "dilation", "groups"), 1)
+    check_range(attrs, non_negative, 0)
     return attrs
 
 
@@ -57,7 +59,7 @@ class ConvAttrs(Attrs):
 
     @model_validator(mode="after")
     def _positive(self) -> ConvAttrs:
-        return _positive_out_groups(self)
+        return _check_domains(self)
 
 
 def _geometry(attrs: ConvAttrs, rank: int) -> tuple[tuple[int, ...], ...]:
@@ -172,7 +174,7 @@ class ConvTransposeAttrs(Attrs):
 
     @model_validator(mode="after")
     def _positive(self) -> ConvTransposeAttrs:
-        return _positive_out_groups(self)
+        return _check_domains(self, ("padding", "output_padding"))
 
 
 def _transposed_geometry(a: ConvTransposeAttrs, rank: int) -> tuple[tuple[int, ...], ...]:

@@ -8,6 +8,7 @@ from pydantic import field_validator
 
 from archspec.ops.base import (
     GLOBAL,
+    MAX_CHANNELS,
     POINTWISE,
     Attrs,
     Category,
@@ -35,8 +36,9 @@ class LinearAttrs(Attrs):
     @field_validator("out")
     @classmethod
     def _positive(cls, v: int) -> int:
-        if v < 1:
-            raise ValueError(f"`out` (={v}) must be positive")
+        if not 1 <= v <= MAX_CHANNELS:
+            raise ValueError(f"`out` (={v}) must be positive"
+                             + (f" and at most {MAX_CHANNELS:,}" if v > 0 else ""))
         return v
 
 

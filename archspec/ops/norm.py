@@ -18,6 +18,7 @@ from archspec.ops.base import (
     Shape,
     ShapeError,
     changed,
+    check_positive_float,
     fmt_shape,
     module,
     numel,
@@ -30,6 +31,13 @@ class BatchNormAttrs(Attrs):
     momentum: float = 0.1
     affine: bool = True
     track_running_stats: bool = True
+
+    @model_validator(mode="after")
+    def _domains(self) -> BatchNormAttrs:
+        check_positive_float(self, "eps")
+        if not 0 <= self.momentum <= 1:
+            raise ValueError(f"`momentum` (={self.momentum}) must be between 0 and 1")
+        return self
 
 
 def make_batchnorm(rank: int) -> OpDef:
@@ -94,6 +102,7 @@ class GroupNormAttrs(Attrs):
     def _positive(self) -> GroupNormAttrs:
         if self.groups < 1:
             raise ValueError(f"`groups` (={self.groups}) must be positive")
+        check_positive_float(self, "eps")
         return self
 
 
@@ -166,6 +175,12 @@ class LRNAttrs(Attrs):
     alpha: float = 1e-4
     beta: float = 0.75
     k: float = 1.0
+
+    @model_validator(mode="after")
+    def _positive(self) -> LRNAttrs:
+        if self.size < 1:
+            raise ValueError(f"`size` (={self.size}) must be positive")
+        return self
 
 
 def _lrn_cost(ctx: Ctx) -> Cost:

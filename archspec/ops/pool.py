@@ -8,6 +8,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from pydantic import model_validator
+
 from archspec.ops.base import (
     GLOBAL,
     Attrs,
@@ -21,6 +23,7 @@ from archspec.ops.base import (
     ShapeError,
     Step,
     changed,
+    check_range,
     fmt_shape,
     module,
     numel,
@@ -39,6 +42,12 @@ class PoolAttrs(Attrs):
     ceil: bool = False
     count_include_pad: bool = True
 
+    @model_validator(mode="after")
+    def _domains(self) -> PoolAttrs:
+        check_range(self, ("kernel", "stride", "dilation"), 1)
+        check_range(self, ("padding",), 0)
+        return self
+
 
 def _geometry(a: PoolAttrs, rank: int) -> tuple[tuple[int, ...], ...]:
     k = tuple_of(a.kernel, rank, "kernel")
@@ -56,6 +65,9 @@ def make_pool(kind: str, rank: int) -> OpDef:
 
     def infer(inputs: tuple[Shape, ...], a: PoolAttrs) -> Shape:
         x = check_rank(name, inputs[0], rank)
+        if kind == "avg" and any(v != 1 for v in tuple_of(a.dilation, rank, "dilation")):
+            raise ShapeError(f"`dilation` (={a.dilation}): average pooling has none in PyTorch",
+                             hint="drop `dilation`, or use max pooling")
         k, s, p, d = _geometry(a, rank)
         spatial = tuple(out_size(n, ki, si, pi, di, a.ceil)
                         for n, ki, si, pi, di in zip(x[1:], k, s, p, d))
@@ -86,8 +98,6 @@ def make_pool(kind: str, rank: int) -> OpDef:
         if kind == "max":
             return module(f"torch.nn.MaxPool{rank}d", a.kernel,
                           **common, **changed({"dilation": 1}, dilation=a.dilation))
-        if any(x != 1 for x in tuple_of(a.dilation, rank, "dilation")):
-            raise ShapeError("average pooling has no `dilation` in PyTorch")
         return module(f"torch.nn.AvgPool{rank}d", a.kernel, **common,
                       **changed({"count_include_pad": True},
                                 count_include_pad=a.count_include_pad))
@@ -114,6 +124,11 @@ def make_pool(kind: str, rank: int) -> OpDef:
 
 class AdaptiveAttrs(Attrs):
     output: IntOrTuple = 1
+
+    @model_validator(mode="after")
+    def _positive(self) -> AdaptiveAttrs:
+        check_range(self, ("output",), 1)
+        return self
 
 
 def make_adaptive(kind: str, rank: int, glob: bool = False) -> OpDef:
