@@ -6,6 +6,7 @@ Exit codes: 0 success (warnings allowed unless --strict), 1 spec errors, 2 usage
 
 from __future__ import annotations
 
+import io
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import click
 
 from archspec.atomic import same_file, write_atomic
-from archspec.diagnostics import ArchspecError, Diagnostic
+from archspec.diagnostics import ArchspecError, Diagnostic, printable
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -397,8 +398,23 @@ def errors(code: str | None, markdown: bool) -> None:
             click.echo(f"{key}  {title}")
 
 
+def _say(text: str) -> None:
+    """Print ``text`` to stderr with everything a terminal would act on escaped."""
+    click.echo("\n".join(printable(line) for line in text.split("\n")), err=True)
+
+
+def _show_click_error(exc: click.ClickException) -> None:
+    buffer = io.StringIO()
+    exc.show(file=buffer)
+    _say(buffer.getvalue().rstrip("\n"))
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Console entry point: run the CLI, render ArchspecError as diagnostics (exit 1)."""
+    """Console entry point: run the CLI, render ArchspecError as diagnostics (exit 1).
+
+    Everything printed here is passed through :func:`printable`: click's messages and
+    exception texts may quote a spec's name or content.
+    """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
     try:
@@ -407,7 +423,7 @@ def main(argv: list[str] | None = None) -> None:
         click.echo("aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        _show_click_error(exc)
         sys.exit(exc.exit_code)
     except ArchspecError as exc:
         if debug:
@@ -420,11 +436,11 @@ def main(argv: list[str] | None = None) -> None:
     except OSError as exc:  # the machine's doing (disk full, no permission), not the spec's
         if debug:
             raise
-        click.echo(f"error: cannot write: {exc}", err=True)
+        _say(f"error: cannot write: {exc}")
         sys.exit(1)
     except Exception as exc:
         if debug:
             raise
-        click.echo(f"internal error: {type(exc).__name__}: {exc}\n"
-                   "this is a bug in archspec; rerun with --debug for the traceback", err=True)
+        _say(f"internal error: {type(exc).__name__}: {exc}\n"
+             "this is a bug in archspec; rerun with --debug for the traceback")
         sys.exit(3)

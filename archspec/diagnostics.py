@@ -12,6 +12,7 @@ Rendered form::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -138,25 +139,66 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
+# A quoted line shows at most this many columns either side of the caret (and a caret at most
+# this wide), so a 40,000-character line is not echoed whole.
+QUOTE_CONTEXT = 60
+# Messages, notes and hints are cut to this many characters: they may quote a spec's token.
+MAX_TEXT = 1000
+# Characters a terminal acts on rather than prints: C0 and C1 controls, DEL, line and paragraph
+# separators and the bidirectional-text controls. They are shown as \x1b / \u202e escapes.
+_UNPRINTABLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f"
+                          "\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape_char(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def printable(text: str, tab: str = "\t") -> str:
+    """``text`` with every character a terminal would act on escaped (``\\x1b``,
+    ``\\u202e``) and tabs replaced by ``tab``: what a spec contains cannot move the cursor,
+    clear the screen or reorder what is printed."""
+    return _UNPRINTABLE.sub(_escape_char, text).replace("\t", tab)
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= MAX_TEXT else text[:MAX_TEXT] + "..."
+
+
 def _quote(span: Span, gutter: int) -> list[str]:
     text = span.source.line(span.line)
     if not text and span.source.text == "":
         return []
+    start = span.col - 1
+    end = span.end_col - 1 if span.end_col and span.end_col > span.col else span.col
+    end = min(end, len(text), start + QUOTE_CONTEXT)
+    lo, hi = max(0, start - QUOTE_CONTEXT), min(len(text), end + QUOTE_CONTEXT)
+    head = "..." if lo > 0 else ""
+    shown = head + printable(text[lo:hi], " ") + ("..." if hi < len(text) else "")
+    offset = len(head) + len(printable(text[lo:start], " "))
+    caret = " " * offset + "^" * max(1, len(printable(text[start:end], " ")))
     pad = " " * gutter
-    end = span.end_col if span.end_col and span.end_col > span.col else span.col + 1
-    caret = " " * (span.col - 1) + "^" * max(1, min(end, len(text) + 1) - span.col)
-    return [f"{pad} |", f"{span.line:>{gutter}} | {text}", f"{pad} | {caret}"]
+    return [f"{pad} |", f"{span.line:>{gutter}} | {shown}", f"{pad} | {caret}"]
+
+
+def _text(text: str) -> str:
+    return printable(_clip(text))
+
+
+def _where(span: Span) -> str:
+    return printable(str(span))
 
 
 def render(diag: Diagnostic) -> str:
     """Render ``diag`` as ``file:line:col: severity[code]: message`` plus a caret excerpt."""
     span = diag.span
     gutter = len(str(max([span.line] + [s.line for _, s in diag.notes])))
-    lines = [f"{span}: {diag.severity}[{diag.code}]: {diag.message}"]
+    lines = [f"{_where(span)}: {diag.severity}[{diag.code}]: {_text(diag.message)}"]
     lines += _quote(span, gutter)
     for note, nspan in diag.notes:
-        lines.append(f"{nspan}: note: {note}")
+        lines.append(f"{_where(nspan)}: note: {_text(note)}")
         lines += _quote(nspan, gutter)
     if diag.hint:
-        lines.append(f"{' ' * gutter} = hint: {diag.hint}")
+        lines.append(f"{' ' * gutter} = hint: {_text(diag.hint)}")
     return "\n".join(lines)

@@ -15,12 +15,20 @@ class SourceFile:
     _lines: list[str] = field(default_factory=list, compare=False, repr=False)
 
     def line(self, number: int) -> str:
-        """Return line ``number`` (1-based) without its newline, or '' if out of range."""
+        """Return line ``number`` (1-based) without its newline, or '' if out of range.
+
+        Lines end at ``\\n`` only (a ``\\r`` before it is dropped), as the lexer counts them:
+        a form feed, a lone ``\\r`` or U+2028 inside a comment does not start a line.
+        """
         if not self._lines:
-            self._lines.extend(self.text.splitlines() or [""])
+            self._lines.extend(ln.removesuffix("\r") for ln in self.text.split("\n"))
         if 1 <= number <= len(self._lines):
             return self._lines[number - 1]
         return ""
+
+    def last_line(self) -> int:
+        """The number of the last line that is not empty (1 for an empty file)."""
+        return self.text.rstrip("\r\n").count("\n") + 1
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 from archspec import ir
 from archspec.diagnostics import did_you_mean, error
 from archspec.initializers import check_init
-from archspec.source import NOWHERE, SourceFile, Span, display_name
+from archspec.source import SourceFile, Span, display_name
 
 FORMATS = ("arch", "yaml")
 
@@ -67,12 +67,15 @@ def parse_source(source: SourceFile, fmt: str) -> ir.Spec:
     return spec
 
 
+def _no_input(where: Span) -> None:
+    raise error("E111", "the network has no `input`", where,
+                hint="declare one before the layers, e.g. `input x: 3x224x224`")
+
+
 def _check(spec: ir.Spec) -> None:
     """Checks of a whole file that no single grammar rule can make."""
-    if not spec.inputs and (spec.body or spec.span is not NOWHERE):
-        where = spec.body[0].span if spec.body else spec.span
-        raise error("E111", "the network has no `input`", where,
-                    hint="declare one before the layers, e.g. `input x: 3x224x224`")
+    if not spec.inputs and spec.body:
+        _no_input(spec.body[0].span)
     for kind, names in (("input", list(spec.inputs)), ("block", list(spec.blocks))):
         seen: dict[str, Any] = {}
         for item in names:
@@ -100,7 +103,9 @@ def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:
     if len(nets) > 1:
         raise error("E110", "more than one `network` line", nets[1][2],
                     hint="a file describes one network; move the other to its own file")
-    name, params, span = nets[0] if nets else (Path(source.name).stem, (), NOWHERE)
+    if nets and not parts["input"] and not parts["stmt"]:
+        _no_input(nets[0][2])
+    name, params, span = nets[0] if nets else (Path(source.name).stem, (), Span(source, 1, 1))
     outputs = [o for group in parts["output"] for o in group]
     return ir.Spec(name=name, params=params, imports=tuple(i for i, _ in parts["import"]),
                    inputs=tuple(parts["input"]), outputs=tuple(outputs),

@@ -74,6 +74,14 @@ def _expected(names: set[str], parser: Lark) -> str:
     return ", ".join(shown[:12]) + (", ..." if len(shown) > 12 else "")
 
 
+# An unexpected token is named in the message up to this many characters.
+TOKEN_SHOWN = 40
+
+
+def _short(value: str) -> str:
+    return value if len(value) <= TOKEN_SHOWN else value[:TOKEN_SHOWN] + "..."
+
+
 def syntax_error(exc: UnexpectedInput, source: SourceFile, parser: Lark) -> Exception:
     line = max(1, getattr(exc, "line", 1) or 1)
     col = max(1, getattr(exc, "column", 1) or 1)
@@ -84,13 +92,14 @@ def syntax_error(exc: UnexpectedInput, source: SourceFile, parser: Lark) -> Exce
                           "`->`, and comments start with `#`")
     if isinstance(exc, UnexpectedEOF) or (isinstance(exc, UnexpectedToken)
                                           and exc.token.type == "$END"):
-        last = len(source.text.splitlines()) or 1
+        last = source.last_line()
         end = len(source.line(last)) + 1
         return error("E102", "unexpected end of file", Span(source, last, end, end + 1),
                      hint=f"expected {_expected(set(exc.expected), parser)}")
     assert isinstance(exc, UnexpectedToken)
     tok = exc.token
-    shown = "new line" if tok.type == "_NL" else f"`{tok.value}`"
-    width = 1 if tok.type == "_NL" else len(str(tok.value))
+    value = str(tok.value)
+    shown = "new line" if tok.type == "_NL" else f"`{_short(value)}`"
+    width = 1 if tok.type == "_NL" else len(value)
     return error("E103", f"unexpected {shown}", Span(source, line, col, col + width),
                  hint=f"expected {_expected(set(exc.accepts or exc.expected), parser)}")
