@@ -76,6 +76,8 @@ CODES: dict[str, str] = {
     "E602": "an op that cannot be lowered to ONNX",
     "E603": "an op that needs a newer ONNX opset",
     "E610": "weights that do not fit the spec",
+    "E611": "a weights file that cannot be read safely (empty, truncated, pickled code)",
+    "E612": "a weights entry that is not a usable tensor (type, dtype, meta, sparse)",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
 }

@@ -10,8 +10,9 @@ import contextlib
 import hashlib
 import json
 import os
+import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,6 +191,14 @@ def save_atomic(obj: Any, path: Path) -> None:
         torch.save(obj, f)
 
 
+def check_out(out: Path) -> None:
+    """Create the output folder and write (then remove) a probe file in it, so that an
+    unwritable ``--out`` is an ``OSError`` naming it before the first epoch, not after."""
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryFile(dir=out):
+        pass
+
+
 def write_json_atomic(obj: Any, path: Path) -> None:
     write_atomic(path, json.dumps(obj, indent=2))
 
@@ -202,6 +211,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.dist = setup_distributed(self.device)
+        if cfg.out and self.dist.main:
+            check_out(Path(cfg.out))
         train, val, test, self.n_classes = datasets(spec, cfg)
         if not cfg.data and self.dist.main:
             log(f"built-in dataset: {cfg.samples} generated images of {self.n_classes} shape "
@@ -234,14 +245,26 @@ class Trainer:
         return torch.optim.AdamW(params, lr=self.cfg.lr, weight_decay=1e-4)
 
     def _resume(self, path: Path) -> None:
-        ckpt = torch.load(path, map_location=self.device, weights_only=True)
+        """Model, optimiser, metrics and epoch from an `archspec train` checkpoint, read and
+        checked as exported weights are (E611/E612 for a bad file or entry)."""
+        from archspec.backends.onnx import bad_checkpoint, checked_state, read_checkpoint
+
+        ckpt = read_checkpoint(path, self.spec)
+        state, epoch = ckpt.get("state_dict"), ckpt.get("epoch")
+        if not isinstance(state, Mapping) or type(epoch) is not int:
+            raise bad_checkpoint(path, "it is not an `archspec train` checkpoint (no "
+                                       "`state_dict` and `epoch`)", self.spec)
         if ckpt.get("spec_sha256") != hashlib.sha256(spec_text(self.spec).encode()).hexdigest():
             self.log(f"warning: {path} was trained from a different spec text")
-        self.model.load_state_dict(ckpt["state_dict"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        self.metrics = Metrics(**ckpt.get("metrics", {}))
-        self.start_epoch = int(ckpt["epoch"]) + 1
-        self.log(f"resumed from {path} at epoch {ckpt['epoch']}")
+        self.model.load_state_dict(checked_state(state, str(path), self.spec, expand(self.spec)))
+        try:
+            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.metrics = Metrics(**ckpt.get("metrics", {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise bad_checkpoint(path, f"its optimizer or metrics do not fit ({exc})",
+                                 self.spec) from None
+        self.start_epoch = epoch + 1
+        self.log(f"resumed from {path} at epoch {epoch}")
 
     def train_epoch(self, epoch: int, progress: Any) -> float:
         self.net.train()

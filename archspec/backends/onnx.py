@@ -9,6 +9,8 @@ are the spec's dotted layer names; initialisers are named like state_dict keys
 from __future__ import annotations
 
 import hashlib
+import pickle
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,6 +26,7 @@ from archspec.diagnostics import ArchspecError, Diagnostic, error
 from archspec.expander import expand
 from archspec.graph import Graph, OpNode
 from archspec.ops import REGISTRY, Ctx, ShapeError
+from archspec.source import Span
 
 
 class Builder:
@@ -85,24 +88,102 @@ def load_weights(source: str | Path | Mapping[str, Any] | None, spec: ir.Spec,
     """State-dict arrays for ``spec``: from a ``torch.save(state_dict)`` file, an `archspec
     train` checkpoint, a mapping, or a fresh initialisation when ``source`` is None.
 
-    Files are read with ``torch.load(weights_only=True)``. Missing or unexpected keys and wrong
-    shapes are one error listing every difference.
+    Files are read with ``torch.load(weights_only=True)`` (:func:`read_checkpoint`); entries are
+    checked and converted by :func:`checked_state`.
     """
-    import torch
-
     from archspec.backends.torch import to_torch
 
     if source is None:
         state = to_torch(spec).state_dict()
     else:
-        state = source if isinstance(source, Mapping) else \
-            torch.load(Path(source), map_location="cpu", weights_only=True)
-        if "state_dict" in state and isinstance(state["state_dict"], Mapping):
+        where = "the weights" if isinstance(source, Mapping) else str(source)
+        state = source if isinstance(source, Mapping) else read_checkpoint(source, spec)
+        if isinstance(state.get("state_dict"), Mapping):
             state = state["state_dict"]
-        expected = to_torch(graph, device="meta").state_dict()
-        _check_state(dict(state), expected, str(source) if not isinstance(source, Mapping)
-                     else "the weights", graph)
+        state = checked_state(state, where, spec, graph)
     return {k: v.detach().cpu().numpy() for k, v in state.items()}
+
+
+def bad_checkpoint(path: str | Path, reason: str, spec: ir.Spec) -> ArchspecError:
+    """E611 at the spec's `network` line: ``path`` is not a checkpoint archspec reads, for
+    ``reason``."""
+    return error("E611", f"cannot read the weights {path}: {reason}", spec.span,
+                 hint="give a torch.save(state_dict) file or an `archspec train` checkpoint "
+                      "holding tensors only")
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if isinstance(exc, pickle.UnpicklingError) and found:
+        return (f"it holds Python objects ({found.group(1)}), not only tensors and plain "
+                "containers; they are never loaded, since loading them could run code")
+    return "it is truncated or not a torch.save file"
+
+
+def read_checkpoint(path: str | Path, spec: ir.Spec) -> Mapping[str, Any]:
+    """The mapping a ``torch.save`` file holds, read with ``torch.load(weights_only=True)``
+    (so no pickled code runs). An empty, truncated or unsafe file, or one that holds no
+    mapping, is an E611 at the spec's `network` line naming the file."""
+    import torch
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise bad_checkpoint(path, "the file is empty", spec)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # torch reports a bad file with many exception types
+        raise bad_checkpoint(path, _load_failure(exc), spec) from None
+    if not isinstance(data, Mapping):
+        raise bad_checkpoint(path, f"it holds a {type(data).__name__}, not a mapping of names to "
+                              "tensors", spec)
+    return data
+
+
+def _entry_problem(value: Any, expected: Any) -> str | None:
+    """Why the checkpoint entry ``value`` cannot stand for ``expected`` (a tensor), or None."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return f"is a {type(value).__name__}, not a tensor"
+    if value.is_meta:
+        return "is a meta tensor (it has no data)"
+    if value.layout != torch.strided or value.is_quantized:
+        kind = "quantized" if value.is_quantized else f"{value.layout} (sparse)"
+        return f"is a {kind} tensor, not a dense one"
+    if value.is_complex() or expected is not None and \
+            expected.is_floating_point() != value.is_floating_point():
+        need = "real" if expected is None else str(expected.dtype).removeprefix("torch.")
+        return f"holds {str(value.dtype).removeprefix('torch.')} values, this layer needs {need}"
+    return None
+
+
+def _key_span(key: str, spec: ir.Spec, graph: Graph) -> Span:
+    """The layer a state-dict key belongs to, or the spec's `network` line."""
+    node = graph.nodes.get(key.rsplit(".", 1)[0])
+    return node.span if node is not None else spec.span
+
+
+def checked_state(state: Mapping[Any, Any], where: str, spec: ir.Spec,
+                  graph: Graph) -> dict[str, Any]:
+    """``state`` as the spec's tensors: every entry a dense tensor with data, floating where
+    the layer's is (bf16, fp16 and float64 converted to its dtype), integer where it is
+    integer; keys and shapes as :func:`_check_state` checks them. Anything else is located."""
+    from archspec.backends.torch import to_torch
+
+    expected = to_torch(graph, device="meta").state_dict()
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise error("E612", f"{where}: the key {key!r} is not a name", spec.span,
+                        hint="state-dict keys are dotted layer names")
+        problem = _entry_problem(value, expected.get(key))
+        if problem:
+            raise error("E612", f"{where}: `{key}` {problem}", _key_span(key, spec, graph),
+                        hint="save the model's state_dict() (floating weights)")
+    _check_state(dict(state), expected, where, graph)
+    return {k: v.to(expected[k].dtype) for k, v in state.items()}
 
 
 def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str,
