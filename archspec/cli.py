@@ -195,7 +195,7 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
     from archspec.backends.eject import eject
 
     _check_output(output, spec)
-    text = eject(_load(spec, sets), source_name=spec)
+    text = eject(_load(spec, sets))
     if output:
         write_atomic(output, text)
         click.echo(f"wrote {output}", err=True)

@@ -73,6 +73,8 @@ CODES: dict[str, str] = {
     "E412": "a bad `repeat` count",
     "E502": "an op that cannot be lowered to PyTorch",
     "E503": "a layer name PyTorch reserves (a Python keyword, an nn.Module attribute)",
+    "E504": "a layer name generated code cannot hold (a quote, a backslash, a control "
+            "character)",
     "E602": "an op that cannot be lowered to ONNX",
     "E603": "an op that needs a newer ONNX opset",
     "E610": "weights that do not fit the spec",

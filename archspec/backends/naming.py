@@ -17,9 +17,11 @@ RESERVED = frozenset({*keyword.kwlist, *keyword.softkwlist, *dir(builtins),
 
 
 def identifier(label: str) -> str:
-    """``label`` with each character an identifier cannot hold replaced by ``_`` and a ``_``
-    in front of a leading digit: ``block1-0`` -> ``block1_0``, ``0`` -> ``_0``."""
-    text = "".join(c if f"_{c}".isidentifier() else "_" for c in label) or "_"
+    """``label`` with each character an ASCII identifier cannot hold replaced by ``_`` and a
+    ``_`` in front of a leading digit: ``block1-0`` -> ``block1_0``, ``0`` -> ``_0``. ASCII
+    only: Python reads a non-ASCII identifier as its NFKC form (``\U0001d42c`` is ``s``), which
+    could equal a reserved or a taken name."""
+    text = "".join(c if c.isascii() and f"_{c}".isidentifier() else "_" for c in label) or "_"
     return f"_{text}" if text[0].isdigit() else text
 
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import keyword
+import unicodedata
+from collections.abc import Iterable
 from typing import Any
 
 import torch
@@ -80,12 +82,38 @@ _BARE_MODULE = nn.Module()  # its attributes (forward, training, ...) are reserv
 
 def check_module_path(node: OpNode) -> None:
     """A layer path PyTorch can hold: no part may be a Python keyword (fx would write
-    ``self.class``) or an ``nn.Module`` attribute (``forward``, ``training``)."""
+    ``self.class``) or an ``nn.Module`` attribute (``forward``, ``training``), nor text that fx
+    cannot write as source (see :func:`_writable`)."""
     for part in node.id.split("."):
         if keyword.iskeyword(part) or hasattr(_BARE_MODULE, part):
             raise error("E503", f"`{part}` in `{node.id}` cannot name a PyTorch module",
                         node.span, hint="rename the layer or block call: Python keywords and "
                                         "nn.Module attributes are reserved")
+        if not _writable(part):
+            raise error("E504", f"{part!r} in {node.id!r} cannot name a PyTorch module",
+                        node.span, hint="a layer name is printable text without quotes or "
+                                        "backslashes, and not empty")
+
+
+def _writable(part: str) -> bool:
+    """Whether fx's generated forward can hold module name ``part``: fx pastes a name that is
+    no identifier between double quotes unescaped (``getattr(self, "...")``) and reads a
+    non-ASCII identifier as its NFKC form."""
+    return (part != "" and part.isprintable() and '"' not in part and "\\" not in part
+            and unicodedata.normalize("NFKC", part) == part)
+
+
+def _argument_names(inputs: Iterable[str]) -> list[str]:
+    """The generated forward's parameter names, one per input: the input's own name where it
+    is a plain ASCII identifier, else one made from it (fx writes them into source verbatim)."""
+    names = list(inputs)
+
+    def plain(name: str) -> bool:
+        return name.isascii() and name.isidentifier() and not keyword.iskeyword(name) \
+            and name != "self"
+
+    made = Namespace(taken=filter(plain, names))
+    return [name if plain(name) else made.name(name) for name in names]
 
 
 def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
@@ -119,7 +147,8 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
     """Build the GraphModule for an expanded graph, initialised as ``inits`` say (PyTorch
     defaults for ops without a rule)."""
     gfx = fx.Graph()
-    env: dict[str, fx.Node] = {name: gfx.placeholder(name) for name in graph.inputs}
+    env: dict[str, fx.Node] = {name: gfx.placeholder(arg) for name, arg in
+                               zip(graph.inputs, _argument_names(graph.inputs), strict=True)}
     modules: dict[str, nn.Module] = {}
     readers = graph.consumers()
     for node in graph:

@@ -1,0 +1,135 @@
+"""Hostile names cannot run code through generated source (issue 9, safe code generation).
+
+Each spec below carries a payload that would create the file ``PWNED`` in the working folder
+if any name reached generated Python unescaped. The ejected file is written, imported and
+run; the fx module is built and run; both must compute the same function and leave no mark.
+Names that PyTorch cannot hold are refused with a located error instead.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+import archspec
+from archspec.backends.eject import docstring, eject
+from archspec.diagnostics import ArchspecError
+from archspec.expander import expand
+
+PAYLOAD = "__import__('os').system('touch PWNED')"
+UNDOTTED = "getattr(__import__('os'), 'system')('touch PWNED')"  # for a file stem or a label
+QUOTE = 'str(["\'"])[1]'  # a `"` made in the spec language, whose strings cannot hold one
+
+HOSTILE_TEXT = ['"""', "'''", '"', "a\\", "x\ny", "a\r\nb", "\u2028", "\x00", "\x1b[2J",
+                f'""" + {PAYLOAD} + """', f"\\\"\"\"\n{PAYLOAD}\n#"]
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test runs in its own folder, where a payload would leave ``PWNED``."""
+    monkeypatch.chdir(tmp_path)
+
+
+def _import(source: str, path: Path) -> ModuleType:
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assert_safe_and_same(spec: archspec.ir.Spec, tmp_path: Path) -> str:
+    """Import and run the ejected source and the fx module; both equal, nothing run."""
+    source = eject(spec)
+    compiled = archspec.to_torch(spec).eval()
+    ejected = _import(source, tmp_path / "ejected.py").build().eval()
+    ejected.load_state_dict(compiled.state_dict(), strict=True)
+    xs = [torch.randn(1, *shape) for shape in expand(spec).inputs.values()]
+    with torch.no_grad():
+        torch.testing.assert_close(ejected(*xs), compiled(*xs))
+    assert not (tmp_path / "PWNED").exists()
+    return source
+
+
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_docstring_holds_any_text(text: str) -> None:
+    """The one docstring escape: any text reads back exactly and stays one statement."""
+    text_lines = [f"Network `{text}`.", "", text]
+    module = ast.parse("\n".join(docstring(text_lines)) + "\nx = 1\n")
+    assert len(module.body) == 2
+    assert ast.get_docstring(module, clean=False) == "\n".join(text_lines)
+    method = ast.parse("class C:\n" + "\n".join(docstring(text_lines, 4)) + "\n    x = 1\n")
+    assert len(method.body) == 1 and len(method.body[0].body) == 2
+
+
+def test_hostile_labels_run_nothing(tmp_path: Path) -> None:
+    """Labels from template holes that close a string or a call in naive source are written
+    as ``repr`` s: ejected and fx modules run, equal, and run no payload."""
+    spec = archspec.loads(f"""network hostile
+input x: 3x8x8
+g{{"x'); {PAYLOAD}; ('"}}: conv2d(4, 3, padding=1)
+stage{{" # ') ("}}: {{ a{{"'; {PAYLOAD} #"}}: relu; b{{"é"}}: conv2d(4, 1) }}
+g{{"'''" + " + {PAYLOAD} + " + "'''"}}: relu
+""")
+    source = _assert_safe_and_same(spec, tmp_path)
+    assert "add_module(\"gx'); __import__('os')" in source
+
+
+@pytest.mark.parametrize("hole", [
+    QUOTE,
+    f'{QUOTE} * 3 + " + {UNDOTTED} + " + {QUOTE} * 3 + ".x"',
+    f'{QUOTE} + ", {UNDOTTED} or " + {QUOTE}',
+    '"a\\"', '"ﬁ"', '"x.."'])
+def test_labels_generated_code_cannot_hold_are_located_errors(hole: str, tmp_path: Path) -> None:
+    """A quote, a backslash, an empty part or a name Python would normalise (``ﬁ`` reads as
+    ``fi``) cannot reach fx's ``getattr(self, "...")``: both backends refuse it at the layer,
+    and nothing ran."""
+    spec = archspec.loads(f"network odd\ninput x: 3x8x8\ng{{{hole}}}: relu\n")
+    for backend in (archspec.to_torch, eject):
+        with pytest.raises(ArchspecError) as info:
+            backend(spec)
+        assert info.value.diagnostic.code == "E504" and info.value.diagnostic.span.line == 3
+    assert not (tmp_path / "PWNED").exists()
+
+
+HOSTILE_YAML = f"""network: "t\\"\\"\\" + {PAYLOAD} + \\"\\"\\"\\n\\\\"
+inputs:
+  "x=__import__('os').system('touch PWNED')": 3x8x8
+  "self": 3x8x8
+  "class": 3x8x8
+  "\U0001d42celf": 3x8x8
+  "y\\"\\"\\"\\n{PAYLOAD}\\n": 3x8x8
+blocks:
+  "b\\"\\"\\"\\n{PAYLOAD}":
+    body: [relu]
+body:
+  - "conv: conv2d(4, 3, padding=1)"
+  - relu
+"""
+
+
+def test_hostile_yaml_names_run_nothing(tmp_path: Path) -> None:
+    """YAML network, input and block names (free text, unlike the .arch grammar's) reach
+    docstrings and forward's parameters only escaped or remade as identifiers."""
+    (tmp_path / "h.yaml").write_text(HOSTILE_YAML, encoding="utf-8")
+    spec = archspec.load(tmp_path / "h.yaml")
+    assert PAYLOAD in spec.name and len(spec.inputs) == 5
+    _assert_safe_and_same(spec, tmp_path)
+
+
+def test_hostile_file_name_runs_nothing(tmp_path: Path) -> None:
+    """A spec file name is never written into the source; a YAML spec without `network`
+    takes its name from the file, which reaches docstrings only escaped."""
+    name = f'n""" + {UNDOTTED} + """'
+    path = tmp_path / f"{name}.yaml"
+    path.write_text("inputs: {x: 3x8x8}\nbody: [relu]\n", encoding="utf-8")
+    spec = archspec.load(path)
+    assert spec.name == name
+    source = _assert_safe_and_same(spec, tmp_path)
+    assert ".yaml" not in source
