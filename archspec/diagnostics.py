@@ -25,6 +25,7 @@ CODES: dict[str, str] = {
     "E002": "the file cannot be read (a directory, no permission)",
     "E003": "the file is not UTF-8 text",
     "E004": "the file is empty",
+    "E005": "the file is too large for a spec",
     "E101": "syntax: unexpected character",
     "E102": "syntax: unexpected end of file",
     "E103": "syntax: unexpected token",
@@ -34,13 +35,17 @@ CODES: dict[str, str] = {
     "E112": "import cycle",
     "E113": "unknown parameter type",
     "E114": "a block, input, parameter or init rule defined twice",
+    "E115": "an import outside the allowed folders (absolute, `..`, or a link out)",
     "E116": "bad initialisation scheme or argument",
     "E117": "an `init` rule that matches no layer",
+    "E118": "imports nested too deeply",
     "E120": "an override names no network parameter",
     "E121": "a network parameter without default or value",
     "E130": "a bad input shape",
     "E131": "an override names no input",
     "E150": "bad YAML structure",
+    "E151": "a key given twice in a YAML mapping",
+    "E152": "a YAML value of a type specs do not use (a tag, a timestamp)",
     "E201": "unknown op or block",
     "E210": "unknown output",
     "E211": "a DAG input that is not a name",
@@ -80,6 +85,12 @@ CODES: dict[str, str] = {
     "E610": "weights that do not fit the spec",
     "E611": "a weights file that cannot be read safely (empty, truncated, pickled code)",
     "E612": "a weights entry that is not a usable tensor (type, dtype, meta, sparse)",
+    "E701": "an integer or float too large",
+    "E702": "a list, string or range too long",
+    "E703": "too many layers",
+    "E704": "too many loop iterations",
+    "E705": "nesting too deep",
+    "E706": "a YAML document too deep or too large once aliases are expanded",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
 }
@@ -143,6 +154,8 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     return f"did you mean `{close[0]}`?" if close else None
 
 
+# At most this many errors are reported for one file, as compilers do: later ones are dropped.
+MAX_ERRORS = 20
 # A quoted line shows at most this many columns either side of the caret (and a caret at most
 # this wide), so a 40,000-character line is not echoed whole.
 QUOTE_CONTEXT = 60

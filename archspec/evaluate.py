@@ -10,7 +10,9 @@ from typing import Any
 
 from archspec import ir
 from archspec.diagnostics import did_you_mean, error
+from archspec.limits import MAX_EXPR_DEPTH, MAX_INT, MAX_INT_BITS, MAX_SEQUENCE
 from archspec.ops.base import Shape
+from archspec.source import Span
 
 
 @dataclass(frozen=True)
@@ -31,8 +33,20 @@ class InShape:
 
 IN_ATTRS = ("channels", "height", "width", "depth", "length", "features", "shape", "rank")
 
+class _TooLong(Exception):
+    """A builtin's result would exceed :data:`MAX_SEQUENCE` items."""
+
+
+def _range(*args: int) -> list[int]:
+    """``range`` as a list, refused before it is built when it would be too long."""
+    r = range(*args)
+    if len(r) > MAX_SEQUENCE:
+        raise _TooLong(f"a range of {len(r):,} items")
+    return list(r)
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
-    "len": len, "range": lambda *a: list(range(*a)), "min": min, "max": max, "int": int,
+    "len": len, "range": _range, "min": min, "max": max, "int": int,
     "float": float, "round": round, "abs": abs, "sum": sum, "bool": bool, "str": str,
     "enumerate": lambda x, start=0: [list(p) for p in enumerate(x, start)],
     "zip": lambda *a: [list(p) for p in zip(*a)], "list": list,
@@ -44,6 +58,45 @@ _BINOPS: dict[str, Callable[[Any, Any], Any]] = {
     "//": operator.floordiv, "%": operator.mod, "**": operator.pow, "==": operator.eq,
     "!=": operator.ne, "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
 }
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _too_big(op: str, left: Any, right: Any) -> tuple[str, str] | None:
+    """The code and reason why ``left op right`` would be too large, judged before computing."""
+    if op == "**" and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1 \
+            and right * math.log2(abs(left)) > MAX_INT_BITS:
+        return "E701", f"the result has more than {MAX_INT_BITS} bits"
+    if op == "*" and _is_int(right) and isinstance(left, (list, tuple, str)):
+        left, right = right, left
+    if op == "*" and _is_int(left) and isinstance(right, (list, tuple, str)) \
+            and left * len(right) > MAX_SEQUENCE:
+        return "E702", f"the result has {left * len(right):,} items"
+    if op == "%" and isinstance(left, str):
+        return "E406", "`%` does not format strings in a spec"
+    return None
+
+
+def check_size(value: Any, span: Span) -> Any:
+    """``value`` when it is within the limits, else a located E701 / E702."""
+    if _is_int(value) and abs(value) > MAX_INT:
+        raise error("E701", f"integer too large: more than {MAX_INT_BITS} bits", span,
+                    hint=f"integers must be below 2**{MAX_INT_BITS}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise error("E701", f"number not finite ({value})", span,
+                    hint="an expression overflowed or produced inf / nan")
+    if isinstance(value, (list, tuple, str)) and len(value) > MAX_SEQUENCE:
+        raise error("E702", f"{type_name(value)} of {len(value):,} items is too long", span,
+                    hint=f"at most {MAX_SEQUENCE:,} items")
+    return value
+
+
+def _brief(value: Any) -> str:
+    """``show(value)``, or only its type when that would be long."""
+    text = show(value) if not isinstance(value, (list, tuple, str)) or len(value) < 20 else ""
+    return text if text and len(text) <= 40 else f"a {type_name(value)}"
 
 
 def type_name(value: Any) -> str:
@@ -71,10 +124,17 @@ class Evaluator:
     def __init__(self, env: dict[str, Any], in_shape: Shape | None) -> None:
         self.env = env
         self.in_shape = in_shape
+        self.depth = 0
 
     def __call__(self, e: ir.Node) -> Any:
-        method = getattr(self, f"_{type(e).__name__}")
-        return method(e)
+        if self.depth >= MAX_EXPR_DEPTH:
+            raise error("E705", f"expression nested more than {MAX_EXPR_DEPTH} deep", e.span,
+                        hint="split it with variables or parameters")
+        self.depth += 1
+        try:
+            return check_size(getattr(self, f"_{type(e).__name__}")(e), e.span)
+        finally:
+            self.depth -= 1
 
     def _Lit(self, e: ir.Lit) -> Any:
         return e.value
@@ -122,6 +182,12 @@ class Evaluator:
         args = [self(a) for a in e.args]
         try:
             return fn(*args)
+        except _TooLong as exc:
+            raise error("E702", f"`{e.func}` failed: {exc}", e.span,
+                        hint=f"at most {MAX_SEQUENCE:,} items") from None
+        except OverflowError as exc:
+            raise error("E701", f"`{e.func}` failed: {exc}", e.span,
+                        hint="the value is too large or not finite") from None
         except (TypeError, ValueError) as exc:
             raise error("E406", f"`{e.func}` failed: {exc}", e.span,
                         hint="check the argument types") from None
@@ -133,9 +199,17 @@ class Evaluator:
         if e.op == "or":
             return left or self(e.right)
         right = self(e.right)
+        too_big = _too_big(e.op, left, right)
+        if too_big:
+            raise error(too_big[0], f"cannot compute {_brief(left)} {e.op} {_brief(right)}: "
+                        f"{too_big[1]}", e.span, hint=f"integers stay below 2**{MAX_INT_BITS}, "
+                        f"lists and strings within {MAX_SEQUENCE:,} items")
         try:
             return _BINOPS[e.op](left, right)
-        except (TypeError, ZeroDivisionError, OverflowError) as exc:
+        except OverflowError as exc:
+            raise error("E701", f"cannot compute {_brief(left)} {e.op} {_brief(right)}: {exc}",
+                        e.span, hint="the result is too large for a float") from None
+        except (TypeError, ZeroDivisionError) as exc:
             raise error("E406", f"cannot compute {show(left)} {e.op} {show(right)}: {exc}",
                         e.span, hint="check the operand types and values") from None
 

@@ -16,6 +16,7 @@ from archspec import ir
 from archspec.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
 from archspec.evaluate import Evaluator, check_type, show, type_name
 from archspec.graph import Graph, OpNode, Scope
+from archspec.limits import MAX_ITERATIONS, MAX_LAYERS, MAX_NESTING
 from archspec.ops import REGISTRY, OpDef, ShapeError
 from archspec.ops.base import Shape, fmt_shape
 from archspec.ops.reference import signature
@@ -105,6 +106,8 @@ class Expander:
         self.stack: list[tuple[str, Span]] = []
         self.assigned: dict[str, tuple[Span, Value]] = {}
         self.read: set[str] = set()
+        self.depth = 0
+        self.iterations = 0
 
     # ------------------------------------------------------------------ entry
     def run(self) -> Graph:
@@ -165,22 +168,34 @@ class Expander:
         if not self.graph.outputs:
             raise error("E210", "every `output` condition is false: the network returns nothing",
                         self.spec.outputs[0].span, hint="make at least one output unconditional")
-        outs = set(self.graph.outputs.values())
+        used = set(self.graph.outputs.values())
+        used.update(i for n in self.graph.nodes.values() for i in n.inputs)
         for key, (span, value) in self.assigned.items():
-            if key not in self.read and value not in outs and self._unconsumed(value):
+            if key not in self.read and value not in used:
                 self.graph.warnings.append(Diagnostic(
                     "W201", f"`{key.rsplit('/', 1)[-1]}` is assigned but never used", span,
                     hint="use it as an input, list it in `output`, or remove it",
                     severity="warning"))
 
-    def _unconsumed(self, value: Value) -> bool:
-        return not any(value in n.inputs for n in self.graph.nodes.values())
-
     # ------------------------------------------------------------------ statements
     def body(self, stmts: tuple[Any, ...], flow: Flow, frame: Frame) -> Value:
-        for stmt in stmts:
-            self.stmt(stmt, flow, frame)
+        if stmts and self.depth >= MAX_NESTING:
+            raise error("E705", f"bodies and block calls nested more than {MAX_NESTING} deep",
+                        stmts[0].span, hint="flatten the structure or use `repeat` / `for`")
+        self.depth += 1
+        try:
+            for stmt in stmts:
+                self.stmt(stmt, flow, frame)
+        finally:
+            self.depth -= 1
         return flow.last
+
+    def _iterate(self, span: Span) -> None:
+        """Count one loop iteration against :data:`MAX_ITERATIONS`."""
+        self.iterations += 1
+        if self.iterations > MAX_ITERATIONS:
+            raise error("E704", f"more than {MAX_ITERATIONS:,} loop iterations", span,
+                        hint="`repeat` and `for` counts multiply when nested")
 
     def stmt(self, s: Any, flow: Flow, frame: Frame) -> None:
         if isinstance(s, ir.For):
@@ -199,6 +214,7 @@ class Expander:
             raise error("E410", f"`for` needs a list, got {show(items)}", s.iterable.span,
                         hint="e.g. `for c in [64, 128]` or `for i in range(n)`")
         for item in items:
+            self._iterate(s.iterable.span)
             if len(s.vars) > 1:
                 if not isinstance(item, (list, tuple)) or len(item) != len(s.vars):
                     raise error("E411", f"cannot unpack {show(item)} into "
@@ -215,6 +231,7 @@ class Expander:
             raise error("E412", f"`repeat` count must be a non-negative int, got {show(count)}",
                         r.count.span, hint="e.g. `repeat 3 conv2d(64, 3)`; use `//` for ints")
         for i in range(count):
+            self._iterate(r.count.span)
             if r.var:
                 frame.env[r.var] = i
             self.body(r.body, flow, frame)
@@ -490,6 +507,9 @@ class Expander:
     # ------------------------------------------------------------------ nodes
     def emit(self, frame: Frame, label: str | None, opname: str, attrs: Any,
              inputs: tuple[Value, ...], span: Span, synthetic: bool = False) -> Value:
+        if len(self.graph.nodes) >= MAX_LAYERS:
+            raise error("E703", f"more than {MAX_LAYERS:,} layers", span,
+                        hint="`repeat` and `for` counts multiply when nested")
         op = REGISTRY[opname]
         if isinstance(attrs, dict):
             attrs = op.attrs.model_validate(attrs)

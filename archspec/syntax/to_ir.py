@@ -15,8 +15,10 @@ from lark import Lark, Token, Transformer
 from lark.exceptions import UnexpectedInput
 
 from archspec import ir
+from archspec.diagnostics import error
+from archspec.limits import MAX_INT_DIGITS
 from archspec.source import SourceFile, Span
-from archspec.syntax.parser import build_lark, syntax_error
+from archspec.syntax.parser import build_lark, parse_reporting_all, syntax_error
 
 _HOLE = re.compile(r"\{([^{}]*)\}")
 
@@ -79,7 +81,7 @@ class ToIR(Transformer):
     def input_decl(self, c: list[Any]) -> tuple[str, ir.InputDecl]:
         _kw, name, shape = c
         if isinstance(shape, Token):
-            dims = tuple(ir.Lit(value=int(d), span=self.tok(shape))
+            dims = tuple(ir.Lit(value=self.int_value(d, shape), span=self.tok(shape))
                          for d in str(shape).split("x"))
         else:
             dims = shape.items
@@ -206,8 +208,15 @@ class ToIR(Transformer):
         return ir.Group(body=c[0], span=c[0].span)
 
     # ---- expressions
+    def int_value(self, digits: str, tok: Token) -> int:
+        """``int(digits)``, refused before converting when it has too many digits."""
+        if len(digits) > MAX_INT_DIGITS:
+            raise error("E701", f"integer literal of {len(digits):,} digits is too large",
+                        self.tok(tok), hint=f"integers have at most {MAX_INT_DIGITS} digits")
+        return int(digits)
+
     def int_lit(self, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=int(c[0]), span=self.tok(c[0]))
+        return ir.Lit(value=self.int_value(str(c[0]), c[0]), span=self.tok(c[0]))
 
     def float_lit(self, c: list[Token]) -> ir.Lit:
         return ir.Lit(value=float(c[0]), span=self.tok(c[0]))
@@ -259,10 +268,15 @@ class ToIR(Transformer):
         return node
 
     def _climb(self, items: list[Any], pos: int, min_prec: int) -> tuple[Any, int]:
-        """Precedence climbing over ``[NOT*] operand (op [NOT*] operand)*``."""
-        if isinstance(items[pos], Token) and items[pos].type == "NOT":
-            operand, end = self._climb(items, pos + 1, ir.PRECEDENCE["not"])
-            lhs: Any = ir.Not(operand=operand, span=self.span(items[pos], operand))
+        """Precedence climbing over ``[NOT*] operand (op [NOT*] operand)*``; a run of `not`
+        is wrapped in a loop, so its length costs no Python stack."""
+        first = pos
+        while isinstance(items[pos], Token) and items[pos].type == "NOT":
+            pos += 1
+        if pos > first:
+            lhs, end = self._climb(items, pos, ir.PRECEDENCE["not"])
+            for at in reversed(range(first, pos)):
+                lhs = ir.Not(operand=lhs, span=self.span(items[at], lhs))
         else:
             lhs, end = items[pos], pos + 1
         while end < len(items):
@@ -312,7 +326,14 @@ def parse(source: SourceFile, text: str | None = None, start: str = "start") -> 
     ``start="start"`` gives the top-level parts (imports, network, inputs, blocks, body);
     ``expr``, ``chain``, ``stmt`` and ``label`` give one node. ``text`` lets a caller parse a
     fragment padded to its real line and column (label holes, YAML scalars, --set values).
+    A whole file reports the errors of its later statements too (up to MAX_ERRORS).
     """
+    if text is not None or start != "start":
+        return _parse(source, text, start)
+    return parse_reporting_all(source, lambda rest: _parse(source, rest, start))
+
+
+def _parse(source: SourceFile, text: str | None, start: str) -> Any:
     lark, transformer = _lark()
     outer = transformer.source
     transformer.source = source

@@ -26,6 +26,7 @@ import yaml
 
 from archspec import ir
 from archspec.diagnostics import did_you_mean, error
+from archspec.limits import MAX_INT_DIGITS, MAX_YAML_DEPTH, MAX_YAML_NODES
 from archspec.source import SourceFile, Span
 from archspec.syntax.printer import element as element_text
 from archspec.syntax.printer import expr as expr_text
@@ -42,12 +43,18 @@ _ALLOWED = {"concat": {"concat", "dim"}, "residual": {"residual", "shortcut", "s
 
 Node = yaml.Node
 
+_CORE = "tag:yaml.org,2002:"
+# The YAML types a spec uses: an explicit tag outside these (`!foo`, `!!binary`, `!!set`) and an
+# implicit one (a timestamp) are errors.
+_TAGS = {_CORE + t for t in ("str", "int", "float", "bool", "null", "seq", "map")}
+
 
 class _Reader:
     """Turns composed YAML nodes into IR, parsing embedded text with the .arch grammar."""
 
     def __init__(self, source: SourceFile) -> None:
         self.source = source
+        self.parsed: dict[tuple[int, str], Any] = {}  # an alias's text is parsed once
 
     def span(self, node: Node) -> Span:
         m = node.start_mark
@@ -61,15 +68,26 @@ class _Reader:
         """Parse a scalar's text from grammar rule ``start``, with positions in this file."""
         if not isinstance(node, yaml.ScalarNode):
             raise self.fail(node, f"expected a string ({start}) here")
-        quote = 1 if node.style in ("'", '"') else 0
-        m = node.start_mark
-        pad = "\n" * m.line + " " * (m.column + quote)
-        return parse(self.source, pad + str(node.value), start=start)
+        key = (id(node), start)
+        if key not in self.parsed:
+            quote = 1 if node.style in ("'", '"') else 0
+            m = node.start_mark
+            pad = "\n" * m.line + " " * (m.column + quote)
+            self.parsed[key] = parse(self.source, pad + str(node.value), start=start)
+        return self.parsed[key]
 
     def mapping(self, node: Node, what: str) -> dict[str, tuple[Node, Node]]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, f"{what} must be a mapping")
-        return {str(k.value): (k, v) for k, v in node.value}
+        out: dict[str, tuple[Node, Node]] = {}
+        for k, v in node.value:
+            key = str(k.value)
+            if key in out:
+                raise error("E151", f"`{key}` given twice in {what}", self.span(k),
+                            hint="each key once: YAML would keep only the last one",
+                            notes=(("first given here", self.span(out[key][0])),))
+            out[key] = (k, v)
+        return out
 
     def seq(self, node: Node, what: str) -> list[Node]:
         if not isinstance(node, yaml.SequenceNode):
@@ -77,13 +95,25 @@ class _Reader:
         return list(node.value)
 
     def expr(self, node: Node) -> Any:
-        if isinstance(node, yaml.ScalarNode) and node.tag != "tag:yaml.org,2002:str":
-            value = yaml.safe_load(yaml.serialize(node))
-            return ir.Lit(value=value, span=self.span(node))
+        if isinstance(node, yaml.ScalarNode) and node.tag != _CORE + "str":
+            return ir.Lit(value=self.scalar(node), span=self.span(node))
         if isinstance(node, yaml.SequenceNode):
             return ir.ListExpr(items=tuple(self.expr(n) for n in node.value),
                                span=self.span(node))
         return self.text(node, "expr")
+
+    def scalar(self, node: yaml.ScalarNode) -> Any:
+        """The value of a number, bool or null scalar; an empty one or another type is an
+        error."""
+        if node.tag not in _TAGS:
+            raise error("E152", f"a YAML {node.tag.removeprefix(_CORE)} is not a spec value",
+                        self.span(node), hint="quote it to make it a string")
+        if not str(node.value).strip():
+            raise self.fail(node, "empty value", hint="write a value, or leave the key out")
+        if node.tag == _CORE + "int" and sum(c.isdigit() for c in node.value) > MAX_INT_DIGITS:
+            raise error("E701", "integer too large", self.span(node),
+                        hint=f"integers have at most {MAX_INT_DIGITS} digits")
+        return yaml.safe_load(str(node.value))
 
     def check_keys(self, keys: dict[str, tuple[Node, Node]], allowed: set[str] | tuple[str, ...],
                    what: str) -> None:
@@ -201,10 +231,22 @@ class _Reader:
             if isinstance(vnode, yaml.SequenceNode):
                 dims = tuple(self.expr(n) for n in vnode.value)
             else:
-                dims = tuple(ir.Lit(value=int(d), span=self.span(vnode))
-                             for d in str(vnode.value).split("x") if d.isdigit())
+                dims = self.shape(name, vnode)
             out.append(ir.InputDecl(name=name, shape=dims, span=self.span(knode)))
         return tuple(out)
+
+    def shape(self, name: str, node: Node) -> tuple[ir.Lit, ...]:
+        """``3x224x224`` (or a single int): every dim a number, else a located error."""
+        parts = str(node.value).split("x") if isinstance(node, yaml.ScalarNode) else [""]
+        if not all(p.isdecimal() and p.isascii() for p in parts):
+            raise error("E130", f"input `{name}` has a bad shape `{node.value}`"
+                        if isinstance(node, yaml.ScalarNode) else f"input `{name}` has no shape",
+                        self.span(node), hint="write dims separated by `x`, e.g. 3x224x224, "
+                                              "or a list [3, size, size]")
+        if any(len(p) > MAX_INT_DIGITS for p in parts):
+            raise error("E701", "integer too large", self.span(node),
+                        hint=f"integers have at most {MAX_INT_DIGITS} digits")
+        return tuple(ir.Lit(value=int(p), span=self.span(node)) for p in parts)
 
     def inits(self, node: Node | None) -> tuple[ir.InitRule, ...]:
         out = []
@@ -224,6 +266,9 @@ class _Reader:
         for name, (knode, vnode) in (self.mapping(node, "blocks").items() if node else ()):
             fields = self.mapping(vnode, f"block `{name}`")
             self.check_keys(fields, ("params", "body"), f"block `{name}`")
+            if "body" not in fields:
+                raise self.fail(knode, f"block `{name}` has no `body`",
+                                hint="add `body: [...]`, the block's layers")
             params = self.params(fields["params"][1] if "params" in fields else None)
             out.append(ir.BlockDef(name=name, params=params, body=self.body(fields["body"][1]),
                                    span=self.span(knode)))
@@ -251,9 +296,67 @@ class _Reader:
             body=self.body(get["body"]) if "body" in get else (), span=self.span(root))
 
 
+class _Size:
+    """Nodes and height of a YAML collection (or anchored node) with aliases expanded."""
+
+    def __init__(self, nodes: int = 1, height: int = 1, anchor: str | None = None) -> None:
+        self.nodes, self.height, self.anchor = nodes, height, anchor
+
+    def add(self, other: _Size) -> None:
+        self.nodes += other.nodes
+        self.height = max(self.height, other.height + 1)
+
+
+def _too_large(source: SourceFile, mark: Any, what: str) -> Exception:
+    return error("E706", f"the YAML document is {what}", Span(source, mark.line + 1,
+                                                               mark.column + 1),
+                 hint=f"at most {MAX_YAML_DEPTH} levels and {MAX_YAML_NODES:,} nodes, aliases "
+                      "expanded")
+
+
+def _check_tag(source: SourceFile, ev: Any) -> None:
+    if ev.tag and ev.tag not in _TAGS and ev.tag != "!":
+        raise error("E152", f"YAML tag `{ev.tag}` is not allowed in a spec",
+                    Span(source, ev.start_mark.line + 1, ev.start_mark.column + 1),
+                    hint="specs use plain YAML: mappings, lists, strings and numbers")
+
+
+def _prescan(source: SourceFile) -> None:
+    """Refuse explicit tags, deep nesting and alias bombs from the event stream (PyYAML's
+    parser is not recursive), before the recursive composer sees the document."""
+    stack: list[_Size] = [_Size(0, 0)]
+    anchors: dict[str, _Size] = {}
+    total = 0
+    for ev in yaml.parse(source.text, Loader=yaml.SafeLoader):
+        if isinstance(ev, (yaml.ScalarEvent, yaml.CollectionStartEvent)):
+            _check_tag(source, ev)
+        if isinstance(ev, yaml.CollectionStartEvent):
+            stack.append(_Size(anchor=ev.anchor))
+            done, total = None, total + 1
+        elif isinstance(ev, yaml.CollectionEndEvent):
+            done = stack.pop()
+            anchor = done.anchor
+        elif isinstance(ev, yaml.AliasEvent):
+            done = anchors.get(ev.anchor, _Size())
+            total, anchor = total + done.nodes, None
+        elif isinstance(ev, yaml.ScalarEvent):
+            done, total, anchor = _Size(), total + 1, ev.anchor
+        else:
+            continue
+        if total > MAX_YAML_NODES:
+            raise _too_large(source, ev.start_mark, f"over {MAX_YAML_NODES:,} nodes")
+        if done is not None:
+            stack[-1].add(done)
+            if anchor:
+                anchors[anchor] = done
+        if len(stack) - 1 + (done.height if done else 0) > MAX_YAML_DEPTH:
+            raise _too_large(source, ev.start_mark, f"nested over {MAX_YAML_DEPTH} deep")
+
+
 def yaml_to_spec(source: SourceFile) -> ir.Spec:
     """Parse a YAML spec (safe composer only) into the IR."""
     try:
+        _prescan(source)
         root = yaml.compose(source.text, Loader=yaml.SafeLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark

@@ -1,0 +1,41 @@
+"""Limits on what one spec may ask for, so that a hostile or mistaken spec ends in a located
+error (codes E7xx) instead of a hang, a memory blow-up or a Python ``RecursionError``.
+
+Every limit is far above what a real network needs (the largest shipped spec has a few hundred
+layers and nests fewer than 10 levels) and is listed in docs/language.md ("Limits").
+"""
+
+from __future__ import annotations
+
+MAX_INT_BITS = 63
+"""An integer, written or computed, must fit in a signed 64-bit int: ``abs(v) < 2**63``."""
+
+MAX_INT = 2**MAX_INT_BITS - 1
+"""The largest integer magnitude an expression may produce (ONNX and PyTorch use int64)."""
+
+MAX_INT_DIGITS = len(str(MAX_INT))
+"""The most digits an integer literal may have (checked before the digits are converted)."""
+
+MAX_SEQUENCE = 1_000_000
+"""The most items in a list or characters in a string an expression may build, checked before
+building it (``[0] * n``, ``range(n)``, ``"a" * n``)."""
+
+MAX_EXPR_DEPTH = 200
+"""The deepest an expression may nest (parentheses, operator chains, unary minus and `not`)."""
+
+MAX_NESTING = 64
+"""The deepest bodies may nest while expanding: ``{ }`` bodies, ``repeat``, ``for``, ``if``,
+structures and block calls (a block's body is one level deeper than its call)."""
+
+MAX_LAYERS = 100_000
+"""The most layers (graph nodes, synthetic merges included) one expansion may emit."""
+
+MAX_ITERATIONS = 1_000_000
+"""The most loop iterations (``repeat`` and ``for``, nested loops multiplied) one expansion may
+run, layers emitted or not."""
+
+MAX_YAML_DEPTH = 100
+"""The deepest a YAML document may nest (mappings and lists), checked before composing it."""
+
+MAX_YAML_NODES = 200_000
+"""The most YAML nodes a document may hold once aliases are expanded (billion-laughs guard)."""
