@@ -9,7 +9,7 @@ import re
 import pytest
 
 from archspec import cli
-from archspec.diagnostics import QUOTE_CONTEXT, ArchspecError, Diagnostic, printable
+from archspec.diagnostics import MAX_ERRORS, QUOTE_CONTEXT, ArchspecError, Diagnostic, printable
 from archspec.expander import expand
 from archspec.source import SourceFile, Span
 from archspec.syntax.loader import loads
@@ -154,3 +154,46 @@ def test_cli_internal_errors_are_escaped(monkeypatch: pytest.MonkeyPatch,
     assert code == 3
     assert "internal error: ValueError: \\x1b[2J\\x1b[32mOK" in err
     assert not RAW_CONTROL.search(err)
+
+
+def diagnostics_of(text: str) -> list[tuple[int, str]]:
+    """(line, code) of every diagnostic loading ``text`` raises."""
+    with pytest.raises(ArchspecError) as info:
+        loads(text, name="m.arch")
+    return [(d.span.line, d.code) for d in info.value.diagnostics]
+
+
+def test_every_independent_syntax_error_of_a_file_is_reported() -> None:
+    text = HEAD + ("relu )\n"
+                   "block b() {\n"
+                   "  relu )\n"
+                   "  relu\n"
+                   "}\n"
+                   "foo: conv2d(3,\n"
+                   "  4 5)\n"
+                   "relu\n"
+                   "relu ]\n")
+    assert diagnostics_of(text) == [(3, "E103"), (5, "E103"), (9, "E103"), (11, "E103")]
+
+
+def test_no_error_is_reported_for_lines_inside_an_unclosed_bracket() -> None:
+    text = HEAD + "relu )\nfoo: conv2d(3,\nrelu\nrelu ]\n"
+    assert diagnostics_of(text) == [(3, "E103"), (6, "E103")]
+
+
+def test_a_continued_line_is_not_a_new_statement() -> None:
+    text = HEAD + "relu )\nfoo: relu ->\n   relu\nbar = relu ->\nrelu\n"
+    assert diagnostics_of(text) == [(3, "E103")]
+
+
+def test_at_most_max_errors_are_reported() -> None:
+    assert len(diagnostics_of(HEAD + "relu )\n" * 50)) == MAX_ERRORS
+
+
+def test_the_cli_prints_every_error(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.arch").write_text(HEAD + "relu )\nrelu\nrelu ]\n")
+    code, err = run_main(["check", "m.arch"], capsys)
+    assert code == 1
+    assert [ln.split(": error")[0] for ln in err.splitlines() if "error[" in ln] == [
+        "m.arch:3:6", "m.arch:5:6"]
