@@ -70,13 +70,20 @@ def _check_output(output: str | None, *sources: str | None) -> None:
 def _load(spec_path: str, sets: tuple[str, ...], inputs: tuple[str, ...] = ()) -> Any:
     from archspec.syntax.loader import load, with_input_shapes
 
-    spec = load(spec_path, **_overrides(sets))
+    paths = click.get_current_context().meta.get("archspec.path", ())
+    spec = load(spec_path, search_path=paths, **_overrides(sets))
     return with_input_shapes(spec, _input_shapes(inputs)) if inputs else spec
 
 
 set_option = click.option("--set", "sets", multiple=True, metavar="K=V",
                            help="Override a network parameter, e.g. --set num_classes=10. "
                                 "Repeatable.")
+path_option = click.option(
+    "--path", multiple=True, metavar="DIR", expose_value=False,
+    type=click.Path(file_okay=False),
+    callback=lambda ctx, _param, value: ctx.meta.__setitem__("archspec.path", value),
+    help="A folder `import` may search besides the spec's own (and $ARCHSPEC_PATH). "
+         "Repeatable.")
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks.")
 
 
@@ -105,6 +112,7 @@ def cli() -> None:
 @click.option("--batch", type=click.IntRange(min=1), default=None,
               help="Concrete batch size (default: symbolic N; counts are per sample).")
 @set_option
+@path_option
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
 @click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True,
@@ -143,6 +151,7 @@ def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
 @set_option
+@path_option
 @debug_option
 def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
     """Print SPEC fully expanded: one line per op, with its inputs and output shape.
@@ -165,6 +174,7 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
               help="Levels of blocks to draw; deeper layers fold into their block (default: "
                    "every layer).")
 @set_option
+@path_option
 @debug_option
 def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: bool) -> None:
     """Draw SPEC's expanded network as Graphviz DOT or Mermaid.
@@ -183,6 +193,7 @@ def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: 
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the source here (default: standard output).")
 @set_option
+@path_option
 @debug_option
 def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) -> None:
     """Eject SPEC as standalone PyTorch source (imports only torch).
@@ -232,6 +243,7 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
               help="Loss weight of auxiliary heads: outputs after the first with its shape.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @set_option
+@path_option
 @debug_option
 def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
           optimizer: str, device: str, amp: bool, compile_: bool, out: str | None,
@@ -281,6 +293,7 @@ def _batch(value: str) -> str | int:
               help="`dynamic` (a symbolic batch dimension) or a fixed batch size.")
 @click.option("--fp16", is_flag=True, help="float16 weights, input and output.")
 @set_option
+@path_option
 @debug_option
 def export(spec: str, output: str, weights: str | None, opset: int, batch: str, fp16: bool,
            sets: tuple[str, ...], debug: bool) -> None:
@@ -310,6 +323,7 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
               help="Intra-op threads for both runtimes (default: their own).")
 @click.option("--runs", type=click.IntRange(min=3), default=30, show_default=True)
 @set_option
+@path_option
 @debug_option
 def bench(spec: str, backend: str, batch: int, device: str, threads: int | None, runs: int,
           sets: tuple[str, ...], debug: bool) -> None:
@@ -336,15 +350,15 @@ def bench(spec: str, backend: str, batch: int, device: str, threads: int | None,
               help="Target format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write here instead of standard output.")
+@path_option
 @debug_option
 def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
     """Convert SPEC between the text (.arch) and YAML forms; the IR is unchanged."""
-    from archspec.syntax.loader import load
     from archspec.syntax.printer import to_text
     from archspec.syntax.yaml_form import to_yaml
 
     _check_output(output, spec)
-    text = (to_text if to == "arch" else to_yaml)(load(spec))
+    text = (to_text if to == "arch" else to_yaml)(_load(spec, ()))
     if output:
         write_atomic(output, text)
     else:

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import stat
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -12,23 +16,66 @@ from archspec.source import SourceFile, Span, display_name
 
 FORMATS = ("arch", "yaml")
 
+# The largest spec file read, in bytes, checked before reading: a spec is text a person writes
+# (the shipped ones are a few kB), so more is a mistake or an attack such as `/dev/zero`.
+MAX_SPEC_BYTES = 10 * 1024 * 1024
 
-def read_source(path: str | Path) -> SourceFile:
-    """Read a spec file as UTF-8 text; missing, unreadable, binary or empty files are errors."""
+# How many files deep `import` may chain (a imports b imports c ...) before it is an error.
+MAX_IMPORT_DEPTH = 64
+
+# Environment variable naming extra folders (os.pathsep-separated) that `import` may search.
+SEARCH_PATH_ENV = "ARCHSPEC_PATH"
+
+_SEARCH_HINT = "imports resolve under the importing file's folder, --path folders and " \
+    f"${SEARCH_PATH_ENV}"
+
+
+def read_source(path: str | Path, where: Span | None = None) -> SourceFile:
+    """Read a spec file as UTF-8 text; missing, unreadable, special, huge, binary or empty files
+    are errors, located at ``where`` (an import line) or else at the file itself."""
     p = Path(path)
     name = display_name(p)
-    where = Span(SourceFile(name, ""), 1, 1)
-    if not p.exists():
-        raise error("E001", f"no such file: {name}", where, hint="check the path and spelling")
-    if p.is_dir():
-        raise error("E002", f"{name} is a directory, not a spec file", where,
-                    hint="pass a .arch or .yaml file")
+    at = where or Span(SourceFile(name, ""), 1, 1)
     try:
-        data = p.read_bytes()
+        info = os.stat(p)
+    except FileNotFoundError:
+        raise error("E001", f"no such file: {name}", at,
+                    hint="check the path and spelling") from None
     except OSError as exc:
-        raise error("E002", f"cannot read {name}: {exc.strerror}", where,
+        raise error("E002", f"cannot read {name}: {exc.strerror}", at,
                     hint="check the file's permissions") from None
-    return source_from_bytes(name, data)
+    _check_regular(info, name, at)
+    return source_from_bytes(name, _read_limited(p, name, at))
+
+
+def _check_regular(info: os.stat_result, name: str, at: Span) -> None:
+    """Refuse directories, devices, FIFOs and sockets, and files over ``MAX_SPEC_BYTES``."""
+    if stat.S_ISDIR(info.st_mode):
+        raise error("E002", f"{name} is a directory, not a spec file", at,
+                    hint="pass a .arch or .yaml file")
+    if not stat.S_ISREG(info.st_mode):
+        raise error("E002", f"{name} is not a regular file (a device, FIFO or socket)", at,
+                    hint="a spec is a plain .arch or .yaml file")
+    if info.st_size > MAX_SPEC_BYTES:
+        raise error("E005", f"{name} is larger than {MAX_SPEC_BYTES} bytes", at,
+                    hint="a spec is a short text file; check that the path names one")
+
+
+def _read_limited(p: Path, name: str, at: Span) -> bytes:
+    """Read at most ``MAX_SPEC_BYTES`` without ever blocking (the file may have been swapped for
+    a FIFO since it was checked: it is opened non-blocking and checked again)."""
+    try:
+        fd = os.open(p, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise error("E002", f"cannot read {name}: {exc.strerror}", at,
+                    hint="check the file's permissions") from None
+    with os.fdopen(fd, "rb") as f:
+        _check_regular(os.fstat(f.fileno()), name, at)
+        data = f.read(MAX_SPEC_BYTES + 1)
+    if len(data) > MAX_SPEC_BYTES:
+        raise error("E005", f"{name} is larger than {MAX_SPEC_BYTES} bytes", at,
+                    hint="a spec is a short text file; check that the path names one")
+    return data
 
 
 def source_from_bytes(name: str, data: bytes) -> SourceFile:
@@ -113,34 +160,102 @@ def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:
                    blocks=tuple(parts["block"]), body=tuple(parts["stmt"]), span=span)
 
 
-def _resolve_imports(spec: ir.Spec, base: Path, stack: tuple[Path, ...]) -> ir.Spec:
-    library: dict[str, ir.BlockDef] = {}
-    for rel in spec.imports:
-        path = (base / rel).resolve()
-        if path in stack:
-            raise error("E112", f"import cycle: {rel} imports itself", spec.span,
-                        hint=" -> ".join(p.name for p in (*stack, path)))
-        sub = _resolve_imports(parse_source(read_source(path), format_of(path)), path.parent,
-                               (*stack, path))
-        library.update(sub.all_blocks())
-    return spec.model_copy(update={"library": library}) if library else spec
+def search_roots(search_path: Iterable[str | Path] = ()) -> tuple[Path, ...]:
+    """The folders imports may search besides the importing file's: ``search_path``, then
+    those in ``$ARCHSPEC_PATH``; empty entries are skipped."""
+    env = os.environ.get(SEARCH_PATH_ENV, "").split(os.pathsep)
+    return tuple(Path(d).resolve() for d in (*search_path, *env) if str(d).strip())
+
+
+def _import_span(source: SourceFile, rel: str) -> Span:
+    """The place of ``import "rel"`` (or a YAML `imports` entry) in ``source``."""
+    for number, line in enumerate(source.text.splitlines(), 1):
+        col = line.find(rel)
+        if rel and col >= 0 and "#" not in line[:col]:
+            return Span(source, number, col + 1, col + 1 + len(rel))
+    return Span(source, 1, 1)
+
+
+def _inside(path: Path, folders: Iterable[Path]) -> bool:
+    return any(path == f or f in path.parents for f in folders)
+
+
+def _locate(rel: str, base: Path, roots: tuple[Path, ...], at: Span) -> Path:
+    """The resolved file ``rel`` names under ``base`` or a search root; it may not leave them."""
+    if Path(rel).is_absolute() or Path(rel).drive or rel.startswith(("/", "\\")):
+        raise error("E115", f"`import \"{rel}\"`: an absolute path may not be imported", at,
+                    hint=f"write the path relative to the importing file; {_SEARCH_HINT}")
+    if os.path.normpath(rel).split(os.sep)[0] == os.pardir:
+        raise error("E115", f"`import \"{rel}\"`: `..` leaves the importing file's folder", at,
+                    hint=f"add the folder with --path or ${SEARCH_PATH_ENV}; {_SEARCH_HINT}")
+    folders = (base.resolve(), *roots)
+    for folder in folders:
+        candidate = folder / rel
+        if os.path.lexists(candidate):
+            try:
+                path = candidate.resolve()
+            except (OSError, RuntimeError):  # a symlink loop (RuntimeError before Python 3.13)
+                raise error("E002", f"`import \"{rel}\"`: a symbolic link loop", at,
+                            hint="point the link at a spec file") from None
+            if not _inside(path, folders):
+                raise error("E115", f"`import \"{rel}\"` is a link to outside the allowed "
+                            "folders", at, hint=_SEARCH_HINT)
+            return path
+    raise error("E001", f"`import \"{rel}\"`: no such file", at,
+                hint=f"searched {', '.join(display_name(f) for f in folders)}; {_SEARCH_HINT}")
+
+
+@dataclass
+class _Imports:
+    """One load's import resolution: each file is read and parsed once, by resolved path."""
+
+    roots: tuple[Path, ...]
+    done: dict[Path, dict[str, ir.BlockDef]] = field(default_factory=dict)
+
+    def resolve(self, spec: ir.Spec, source: SourceFile, base: Path,
+                stack: tuple[Path, ...]) -> ir.Spec:
+        """``spec`` with the blocks of its imports (and theirs) in its ``library``."""
+        library: dict[str, ir.BlockDef] = {}
+        for rel in spec.imports:
+            at = _import_span(source, rel)
+            path = _locate(rel, base, self.roots, at)
+            if path in stack:
+                raise error("E112", f"import cycle: `{rel}` imports this file again", at,
+                            hint=" -> ".join(p.name for p in (*stack, path)))
+            if len(stack) >= MAX_IMPORT_DEPTH:
+                raise error("E118", f"imports nested more than {MAX_IMPORT_DEPTH} files deep",
+                            at, hint="flatten the chain of imports")
+            if path not in self.done:
+                sub_source = read_source(path, at)
+                sub = parse_source(sub_source, format_of(path))
+                sub = self.resolve(sub, sub_source, path.parent, (*stack, path))
+                self.done[path] = sub.all_blocks()
+            library.update(self.done[path])
+        return spec.model_copy(update={"library": library}) if library else spec
 
 
 def loads(text: str, format: str = "arch", name: str = "<string>",
-          base: str | Path = ".", **overrides: Any) -> ir.Spec:
-    """Parse spec ``text`` (``format`` "arch" or "yaml"); imports resolve against ``base``."""
+          base: str | Path = ".", *, search_path: Iterable[str | Path] = (),
+          **overrides: Any) -> ir.Spec:
+    """Parse spec ``text`` (``format`` "arch" or "yaml"); imports resolve under ``base`` and
+    ``search_path`` (then ``$ARCHSPEC_PATH``)."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     source = source_from_bytes(name, text.encode("utf-8"))
-    spec = _resolve_imports(parse_source(source, format), Path(base), ())
+    spec = _Imports(search_roots(search_path)).resolve(parse_source(source, format), source,
+                                                       Path(base), ())
     return with_overrides(spec, overrides)
 
 
-def load(path: str | Path, **overrides: Any) -> ir.Spec:
-    """Read and parse the spec at ``path``; keyword arguments override network parameters."""
+def load(path: str | Path, *, search_path: Iterable[str | Path] = (),
+         **overrides: Any) -> ir.Spec:
+    """Read and parse the spec at ``path``; imports resolve under its folder and
+    ``search_path`` (then ``$ARCHSPEC_PATH``); other keyword arguments override network
+    parameters."""
     p = Path(path)
-    spec = parse_source(read_source(p), format_of(p))
-    spec = _resolve_imports(spec, p.parent, (p.resolve(),))
+    source = read_source(p)
+    spec = _Imports(search_roots(search_path)).resolve(parse_source(source, format_of(p)),
+                                                       source, p.parent, (p.resolve(),))
     return with_overrides(spec, overrides)
 
 
