@@ -13,7 +13,8 @@ Rendered form::
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from archspec.source import NOWHERE, Span
@@ -128,6 +129,27 @@ class ArchspecError(Exception):
     @property
     def diagnostic(self) -> Diagnostic:
         return self.diagnostics[0]
+
+
+class Collector:
+    """Gathers the errors of independent checks, so that a file's errors are reported together
+    (up to :data:`MAX_ERRORS`) rather than one per run."""
+
+    def __init__(self) -> None:
+        self.diagnostics: list[Diagnostic] = []
+
+    @contextmanager
+    def check(self) -> Iterator[None]:
+        """Run the ``with`` body; an :class:`ArchspecError` it raises is kept, not raised."""
+        try:
+            yield
+        except ArchspecError as exc:
+            self.diagnostics.extend(exc.diagnostics)
+
+    def raise_any(self) -> None:
+        """Raise the errors gathered so far, if any, as one :class:`ArchspecError`."""
+        if self.diagnostics:
+            raise ArchspecError(self.diagnostics[:MAX_ERRORS])
 
 
 def error(code: str, message: str, span: Span = NOWHERE, hint: str | None = None,

@@ -197,3 +197,17 @@ def test_the_cli_prints_every_error(tmp_path, monkeypatch, capsys) -> None:
     assert code == 1
     assert [ln.split(": error")[0] for ln in err.splitlines() if "error[" in ln] == [
         "m.arch:3:6", "m.arch:5:6"]
+
+
+def test_independent_load_errors_are_reported_together() -> None:
+    text = ("network n(k: integr = 1)\n"
+            "input x: 3x8x8\n"
+            "input x: 3x8x8\n"
+            "init conv2d: kaiming_nrmal()\n"
+            "init linear: normal(std=0.01)\n"
+            "init linear: normal(std=0.02)\n"
+            "block b() { relu }\n"
+            "block b() { relu }\n"
+            "relu\n")
+    assert diagnostics_of(text) == [(3, "E114"), (8, "E114"), (4, "E116"), (6, "E114"),
+                                    (1, "E113")]

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from archspec import ir
-from archspec.diagnostics import did_you_mean, error
+from archspec.diagnostics import Collector, did_you_mean, error
 from archspec.initializers import check_init
 from archspec.source import SourceFile, Span, display_name
 
@@ -120,28 +120,35 @@ def _no_input(where: Span) -> None:
 
 
 def _check(spec: ir.Spec) -> None:
-    """Checks of a whole file that no single grammar rule can make."""
+    """Checks of a whole file that no single grammar rule can make; every failing one is
+    reported, not only the first."""
+    errors = Collector()
     if not spec.inputs and spec.body:
-        _no_input(spec.body[0].span)
+        with errors.check():
+            _no_input(spec.body[0].span)
     for kind, names in (("input", list(spec.inputs)), ("block", list(spec.blocks))):
         seen: dict[str, Any] = {}
         for item in names:
-            if item.name in seen:
-                raise error("E114", f"{kind} `{item.name}` is defined twice", item.span,
-                            hint=f"rename one; the first is at {seen[item.name].span}")
-            seen[item.name] = item
+            with errors.check():
+                if item.name in seen:
+                    raise error("E114", f"{kind} `{item.name}` is defined twice", item.span,
+                                hint=f"rename one; the first is at {seen[item.name].span}")
+            seen.setdefault(item.name, item)
     seen_ops: dict[str, ir.InitRule] = {}
     for rule in spec.inits:
-        check_init(rule)
-        if rule.op in seen_ops:
-            raise error("E114", f"`init {rule.op}` is given twice", rule.span,
-                        hint=f"keep one; the first is at {seen_ops[rule.op].span}")
-        seen_ops[rule.op] = rule
+        with errors.check():
+            check_init(rule)
+            if rule.op in seen_ops:
+                raise error("E114", f"`init {rule.op}` is given twice", rule.span,
+                            hint=f"keep one; the first is at {seen_ops[rule.op].span}")
+        seen_ops.setdefault(rule.op, rule)
     for p in [*spec.params, *(p for b in spec.blocks for p in b.params)]:
-        if p.type not in ir.PARAM_TYPES:
-            raise error("E113", f"unknown type `{p.type}` for parameter `{p.name}`", p.span,
-                        hint=did_you_mean(p.type, ir.PARAM_TYPES) or
-                        f"types: {', '.join(ir.PARAM_TYPES)}")
+        with errors.check():
+            if p.type not in ir.PARAM_TYPES:
+                raise error("E113", f"unknown type `{p.type}` for parameter `{p.name}`", p.span,
+                            hint=did_you_mean(p.type, ir.PARAM_TYPES) or
+                            f"types: {', '.join(ir.PARAM_TYPES)}")
+    errors.raise_any()
 
 
 def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:
