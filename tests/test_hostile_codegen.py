@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
+import re
 from pathlib import Path
 from types import ModuleType
 
@@ -17,9 +19,11 @@ import pytest
 import torch
 
 import archspec
+from archspec.analysis.diagram import dot, dot_string, folded, mermaid, mermaid_text
 from archspec.backends.eject import docstring, eject
 from archspec.diagnostics import ArchspecError
 from archspec.expander import expand
+from archspec.graph import Graph
 
 PAYLOAD = "__import__('os').system('touch PWNED')"
 UNDOTTED = "getattr(__import__('os'), 'system')('touch PWNED')"  # for a file stem or a label
@@ -133,3 +137,61 @@ def test_hostile_file_name_runs_nothing(tmp_path: Path) -> None:
     assert spec.name == name
     source = _assert_safe_and_same(spec, tmp_path)
     assert ".yaml" not in source
+
+
+# --------------------------------------------------------------------------- archspec graph
+HOSTILE_NAMES = ['x"; evil [label="pwn', "a\\", "<img src=x onerror=alert(1)>", "p|q -->", 'b"]',
+                 "%%{init: {}}%%", "#quot;", "x\ny", "\x1b[2J", "\\N\\G"]
+_DOT_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
+_DOT_LINES = [re.compile(p) for p in (r"digraph S \{", r"  rankdir=TB;",
+                                      r"  node \[shape=box, fontsize=10\];",
+                                      r"  n\d+ \[label=S\];",
+                                      r"  n\d+ -> n\d+ \[label=S, fontsize=8\];", r"\}")]
+_MERMAID_TEXT = r'(?:[A-Za-z0-9 _\-.,:/()\[\]+*=]|#\d+;)*'
+_MERMAID_LINES = [re.compile(p) for p in (
+    "flowchart TD", rf'  n\d+\["{_MERMAID_TEXT}(?:<br/>{_MERMAID_TEXT})*"\]',
+    rf"  n\d+ -->\|{_MERMAID_TEXT}\| n\d+")]
+
+
+def _hostile_graph() -> Graph:
+    """A network whose name and input names are :data:`HOSTILE_NAMES` (YAML), with a layer
+    labelled by a template hole holding a quote (the .arch grammar is read inside YAML)."""
+    inputs = "".join(f"  {json.dumps(name)}: 3x8x8\n" for name in HOSTILE_NAMES)
+    text = (f"network: {json.dumps(' '.join(HOSTILE_NAMES))}\ninputs:\n{inputs}body:\n"
+            f"  - {json.dumps('g{' + QUOTE + ' + ' + json.dumps('<b>|') + '}: relu')}\n")
+    return expand(archspec.loads(text, format="yaml"))
+
+
+def test_dot_keeps_every_name_inside_its_quoted_string() -> None:
+    """Every line of the DOT text is one of the fixed forms once its quoted strings are taken
+    out (no name adds a statement, an attribute or a line), and the strings read back."""
+    graph = _hostile_graph()
+    text = dot(graph, None)
+    for line in text.split("\n"):
+        assert any(p.fullmatch(_DOT_STRING.sub("S", line)) for p in _DOT_LINES), line
+    strings = [re.sub(r"\\(.)", lambda m: "\n" if m.group(1) == "n" else m.group(1), s[1:-1])
+               for s in _DOT_STRING.findall(text)]
+    for name in HOSTILE_NAMES:
+        if "\x1b" not in name:  # written as visible `\x1b` text
+            assert f"{name}\ninput 3x8x8" in strings, name
+    assert 'g"<b>|\nrelu 3x8x8' in strings
+    g = folded(graph, None)
+    assert len(text.split("\n")) == 4 + g.number_of_nodes() + g.number_of_edges()
+
+
+def test_mermaid_writes_names_as_entity_codes_only() -> None:
+    """Mermaid labels hold no raw quote, bar, `<`, `#`, `%` or line break: every character
+    outside a small plain set is an entity code, and decoding gives the names back."""
+    text = mermaid(_hostile_graph(), None)
+    for line in text.split("\n"):
+        assert any(p.fullmatch(line) for p in _MERMAID_LINES), line
+    decoded = re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), text)
+    for name in HOSTILE_NAMES:
+        assert f'["{name}<br/>input 3x8x8"]' in decoded, name
+    assert 'g"<b>|<br/>relu' in decoded
+
+
+def test_graph_escapes_are_the_one_function_per_target() -> None:
+    """The DOT and Mermaid escapes on their own: quotes, backslashes, line breaks."""
+    assert dot_string('a"b\\c\nd\x1b') == '"a\\"b\\\\c\\nd\\\\x1b"'
+    assert mermaid_text('a"<b>|#') == "a#34;#60;b#62;#124;#35;"

@@ -1,9 +1,14 @@
 """`archspec graph`: the expanded network as a Graphviz DOT or Mermaid diagram.
 
 Layers deeper than ``depth`` fold into their enclosing block, so a ResNet reads as its stages.
+Names from the spec (free text in YAML and label holes) reach the output only through one
+escape per target, :func:`dot_string` and :func:`mermaid_text`; nodes are numbered ``n0``,
+``n1``... so that no name is ever written as syntax.
 """
 
 from __future__ import annotations
+
+import string
 
 import networkx as nx
 
@@ -13,8 +18,8 @@ from archspec.ops.base import fmt_shape
 
 def folded(graph: Graph, depth: int | None) -> nx.DiGraph:
     """The graph with every node renamed to its first ``depth`` path parts (blocks fold into
-    one node, as `check --depth` does); nodes carry ``label`` text, edges the tensor ``shape``
-    they carry."""
+    one node, as `check --depth` does); nodes carry ``lines`` of label text (name, then kind
+    and shape), edges the tensor ``shape`` they carry."""
     def key(node_id: str) -> str:
         if node_id in graph.inputs or depth is None:
             return node_id
@@ -22,12 +27,12 @@ def folded(graph: Graph, depth: int | None) -> nx.DiGraph:
 
     g = nx.DiGraph()
     for name, shape in graph.inputs.items():
-        g.add_node(name, label=f"{name}\\ninput {fmt_shape(shape)}")
+        g.add_node(name, lines=(name, f"input {fmt_shape(shape)}"))
     for node in graph:
         k = key(node.id)
         scope = graph.scopes.get(k)
         kind = scope.kind if scope is not None and k != node.id else node.op
-        g.add_node(k, label=f"{k}\\n{kind} {fmt_shape(graph.shape_of(_output_of(graph, k)))}")
+        g.add_node(k, lines=(k, f"{kind} {fmt_shape(graph.shape_of(_output_of(graph, k)))}"))
         for src in node.inputs:
             if key(src) != k:
                 g.add_edge(key(src), k, shape=fmt_shape(graph.shape_of(src)))
@@ -38,12 +43,39 @@ def _output_of(graph: Graph, key: str) -> str:
     return graph.scopes[key].output if key in graph.scopes else key
 
 
+def dot_string(text: str) -> str:
+    """``text`` as a DOT quoted string, the one escape for DOT: a quote or a backslash
+    escaped (so no escString such as ``\\N`` forms either), a line break as DOT's ``\\n``,
+    any other unprintable character as visible ``\\xNN`` text."""
+    def char(c: str) -> str:
+        if c in '"\\':
+            return "\\" + c
+        if c == "\n":
+            return "\\n"
+        return c if c.isprintable() else "\\" + c.encode("unicode_escape").decode("ascii")
+
+    return '"' + "".join(map(char, text)) + '"'
+
+
+_MERMAID_PLAIN = frozenset(string.ascii_letters + string.digits + " _-.,:/()[]+*=")
+
+
+def mermaid_text(text: str) -> str:
+    """``text`` for a Mermaid label, the one escape for Mermaid: every character but ASCII
+    letters, digits and ``_-.,:/()[]+*=`` as an entity code (``#34;``), so no quote, bar,
+    ``<`` (HTML), ``#`` or ``%`` (directives) and no line break is written raw."""
+    return "".join(c if c in _MERMAID_PLAIN else f"#{ord(c)};" for c in text)
+
+
 def dot(graph: Graph, depth: int | None) -> str:
     """Graphviz DOT text (render with `dot -Tsvg`)."""
     g = folded(graph, depth)
-    lines = [f'digraph "{graph.name}" {{', "  rankdir=TB;", '  node [shape=box, fontsize=10];']
-    lines += [f'  "{n}" [label="{d["label"]}"];' for n, d in g.nodes(data=True)]
-    lines += [f'  "{a}" -> "{b}" [label="{d["shape"]}", fontsize=8];'
+    ids = {n: f"n{i}" for i, n in enumerate(g.nodes)}
+    lines = [f"digraph {dot_string(graph.name)} {{", "  rankdir=TB;",
+             "  node [shape=box, fontsize=10];"]
+    lines += [f'  {ids[n]} [label={dot_string(chr(10).join(d["lines"]))}];'
+              for n, d in g.nodes(data=True)]
+    lines += [f"  {ids[a]} -> {ids[b]} [label={dot_string(d['shape'])}, fontsize=8];"
               for a, b, d in g.edges(data=True)]
     return "\n".join([*lines, "}"])
 
@@ -53,7 +85,8 @@ def mermaid(graph: Graph, depth: int | None) -> str:
     g = folded(graph, depth)
     ids = {n: f"n{i}" for i, n in enumerate(g.nodes)}
     lines = ["flowchart TD"]
-    lines += [f'  {ids[n]}["{d["label"].replace(chr(92) + "n", "<br/>")}"]'
+    lines += [f'  {ids[n]}["{"<br/>".join(map(mermaid_text, d["lines"]))}"]'
               for n, d in g.nodes(data=True)]
-    lines += [f"  {ids[a]} -->|{d['shape']}| {ids[b]}" for a, b, d in g.edges(data=True)]
+    lines += [f"  {ids[a]} -->|{mermaid_text(d['shape'])}| {ids[b]}"
+              for a, b, d in g.edges(data=True)]
     return "\n".join(lines)
