@@ -14,7 +14,7 @@ from typing import Any
 import click
 
 from archspec.atomic import same_file, write_atomic
-from archspec.diagnostics import ArchspecError, Diagnostic, printable
+from archspec.diagnostics import MAX_ERRORS, ArchspecError, Diagnostic, printable
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -444,6 +444,8 @@ def main(argv: list[str] | None = None) -> None:
             raise
         for d in exc.diagnostics:
             click.echo(d.render(), err=True)
+        if len(exc.diagnostics) >= MAX_ERRORS:
+            click.echo(f"error: stopped after {MAX_ERRORS} errors", err=True)
         sys.exit(1)
     except (KeyboardInterrupt, BrokenPipeError):
         sys.exit(130)

@@ -211,3 +211,12 @@ def test_independent_load_errors_are_reported_together() -> None:
             "relu\n")
     assert diagnostics_of(text) == [(3, "E114"), (8, "E114"), (4, "E116"), (6, "E114"),
                                     (1, "E113")]
+
+
+def test_the_cli_says_when_it_stopped_at_max_errors(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "m.arch").write_text(HEAD + "relu )\n" * 30)
+    code, err = run_main(["check", "m.arch"], capsys)
+    assert code == 1
+    assert err.count("error[E103]") == MAX_ERRORS
+    assert err.endswith(f"error: stopped after {MAX_ERRORS} errors\n")
