@@ -23,6 +23,11 @@ building it (``[0] * n``, ``range(n)``, ``"a" * n``)."""
 MAX_EXPR_DEPTH = 200
 """The deepest an expression may nest (parentheses, operator chains, unary minus and `not`)."""
 
+MAX_SYNTAX_DEPTH = 150
+"""The deepest the parsed IR of a spec may nest (braces, structures, expressions, lists; each
+construct counts as one level), checked right after parsing, before the printer, the YAML
+writer or the expander walk it recursively."""
+
 MAX_NESTING = 64
 """The deepest bodies may nest while expanding: ``{ }`` bodies, ``repeat``, ``for``, ``if``,
 structures and block calls (a block's body is one level deeper than its call)."""
@@ -34,7 +39,7 @@ MAX_ITERATIONS = 1_000_000
 """The most loop iterations (``repeat`` and ``for``, nested loops multiplied) one expansion may
 run, layers emitted or not."""
 
-MAX_YAML_DEPTH = 100
+MAX_YAML_DEPTH = 200
 """The deepest a YAML document may nest (mappings and lists), checked before composing it."""
 
 MAX_YAML_NODES = 200_000

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from archspec import expander, limits
+from archspec import expander, ir, limits
 from archspec.diagnostics import ArchspecError
+from archspec.evaluate import Evaluator
 from archspec.expander import Expander, expand
 from archspec.syntax.loader import loads
+from archspec.syntax.yaml_form import to_yaml
 
 HEAD = "input x: 3x8x8\n"
 FLAT = "input x: 3x8x8\nflatten\n"
@@ -93,9 +95,28 @@ def test_200_nested_block_calls_are_e705() -> None:
 
 
 @pytest.mark.parametrize("expr", ["+".join(["1"] * 5000), "-" * 1000 + "1",
-                                  "not " * 1000 + "true"])
-def test_deep_expressions_are_e705(expr: str) -> None:
-    fails(FLAT + f"fc: linear(len([{expr}]))\n", "E705")
+                                  "not " * 1000 + "true", "[" * 1000 + "]" * 1000,
+                                  "1 if true else " * 500 + "1"])
+def test_deep_expressions_are_e705_when_parsed(expr: str) -> None:
+    with pytest.raises(ArchspecError) as info:
+        loads(FLAT + f"fc: linear(len([{expr}]))\n")
+    assert info.value.diagnostic.code == "E705" and info.value.diagnostic.span.line == 3
+
+
+def test_the_evaluator_guards_its_own_depth() -> None:
+    e: ir.Node = ir.Lit(value=1)
+    for _ in range(limits.MAX_EXPR_DEPTH + 10):
+        e = ir.Neg(operand=e)
+    with pytest.raises(ArchspecError) as info:
+        Evaluator({}, None)(e)
+    assert info.value.diagnostic.code == "E705"
+
+
+def test_expandable_nesting_converts_to_yaml_and_back() -> None:
+    depth = limits.MAX_NESTING - 1
+    spec = loads(HEAD + "residual {" * depth + "relu" + "}" * depth + "\n")
+    again = loads(to_yaml(spec), "yaml")
+    assert again == spec and len(expand(again).nodes) == depth + 1
 
 
 class _CountingNodes(dict[str, Any]):

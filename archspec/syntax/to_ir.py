@@ -16,7 +16,7 @@ from lark.exceptions import UnexpectedInput
 
 from archspec import ir
 from archspec.diagnostics import error
-from archspec.limits import MAX_INT_DIGITS
+from archspec.limits import MAX_INT_DIGITS, MAX_SYNTAX_DEPTH
 from archspec.source import SourceFile, Span
 from archspec.syntax.parser import build_lark, parse_reporting_all, syntax_error
 
@@ -314,6 +314,31 @@ def _ref_name(a: Any) -> str:
     return "<not a name>"
 
 
+def _children(obj: Any) -> Any:
+    if isinstance(obj, ir.Node):
+        return (getattr(obj, f) for f in type(obj).model_fields if f != "span")
+    if isinstance(obj, dict):
+        return obj.values()
+    return obj if isinstance(obj, (tuple, list)) else ()
+
+
+def check_depth(tree: Any) -> Any:
+    """``tree`` (IR, or tuples, lists and dicts of it) when it nests at most
+    :data:`MAX_SYNTAX_DEPTH` nodes deep, else a located E705 at the first node too deep. Walked
+    with an explicit stack: the printer, the YAML writer and the expander recurse on the IR."""
+    stack: list[tuple[Any, int]] = [(tree, 0)]
+    while stack:
+        obj, depth = stack.pop()
+        if isinstance(obj, ir.Node):
+            depth += 1
+            if depth > MAX_SYNTAX_DEPTH:
+                raise error("E705", f"the spec nests more than {MAX_SYNTAX_DEPTH} levels deep",
+                            obj.span, hint="split deep expressions or structures with "
+                                           "variables, parameters or blocks")
+        stack.extend((child, depth) for child in _children(obj))
+    return tree
+
+
 @lru_cache(maxsize=1)
 def _lark() -> tuple[Lark, ToIR]:
     transformer = ToIR()
@@ -338,7 +363,7 @@ def _parse(source: SourceFile, text: str | None, start: str) -> Any:
     outer = transformer.source
     transformer.source = source
     try:
-        return lark.parse(source.text if text is None else text, start=start)
+        return check_depth(lark.parse(source.text if text is None else text, start=start))
     except UnexpectedInput as exc:
         raise syntax_error(exc, source, lark) from None
     finally:

@@ -33,7 +33,7 @@ from archspec.syntax.printer import expr as expr_text
 from archspec.syntax.printer import label as label_text
 from archspec.syntax.printer import output_item as output_text
 from archspec.syntax.printer import stmt as stmt_text
-from archspec.syntax.to_ir import parse
+from archspec.syntax.to_ir import check_depth, parse
 
 TOP_KEYS = ("network", "params", "imports", "inputs", "outputs", "init", "blocks", "body")
 STRUCTURES = ("concat", "residual", "dense", "repeat", "for", "if", "group", "chain")
@@ -365,7 +365,7 @@ def yaml_to_spec(source: SourceFile) -> ir.Spec:
                     hint=exc.context or "check indentation and quoting") from None
     if root is None:
         raise error("E004", f"{source.name} is empty", Span(source, 1, 1))
-    return _Reader(source).spec(root)
+    return check_depth(_Reader(source).spec(root))
 
 
 # ---------------------------------------------------------------------- IR -> YAML
