@@ -220,3 +220,14 @@ def test_the_cli_says_when_it_stopped_at_max_errors(tmp_path, monkeypatch, capsy
     assert code == 1
     assert err.count("error[E103]") == MAX_ERRORS
     assert err.endswith(f"error: stopped after {MAX_ERRORS} errors\n")
+
+
+def test_cli_write_errors_are_escaped(monkeypatch: pytest.MonkeyPatch,
+                                      capsys: pytest.CaptureFixture[str]) -> None:
+    def full_disk(**_kwargs: object) -> None:
+        raise OSError(28, "No space left on device", "out\x1b[2J\u202e.onnx")
+
+    monkeypatch.setattr(cli.cli, "main", full_disk)
+    code, err = run_main(["check", "x.arch"], capsys)
+    assert code == 1
+    assert "out\\x1b[2J\\u202e.onnx" in err and not RAW_CONTROL.search(err)
