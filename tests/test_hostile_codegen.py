@@ -17,6 +17,7 @@ from types import ModuleType
 
 import pytest
 import torch
+from test_errors import run_cli
 
 import archspec
 from archspec.analysis.diagram import dot, dot_string, folded, mermaid, mermaid_text
@@ -137,6 +138,17 @@ def test_hostile_file_name_runs_nothing(tmp_path: Path) -> None:
     assert spec.name == name
     source = _assert_safe_and_same(spec, tmp_path)
     assert ".yaml" not in source
+
+
+def test_compile_writes_no_file_name(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`archspec compile` of a spec whose file name would close the module docstring: the
+    name is not in the source, which imports and runs without running the payload."""
+    path = tmp_path / f'n""" + {UNDOTTED} + """.arch'
+    path.write_text("network n\ninput x: 3x8x8\nconv: conv2d(4, 3)\n", encoding="utf-8")
+    code, source, _ = run_cli(["compile", str(path)], capsys)
+    assert code == 0 and "touch" not in source and ".arch" not in source
+    _import(source, tmp_path / "ejected.py").build()(torch.randn(1, 3, 8, 8))
+    assert not (tmp_path / "PWNED").exists()
 
 
 # --------------------------------------------------------------------------- archspec graph
