@@ -64,6 +64,19 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
+def _weight(value: Any, seen: dict[int, int]) -> int:
+    """The items of a list, nested lists' items counted as often as they appear (``seen``
+    memoises shared lists, so ``[[0] * 1000] * 1000`` costs two steps to weigh)."""
+    if isinstance(value, str):
+        return len(value)
+    if not isinstance(value, (list, tuple)):
+        return 0
+    if id(value) not in seen:
+        seen[id(value)] = len(value) + sum(_weight(v, seen) for v in value
+                                           if isinstance(v, (list, tuple, str)))
+    return seen[id(value)]
+
+
 def _too_big(op: str, left: Any, right: Any) -> tuple[str, str] | None:
     """The code and reason why ``left op right`` would be too large, judged before computing."""
     if op == "**" and _is_int(left) and _is_int(right) and right > 0 and abs(left) > 1 \
@@ -72,8 +85,8 @@ def _too_big(op: str, left: Any, right: Any) -> tuple[str, str] | None:
     if op == "*" and _is_int(right) and isinstance(left, (list, tuple, str)):
         left, right = right, left
     if op == "*" and _is_int(left) and isinstance(right, (list, tuple, str)) \
-            and left * len(right) > MAX_SEQUENCE:
-        return "E702", f"the result has {left * len(right):,} items"
+            and left * _weight(right, {}) > MAX_SEQUENCE:
+        return "E702", f"the result has {left * _weight(right, {}):,} items, nested ones counted"
     if op == "%" and isinstance(left, str):
         return "E406", "`%` does not format strings in a spec"
     return None

@@ -54,6 +54,7 @@ def test_shape_literal_too_long_is_e701() -> None:
 
 # ---------------------------------------------------------------------- sequences
 @pytest.mark.parametrize("expr", ["[0] * 10**10", "10**10 * [0]", "\"ab\" * 10**9",
+                                  "[[[0] * 1000] * 1000] * 1000", "[\"a\" * 1000] * 10000",
                                   "range(10**12)", "len(range(10**15))"])
 def test_sequences_over_the_bound_are_e702(expr: str) -> None:
     fails(FLAT + f"fc: linear(len([{expr}]))\n", "E702")
