@@ -45,9 +45,23 @@ def _range(*args: int) -> list[int]:
     return list(r)
 
 
+# Rounding to more digits than a float or a bounded int has changes nothing; Python would still
+# compute 10**ndigits, which for `round(5, -2**62)` never ends.
+_ROUND_DIGITS = 400
+
+
+def _round(value: Any, ndigits: int | None = None) -> Any:
+    """``round``, with ``ndigits`` clamped to +-:data:`_ROUND_DIGITS` (the same result)."""
+    if ndigits is None:
+        return round(value)
+    if isinstance(ndigits, int):
+        ndigits = max(-_ROUND_DIGITS, min(_ROUND_DIGITS, ndigits))
+    return round(value, ndigits)
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len, "range": _range, "min": min, "max": max, "int": int,
-    "float": float, "round": round, "abs": abs, "sum": sum, "bool": bool, "str": str,
+    "float": float, "round": _round, "abs": abs, "sum": sum, "bool": bool, "str": str,
     "enumerate": lambda x, start=0: [list(p) for p in enumerate(x, start)],
     "zip": lambda *a: [list(p) for p in zip(*a)], "list": list,
     "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,

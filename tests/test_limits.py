@@ -48,6 +48,14 @@ def test_integers_up_to_the_bound_are_fine() -> None:
     assert graph.nodes["fc"].shape == (16,) and graph.nodes["n"].shape == (1,)
 
 
+@pytest.mark.parametrize(("expr", "value"), [
+    ("round(5, -(2**62))", 0), ("round(2.5)", 2), ("round(1.25, 2**62)", 1.25),
+    ("round(1234, -2)", 1200), ("round(1e300, -(2**62))", 0.0)])
+def test_round_with_huge_ndigits_is_quick(expr: str, value: Any) -> None:
+    spec = loads(f"network t(n: float = {expr})\n" + HEAD + "relu\n")
+    assert expand(spec).params["n"] == value
+
+
 def test_shape_literal_too_long_is_e701() -> None:
     fails("input x: 3x" + "9" * 5000 + "x8\nrelu\n", "E701")
 
