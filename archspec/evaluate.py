@@ -59,9 +59,16 @@ def _round(value: Any, ndigits: int | None = None) -> Any:
     return round(value, ndigits)
 
 
+def _sum(items: Any, start: Any = 0) -> Any:
+    """``sum`` of numbers only: summing lists copies the partial result at every step."""
+    if not isinstance(start, (int, float)):
+        raise TypeError(f"sum adds numbers, not {type_name(start)}")
+    return sum(items, start)
+
+
 BUILTINS: dict[str, Callable[..., Any]] = {
     "len": len, "range": _range, "min": min, "max": max, "int": int,
-    "float": float, "round": _round, "abs": abs, "sum": sum, "bool": bool, "str": str,
+    "float": float, "round": _round, "abs": abs, "sum": _sum, "bool": bool, "str": str,
     "enumerate": lambda x, start=0: [list(p) for p in enumerate(x, start)],
     "zip": lambda *a: [list(p) for p in zip(*a)], "list": list,
     "ceil": math.ceil, "floor": math.floor, "sqrt": math.sqrt,

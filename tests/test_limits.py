@@ -68,6 +68,10 @@ def test_sequences_over_the_bound_are_e702(expr: str) -> None:
     fails(FLAT + f"fc: linear(len([{expr}]))\n", "E702")
 
 
+def test_sum_adds_numbers_only() -> None:
+    fails(FLAT + "fc: linear(len(sum([[0] * 999] * 999, [])))\n", "E406")
+
+
 def test_string_formatting_is_refused() -> None:
     fails(FLAT + "fc: linear(len(\"%0999999999d\" % 1))\n", "E406")
 
