@@ -213,3 +213,13 @@ def test_yaml_duplicate_keys_are_e151(doc: str) -> None:
 @pytest.mark.parametrize("shape", ["3xAx8", "3x-1x8", "3x8x", "'3 x 8'"])
 def test_yaml_malformed_shapes_are_e130(shape: str) -> None:
     fails(f"inputs: {{x: {shape}}}\nbody: [relu]\n", "E130", "yaml")
+
+
+@pytest.mark.parametrize("doc", [YAML_HEAD + "params: {n: {type: [1]}}\nbody: [relu]\n",
+                                 YAML_HEAD + "body: [{repeat: 3, as: [1], body: [relu]}]\n",
+                                 YAML_HEAD + "body: [{for: [1], in: [1], body: [relu]}]\n",
+                                 YAML_HEAD + "network: [1]\nbody: [relu]\n",
+                                 YAML_HEAD + "init: {conv2d: {if: x}}\nbody: [relu]\n",
+                                 YAML_HEAD + "body: [{? [1] : relu}]\n"])
+def test_yaml_lists_where_names_go_are_e150(doc: str) -> None:
+    fails(doc, "E150", "yaml")

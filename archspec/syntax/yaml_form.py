@@ -81,13 +81,19 @@ class _Reader:
             raise self.fail(node, f"{what} must be a mapping")
         out: dict[str, tuple[Node, Node]] = {}
         for k, v in node.value:
-            key = str(k.value)
+            key = self.word(k, "a key")
             if key in out:
                 raise error("E151", f"`{key}` given twice in {what}", self.span(k),
                             hint="each key once: YAML would keep only the last one",
                             notes=(("first given here", self.span(out[key][0])),))
             out[key] = (k, v)
         return out
+
+    def word(self, node: Node, what: str) -> str:
+        """A scalar's text (a name, a type, a key); a list or mapping here is an error."""
+        if not isinstance(node, yaml.ScalarNode):
+            raise self.fail(node, f"{what} must be a plain value, not a list or mapping")
+        return str(node.value)
 
     def seq(self, node: Node, what: str) -> list[Node]:
         if not isinstance(node, yaml.SequenceNode):
@@ -132,7 +138,7 @@ class _Reader:
             fields = self.mapping(vnode, f"parameter `{name}`") if isinstance(
                 vnode, yaml.MappingNode) else {}
             self.check_keys(fields, ("type", "default"), f"parameter `{name}`")
-            typ = fields["type"][1].value if "type" in fields else "any"
+            typ = self.word(fields["type"][1], "a type") if "type" in fields else "any"
             default = self.expr(fields["default"][1]) if "default" in fields else None
             where = fields["type"][1] if "type" in fields else knode
             out.append(ir.Param(name=name, type=typ, default=default, span=self.span(where)))
@@ -203,7 +209,7 @@ class _Reader:
         body_node = keys["body"][1] if "body" in keys else None
         if body_node is None:
             raise self.fail(knode, "`repeat` needs a `body`")
-        var = keys["as"][1].value if "as" in keys else None
+        var = self.word(keys["as"][1], "`as`") if "as" in keys else None
         if isinstance(body_node, yaml.ScalarNode):
             body = (ir.Chain(elements=self.text(body_node, "chain"), span=self.span(body_node)),)
         else:
@@ -214,7 +220,7 @@ class _Reader:
         self.check_keys(keys, _ALLOWED[kind], kind)
         knode, value = keys[kind]
         if kind == "for":
-            names = tuple(v.strip() for v in str(value.value).split(","))
+            names = tuple(v.strip() for v in self.word(value, "`for`").split(","))
             if "in" not in keys or "body" not in keys:
                 raise self.fail(knode, "`for` needs `in` and `body`")
             return ir.For(vars=names, iterable=self.expr(keys["in"][1]),
@@ -256,6 +262,9 @@ class _Reader:
                 fields = self.mapping(vnode, f"init `{op}`")
                 self.check_keys(fields, ("scheme", "if"), f"init `{op}`")
                 cond = self.expr(fields["if"][1]) if "if" in fields else None
+                if "scheme" not in fields:
+                    raise self.fail(vnode, f"init `{op}` has no `scheme`",
+                                    hint='e.g. `{scheme: "normal(0, 0.01)", if: aux}`')
                 vnode = fields["scheme"][1]
             (scheme,) = self.text(vnode, "chain")
             out.append(ir.InitRule(op=op, scheme=scheme, cond=cond, span=self.span(knode)))
@@ -275,7 +284,7 @@ class _Reader:
         return tuple(out)
 
     def names(self, node: Node | None, what: str) -> tuple[str, ...]:
-        return tuple(str(n.value) for n in self.seq(node, what)) if node else ()
+        return tuple(self.word(n, what) for n in self.seq(node, what)) if node else ()
 
     def spec(self, root: Node) -> ir.Spec:
         keys = self.mapping(root, "a YAML spec")
@@ -286,7 +295,7 @@ class _Reader:
                             hint="add e.g. `inputs: {x: 3x224x224}`")
         stem = self.source.name.rsplit("/", 1)[-1].split(".")[0]
         return ir.Spec(
-            name=str(get["network"].value) if "network" in get else stem,
+            name=self.word(get["network"], "`network`") if "network" in get else stem,
             params=self.params(get.get("params")), imports=self.names(get.get("imports"),
                                                                        "imports"),
             inputs=self.inputs(get["inputs"]), outputs=tuple(self.text(n, "output_item")
