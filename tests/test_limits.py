@@ -223,3 +223,10 @@ def test_yaml_malformed_shapes_are_e130(shape: str) -> None:
                                  YAML_HEAD + "body: [{? [1] : relu}]\n"])
 def test_yaml_lists_where_names_go_are_e150(doc: str) -> None:
     fails(doc, "E150", "yaml")
+
+
+def test_yaml_control_character_is_located() -> None:
+    with pytest.raises(ArchspecError) as info:
+        loads(YAML_HEAD + "body: [relu, \x1b[2J]\n", "yaml")
+    diag = info.value.diagnostic
+    assert (diag.code, diag.span.line, diag.span.col) == ("E104", 2, 14)

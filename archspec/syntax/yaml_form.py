@@ -372,6 +372,12 @@ def yaml_to_spec(source: SourceFile) -> ir.Spec:
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         raise error("E104", f"invalid YAML: {exc.problem}", Span(source, line, col),
                     hint=exc.context or "check indentation and quoting") from None
+    except yaml.reader.ReaderError as exc:
+        text, at = source.text, exc.position
+        line, col = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        raise error("E104", f"invalid YAML: character {exc.character!r} is not allowed",
+                    Span(source, line, col, col + 1),
+                    hint="YAML allows no control characters; remove it") from None
     if root is None:
         raise error("E004", f"{source.name} is empty", Span(source, 1, 1))
     return check_depth(_Reader(source).spec(root))
