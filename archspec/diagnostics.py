@@ -92,6 +92,7 @@ CODES: dict[str, str] = {
     "E704": "too many loop iterations",
     "E705": "nesting too deep",
     "E706": "a YAML document too deep or too large once aliases are expanded",
+    "E707": "too much expression work",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
 }

@@ -10,7 +10,7 @@ from typing import Any
 
 from archspec import ir
 from archspec.diagnostics import did_you_mean, error
-from archspec.limits import MAX_EXPR_DEPTH, MAX_INT, MAX_INT_BITS, MAX_SEQUENCE
+from archspec.limits import MAX_EXPR_DEPTH, MAX_INT, MAX_INT_BITS, MAX_SEQUENCE, MAX_WORK
 from archspec.ops.base import Shape
 from archspec.source import Span
 
@@ -152,13 +152,32 @@ def show(value: Any) -> str:
     return repr(value)
 
 
-class Evaluator:
-    """Evaluates expressions against variables and the block input shape ``in``."""
+class Budget:
+    """The expression work left to one expansion (:data:`MAX_WORK`), shared by its
+    evaluations."""
 
-    def __init__(self, env: dict[str, Any], in_shape: Shape | None) -> None:
+    def __init__(self) -> None:
+        self.used = 0
+
+    def charge(self, value: Any, span: Span) -> None:
+        """One unit for an evaluated node, plus the length of a list or string it made."""
+        self.used += 1 + (len(value) if isinstance(value, (list, tuple, str)) else 0)
+        if self.used > MAX_WORK:
+            raise error("E707", f"more than {MAX_WORK:,} units of expression work", span,
+                        hint="an expression inside a loop builds large lists or strings, or "
+                             "the loops run too often")
+
+
+class Evaluator:
+    """Evaluates expressions against variables and the block input shape ``in``; ``budget``
+    (one per expansion) bounds the total work."""
+
+    def __init__(self, env: dict[str, Any], in_shape: Shape | None,
+                 budget: Budget | None = None) -> None:
         self.env = env
         self.in_shape = in_shape
         self.depth = 0
+        self.budget = budget or Budget()
 
     def __call__(self, e: ir.Node) -> Any:
         if self.depth >= MAX_EXPR_DEPTH:
@@ -166,7 +185,9 @@ class Evaluator:
                         hint="split it with variables or parameters")
         self.depth += 1
         try:
-            return check_size(getattr(self, f"_{type(e).__name__}")(e), e.span)
+            value = check_size(getattr(self, f"_{type(e).__name__}")(e), e.span)
+            self.budget.charge(value, e.span)
+            return value
         finally:
             self.depth -= 1
 

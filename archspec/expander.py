@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from archspec import ir
 from archspec.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
-from archspec.evaluate import Evaluator, check_type, show, type_name
+from archspec.evaluate import Budget, Evaluator, check_type, show, type_name
 from archspec.graph import Graph, OpNode, Scope
 from archspec.limits import MAX_ITERATIONS, MAX_LAYERS, MAX_NESTING
 from archspec.ops import REGISTRY, OpDef, ShapeError
@@ -108,6 +108,7 @@ class Expander:
         self.read: set[str] = set()
         self.depth = 0
         self.iterations = 0
+        self.budget = Budget()
 
     # ------------------------------------------------------------------ entry
     def run(self) -> Graph:
@@ -118,7 +119,7 @@ class Expander:
                                     "network spec")
         env = self._network_params()
         self.graph.params = dict(env)
-        ev = Evaluator(env, None)
+        ev = Evaluator(env, None, self.budget)
         values: dict[str, Value] = {}
         for decl in self.spec.inputs:
             dims = tuple(ev(d) for d in decl.shape)
@@ -139,7 +140,7 @@ class Expander:
             if p.name in self.spec.overrides:
                 value = self.spec.overrides[p.name]
             elif p.default is not None:
-                value = Evaluator(env, None)(p.default)
+                value = Evaluator(env, None, self.budget)(p.default)
             else:
                 raise error("E121", f"network parameter `{p.name}` has no default and no value",
                             p.span, hint=f"give a default or pass --set {p.name}=...")
@@ -497,7 +498,7 @@ class Expander:
             if p.name in given:
                 value, span = given[p.name]
             elif p.default is not None:
-                value, span = Evaluator(env, in_shape)(p.default), p.span
+                value, span = Evaluator(env, in_shape, self.budget)(p.default), p.span
             else:
                 raise error("E234", f"block `{block.name}` needs `{p.name}`", c.span,
                             hint=f"parameters: {', '.join(_param_sig(q) for q in block.params)}")
@@ -564,7 +565,7 @@ class Expander:
 
     def eval(self, e: Any, frame: Frame) -> Any:
         in_shape = self.graph.shape_of(frame.in_value) if frame.in_value else None
-        return Evaluator(frame.env, in_shape)(e)
+        return Evaluator(frame.env, in_shape, self.budget)(e)
 
 
 # The expander method for each chain element (a test checks it covers ir.Element).

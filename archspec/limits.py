@@ -1,8 +1,9 @@
 """Limits on what one spec may ask for, so that a hostile or mistaken spec ends in a located
 error (codes E7xx) instead of a hang, a memory blow-up or a Python ``RecursionError``.
 
-Every limit is far above what a real network needs (the largest shipped spec has a few hundred
-layers and nests fewer than 10 levels) and is listed in docs/language.md ("Limits").
+Every limit is far above what a real network needs (the largest shipped spec has about 1,100
+layers and uses about 24,000 units of expression work) and low enough that reaching it takes
+about a second; all are listed in docs/language.md ("Limits").
 """
 
 from __future__ import annotations
@@ -20,6 +21,11 @@ MAX_SEQUENCE = 1_000_000
 """The most items in a list or characters in a string an expression may build, checked before
 building it (``[0] * n``, ``range(n)``, ``"a" * n``)."""
 
+MAX_WORK = 1_000_000
+"""The most expression work one expansion may do: one unit per expression node evaluated plus
+one per list item or string character it produces (a `for` over 100,000 items that builds a
+large list each time would otherwise run for hours)."""
+
 MAX_EXPR_DEPTH = 200
 """The deepest an expression may nest (parentheses, operator chains, unary minus and `not`)."""
 
@@ -32,10 +38,10 @@ MAX_NESTING = 64
 """The deepest bodies may nest while expanding: ``{ }`` bodies, ``repeat``, ``for``, ``if``,
 structures and block calls (a block's body is one level deeper than its call)."""
 
-MAX_LAYERS = 100_000
+MAX_LAYERS = 20_000
 """The most layers (graph nodes, synthetic merges included) one expansion may emit."""
 
-MAX_ITERATIONS = 1_000_000
+MAX_ITERATIONS = 100_000
 """The most loop iterations (``repeat`` and ``for``, nested loops multiplied) one expansion may
 run, layers emitted or not."""
 

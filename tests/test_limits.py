@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from archspec import expander, ir, limits
+from archspec import evaluate, expander, ir, limits
 from archspec.diagnostics import ArchspecError
 from archspec.evaluate import Evaluator
 from archspec.expander import Expander, expand
@@ -90,6 +90,17 @@ def test_nested_repeats_without_layers_stop_at_the_iteration_limit() -> None:
 def test_for_counts_iterations(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(expander, "MAX_ITERATIONS", 50)
     fails(HEAD + "for i in range(10) { for j in range(10) { } }\n", "E704")
+
+
+def test_expression_work_in_loops_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(evaluate, "MAX_WORK", 100_000)
+    text = fails(HEAD + "for i in range(1000) { if len([i] * 999) < 0 { relu } }\n", "E707")
+    assert "100,000 units" in text
+
+
+def test_shipped_scale_work_is_within_the_budget() -> None:
+    ex = Expander(loads(HEAD + "for i in range(2000) { if i % 3 == 0 and i < 10**6 { relu } }\n"))
+    assert len(ex.run().nodes) == 667 and ex.budget.used < limits.MAX_WORK // 10
 
 
 def test_300_nested_braces_are_e705() -> None:
