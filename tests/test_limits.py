@@ -156,6 +156,7 @@ class _CountingNodes(dict[str, Any]):
 def test_unused_name_warning_scans_the_graph_once() -> None:
     spec = loads("input x: 16\n" + "".join(f"a{i} = relu()(x)\n" for i in range(2000)))
     ex = Expander(spec)
+    _CountingNodes.scans = 0
     ex.graph.nodes = _CountingNodes()
     graph = ex.run()
     assert sum(w.code == "W201" for w in graph.warnings) == 1999
