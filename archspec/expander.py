@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from archspec import ir
 from archspec.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
 from archspec.evaluate import Budget, Evaluator, check_type, show, type_name
-from archspec.graph import Graph, OpNode, Scope
+from archspec.graph import Graph, OpNode, Scope, valid_label
 from archspec.limits import MAX_ITERATIONS, MAX_LAYERS, MAX_NESTING
 from archspec.ops import REGISTRY, OpDef, ShapeError
 from archspec.ops.base import Shape, fmt_shape
@@ -283,8 +283,14 @@ class Expander:
         return out
 
     def label_text(self, label: ir.Label, frame: Frame) -> str:
+        """A label's text, holes filled; what a hole pastes must keep it a valid layer name."""
         parts = [p if isinstance(p, str) else str(self.eval(p, frame)) for p in label.parts]
-        return "".join(parts)
+        text = "".join(parts)
+        if not valid_label(text):
+            raise error("E504", f"{text!r} cannot name a layer", label.span,
+                        hint="a layer name is printable text without dots, quotes or "
+                             "backslashes, and not empty")
+        return text
 
     # ------------------------------------------------------------------ elements
     def element(self, el: Any, cur: Value, frame: Frame) -> Value:

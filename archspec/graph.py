@@ -15,6 +15,16 @@ if TYPE_CHECKING:
     from archspec.diagnostics import Diagnostic
 
 
+def valid_label(text: str) -> bool:
+    """Whether ``text`` may name a layer or scope (one part of a dotted path): not empty, no
+    dot, printable, no quote or backslash (generated code quotes names), and unchanged by NFKC
+    (Python would read ``ﬁ`` as ``fi``)."""
+    import unicodedata
+
+    return (text != "" and "." not in text and text.isprintable() and '"' not in text
+            and "\\" not in text and unicodedata.normalize("NFKC", text) == text)
+
+
 @dataclass(frozen=True)
 class OpNode:
     """One layer instance. ``id`` is its dotted path (``layer2.0.conv1``), unique in the graph;

@@ -78,12 +78,12 @@ def test_hostile_labels_run_nothing(tmp_path: Path) -> None:
     as ``repr`` s: ejected and fx modules run, equal, and run no payload."""
     spec = archspec.loads(f"""network hostile
 input x: 3x8x8
-g{{"x'); {PAYLOAD}; ('"}}: conv2d(4, 3, padding=1)
-stage{{" # ') ("}}: {{ a{{"'; {PAYLOAD} #"}}: relu; b{{"é"}}: conv2d(4, 1) }}
-g{{"'''" + " + {PAYLOAD} + " + "'''"}}: relu
+g{{"x'); {UNDOTTED}; ('"}}: conv2d(4, 3, padding=1)
+stage{{" # ') ("}}: {{ a{{"'; {UNDOTTED} #"}}: relu; b{{"é"}}: conv2d(4, 1) }}
+g{{"'''" + " + {UNDOTTED} + " + "'''"}}: relu
 """)
     source = _assert_safe_and_same(spec, tmp_path)
-    assert "add_module(\"gx'); __import__('os')" in source
+    assert "add_module(\"gx'); getattr(__import__('os')" in source
 
 
 @pytest.mark.parametrize("hole", [
@@ -154,6 +154,7 @@ def test_compile_writes_no_file_name(tmp_path: Path, capsys: pytest.CaptureFixtu
 # --------------------------------------------------------------------------- archspec graph
 HOSTILE_NAMES = ['x"; evil [label="pwn', "a\\", "<img src=x onerror=alert(1)>", "p|q -->", 'b"]',
                  "%%{init: {}}%%", "#quot;", "x\ny", "\x1b[2J", "\\N\\G"]
+LABEL_MARKUP = "<b>|'#%"
 _DOT_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _DOT_LINES = [re.compile(p) for p in (r"digraph S \{", r"  rankdir=TB;",
                                       r"  node \[shape=box, fontsize=10\];",
@@ -167,10 +168,10 @@ _MERMAID_LINES = [re.compile(p) for p in (
 
 def _hostile_graph() -> Graph:
     """A network whose name and input names are :data:`HOSTILE_NAMES` (YAML), with a layer
-    labelled by a template hole holding a quote (the .arch grammar is read inside YAML)."""
+    labelled by a template hole holding markup (labels cannot hold a quote: E504)."""
     inputs = "".join(f"  {json.dumps(name)}: 3x8x8\n" for name in HOSTILE_NAMES)
     text = (f"network: {json.dumps(' '.join(HOSTILE_NAMES))}\ninputs:\n{inputs}body:\n"
-            f"  - {json.dumps('g{' + QUOTE + ' + ' + json.dumps('<b>|') + '}: relu')}\n")
+            f"  - {json.dumps('g{' + json.dumps(LABEL_MARKUP) + '}: relu')}\n")
     return expand(archspec.loads(text, format="yaml"))
 
 
@@ -186,7 +187,7 @@ def test_dot_keeps_every_name_inside_its_quoted_string() -> None:
     for name in HOSTILE_NAMES:
         if "\x1b" not in name:  # written as visible `\x1b` text
             assert f"{name}\ninput 3x8x8" in strings, name
-    assert 'g"<b>|\nrelu 3x8x8' in strings
+    assert f"g{LABEL_MARKUP}\nrelu 3x8x8" in strings
     g = folded(graph, None)
     assert len(text.split("\n")) == 4 + g.number_of_nodes() + g.number_of_edges()
 
@@ -200,10 +201,20 @@ def test_mermaid_writes_names_as_entity_codes_only() -> None:
     decoded = re.sub(r"#(\d+);", lambda m: chr(int(m.group(1))), text)
     for name in HOSTILE_NAMES:
         assert f'["{name}<br/>input 3x8x8"]' in decoded, name
-    assert 'g"<b>|<br/>relu' in decoded
+    assert f"g{LABEL_MARKUP}<br/>relu" in decoded
 
 
 def test_graph_escapes_are_the_one_function_per_target() -> None:
     """The DOT and Mermaid escapes on their own: quotes, backslashes, line breaks."""
     assert dot_string('a"b\\c\nd\x1b') == '"a\\"b\\\\c\\nd\\\\x1b"'
     assert mermaid_text('a"<b>|#') == "a#34;#60;b#62;#124;#35;"
+
+
+@pytest.mark.parametrize("hole", [QUOTE, '"a\\\\"', '"a.b"', '""'])
+def test_check_refuses_what_the_backends_cannot_name(hole: str) -> None:
+    """What `check` accepts, compile and export accept: a label no backend can hold is already
+    a located error when the spec is expanded."""
+    spec = archspec.loads(f"network odd\ninput x: 3x8x8\ng{{{hole}}}: relu\n")
+    with pytest.raises(ArchspecError) as info:
+        expand(spec)
+    assert info.value.diagnostic.code == "E504" and info.value.diagnostic.span.line == 3

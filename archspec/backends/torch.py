@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib
 import keyword
-import unicodedata
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +18,7 @@ from archspec import ir
 from archspec.backends.naming import Namespace
 from archspec.diagnostics import error
 from archspec.expander import expand
-from archspec.graph import Graph, OpNode
+from archspec.graph import Graph, OpNode, valid_label
 from archspec.ops import REGISTRY, Ctx, Function, Module, ShapeError, TorchCall
 
 # Where a torch rule's qualified names may point: nothing else is ever imported by name.
@@ -83,24 +82,17 @@ _BARE_MODULE = nn.Module()  # its attributes (forward, training, ...) are reserv
 def check_module_path(node: OpNode) -> None:
     """A layer path PyTorch can hold: no part may be a Python keyword (fx would write
     ``self.class``) or an ``nn.Module`` attribute (``forward``, ``training``), nor text that fx
-    cannot write as source (see :func:`_writable`)."""
+    cannot write as source (:func:`archspec.graph.valid_label`; the expander checks labels too,
+    this guards graphs built by other means)."""
     for part in node.id.split("."):
         if keyword.iskeyword(part) or hasattr(_BARE_MODULE, part):
             raise error("E503", f"`{part}` in `{node.id}` cannot name a PyTorch module",
                         node.span, hint="rename the layer or block call: Python keywords and "
                                         "nn.Module attributes are reserved")
-        if not _writable(part):
+        if not valid_label(part):
             raise error("E504", f"{part!r} in {node.id!r} cannot name a PyTorch module",
                         node.span, hint="a layer name is printable text without quotes or "
                                         "backslashes, and not empty")
-
-
-def _writable(part: str) -> bool:
-    """Whether fx's generated forward can hold module name ``part``: fx pastes a name that is
-    no identifier between double quotes unescaped (``getattr(self, "...")``) and reads a
-    non-ASCII identifier as its NFKC form."""
-    return (part != "" and part.isprintable() and '"' not in part and "\\" not in part
-            and unicodedata.normalize("NFKC", part) == part)
 
 
 def _argument_names(inputs: Iterable[str]) -> list[str]:
