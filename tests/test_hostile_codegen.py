@@ -210,7 +210,7 @@ def test_graph_escapes_are_the_one_function_per_target() -> None:
     assert mermaid_text('a"<b>|#') == "a#34;#60;b#62;#124;#35;"
 
 
-@pytest.mark.parametrize("hole", [QUOTE, '"a\\\\"', '"a.b"', '""'])
+@pytest.mark.parametrize("hole", [QUOTE, '"a\\\\"', '"a.b"', '"\x1b[2J"'])
 def test_check_refuses_what_the_backends_cannot_name(hole: str) -> None:
     """What `check` accepts, compile and export accept: a label no backend can hold is already
     a located error when the spec is expanded."""
