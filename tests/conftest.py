@@ -41,6 +41,8 @@ logits = linear(2)(embedding)
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--update-golden", action="store_true",
                      help="rewrite tests/golden/* from the current output")
+    parser.addoption("--long", action="store_true",
+                     help="fuzz with 20,000 .arch and 10,000 YAML mutants (tests/test_fuzz.py)")
 
 
 @pytest.fixture

@@ -1,0 +1,102 @@
+"""Seeded mutations of the shipped specs, for the fuzz test: 1-3 random edits of a spec's text
+(a token deleted, duplicated, swapped or replaced; a line deleted or duplicated; a number made
+zero, negative or huge; a keyword or a bracket inserted)."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+TOKEN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*|\d+(?:\.\d+)?|\"[^\"\n]*\"|->|\*\*|//|\S")
+NUMBERS = ["0", "-1", "1", "2", "3", "-7", "10**30", "9**9**9", "2**64", "0.0", "1e308",
+           "99999999999999999999", "[0] * 10**10", "range(10**30)"]
+INSERTS = ["{", "}", "(", ")", "[", "]", ",", ":", "=", "->", "repeat 1000", "concat", "residual",
+           "dense", "block", "input", "output", "init", "import", "if", "else", "for", "in",
+           "none", "true", "\"s\"", "x", "in.channels", "#", "\n", ";", "-", "**", "\t", "\x1b[2J",
+           "\u202e", "\r", "a, b =", "backbone.4", "chunk(2)", "mul", "upsample(2)"]
+
+
+@dataclass(frozen=True)
+class Mutant:
+    """One mutated spec: where it came from, which form, and its text."""
+
+    origin: Path
+    fmt: str
+    text: str
+    edits: tuple[str, ...]
+
+
+def _tokens(text: str) -> list[re.Match[str]]:
+    return list(TOKEN.finditer(text))
+
+
+def _splice(text: str, m: re.Match[str], new: str) -> str:
+    return text[:m.start()] + new + text[m.end():]
+
+
+def _delete_token(rng: random.Random, text: str) -> tuple[str, str]:
+    m = rng.choice(_tokens(text))
+    return _splice(text, m, ""), f"delete {m.group()!r}"
+
+
+def _duplicate_token(rng: random.Random, text: str) -> tuple[str, str]:
+    m = rng.choice(_tokens(text))
+    return _splice(text, m, m.group() + " " + m.group()), f"duplicate {m.group()!r}"
+
+
+def _swap_tokens(rng: random.Random, text: str) -> tuple[str, str]:
+    toks = _tokens(text)
+    i = rng.randrange(len(toks) - 1)
+    a, b = toks[i], toks[i + 1]
+    swapped = text[:a.start()] + b.group() + text[a.end():b.start()] + a.group() + text[b.end():]
+    return swapped, f"swap {a.group()!r} {b.group()!r}"
+
+
+def _replace_number(rng: random.Random, text: str) -> tuple[str, str]:
+    nums = [m for m in _tokens(text) if m.group()[0].isdigit()]
+    if not nums:
+        return _insert(rng, text)
+    m, new = rng.choice(nums), rng.choice(NUMBERS)
+    return _splice(text, m, new), f"number {m.group()!r} -> {new!r}"
+
+
+def _insert(rng: random.Random, text: str) -> tuple[str, str]:
+    pos, new = rng.randrange(len(text) + 1), rng.choice(INSERTS)
+    return text[:pos] + new + text[pos:], f"insert {new!r} at {pos}"
+
+
+def _line_edit(rng: random.Random, text: str) -> tuple[str, str]:
+    lines = text.split("\n")
+    i = rng.randrange(len(lines))
+    if rng.random() < 0.5:
+        return "\n".join(lines[:i] + lines[i + 1:]), f"delete line {i + 1}"
+    return "\n".join(lines[:i + 1] + lines[i:]), f"duplicate line {i + 1}"
+
+
+EDITS: tuple[Callable[[random.Random, str], tuple[str, str]], ...] = (
+    _delete_token, _duplicate_token, _swap_tokens, _replace_number, _replace_number, _insert,
+    _line_edit)
+
+
+def mutate(rng: random.Random, text: str) -> tuple[str, tuple[str, ...]]:
+    """``text`` after 1 to 3 random edits, and a description of each."""
+    done = []
+    for _ in range(rng.randint(1, 3)):
+        if len(_tokens(text)) < 2:
+            break
+        text, what = rng.choice(EDITS)(rng, text)
+        done.append(what)
+    return text, tuple(done)
+
+
+def mutants(sources: dict[tuple[Path, str], str], count: int, seed: int) -> Iterator[Mutant]:
+    """``count`` mutants, cycling over ``sources`` ((spec path, form) -> text), seeded."""
+    rng = random.Random(seed)
+    keys = sorted(sources)
+    for i in range(count):
+        origin, fmt = keys[i % len(keys)]
+        text, edits = mutate(rng, sources[(origin, fmt)])
+        yield Mutant(origin, fmt, text, edits)
