@@ -247,7 +247,7 @@ class Trainer:
     def _resume(self, path: Path) -> None:
         """Model, optimiser, metrics and epoch from an `archspec train` checkpoint, read and
         checked as exported weights are (E611/E612 for a bad file or entry)."""
-        from archspec.backends.onnx import bad_checkpoint, checked_state, read_checkpoint
+        from archspec.backends.weights import bad_checkpoint, checked_state, read_checkpoint
 
         ckpt = read_checkpoint(path, self.spec)
         state, epoch = ckpt.get("state_dict"), ckpt.get("epoch")

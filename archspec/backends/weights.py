@@ -1,0 +1,124 @@
+"""Weights from files: ``torch.save`` state dicts and `archspec train` checkpoints, read as data
+(``torch.load(weights_only=True)``) and checked against a spec, every problem located.
+
+Shared by ONNX export (``--weights``) and training (``--resume``); imports torch, never onnx.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from archspec import ir
+from archspec.diagnostics import ArchspecError, Diagnostic, error
+from archspec.graph import Graph
+from archspec.source import Span
+
+
+def bad_checkpoint(path: str | Path, reason: str, spec: ir.Spec) -> ArchspecError:
+    """E611 at the spec's `network` line: ``path`` is not a checkpoint archspec reads, for
+    ``reason``."""
+    return error("E611", f"cannot read the weights {path}: {reason}", spec.span,
+                 hint="give a torch.save(state_dict) file or an `archspec train` checkpoint "
+                      "holding tensors only")
+
+
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice."""
+    found = re.search(r"GLOBAL ([\w.]+)", str(exc))
+    if isinstance(exc, pickle.UnpicklingError) and found:
+        return (f"it holds Python objects ({found.group(1)}), not only tensors and plain "
+                "containers; they are never loaded, since loading them could run code")
+    return "it is truncated or not a torch.save file"
+
+
+def read_checkpoint(path: str | Path, spec: ir.Spec) -> Mapping[str, Any]:
+    """The mapping a ``torch.save`` file holds, read with ``torch.load(weights_only=True)``
+    (so no pickled code runs). An empty, truncated or unsafe file, or one that holds no
+    mapping, is an E611 at the spec's `network` line naming the file."""
+    import torch
+
+    path = Path(path)
+    if path.stat().st_size == 0:
+        raise bad_checkpoint(path, "the file is empty", spec)
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except OSError:
+        raise
+    except Exception as exc:  # torch reports a bad file with many exception types
+        raise bad_checkpoint(path, _load_failure(exc), spec) from None
+    if not isinstance(data, Mapping):
+        raise bad_checkpoint(path, f"it holds a {type(data).__name__}, not a mapping of names to "
+                              "tensors", spec)
+    return data
+
+
+def _entry_problem(value: Any, expected: Any) -> str | None:
+    """Why the checkpoint entry ``value`` cannot stand for ``expected`` (a tensor), or None."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        return f"is a {type(value).__name__}, not a tensor"
+    if value.is_meta:
+        return "is a meta tensor (it has no data)"
+    if value.layout != torch.strided or value.is_quantized:
+        kind = "quantized" if value.is_quantized else f"{value.layout} (sparse)"
+        return f"is a {kind} tensor, not a dense one"
+    if value.is_complex() or expected is not None and \
+            expected.is_floating_point() != value.is_floating_point():
+        need = "real" if expected is None else str(expected.dtype).removeprefix("torch.")
+        return f"holds {str(value.dtype).removeprefix('torch.')} values, this layer needs {need}"
+    return None
+
+
+def _key_span(key: str, spec: ir.Spec, graph: Graph) -> Span:
+    """The layer a state-dict key belongs to, or the spec's `network` line."""
+    node = graph.nodes.get(key.rsplit(".", 1)[0])
+    return node.span if node is not None else spec.span
+
+
+def checked_state(state: Mapping[Any, Any], where: str, spec: ir.Spec,
+                  graph: Graph) -> dict[str, Any]:
+    """``state`` as the spec's tensors: every entry a dense tensor with data, floating where
+    the layer's is (bf16, fp16 and float64 converted to its dtype), integer where it is
+    integer; keys and shapes as :func:`_check_state` checks them. Anything else is located."""
+    from archspec.backends.torch import to_torch
+
+    expected = to_torch(graph, device="meta").state_dict()
+    for key, value in state.items():
+        if not isinstance(key, str):
+            raise error("E612", f"{where}: the key {key!r} is not a name", spec.span,
+                        hint="state-dict keys are dotted layer names")
+        problem = _entry_problem(value, expected.get(key))
+        if problem:
+            raise error("E612", f"{where}: `{key}` {problem}", _key_span(key, spec, graph),
+                        hint="save the model's state_dict() (floating weights)")
+    _check_state(dict(state), expected, where, graph)
+    return {k: v.to(expected[k].dtype) for k, v in state.items()}
+
+
+def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str,
+                 graph: Graph) -> None:
+    """One error listing every missing, unexpected and wrong-shape entry; each mismatch is
+    also a note at the layer it belongs to."""
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected)
+                   if tuple(state[k].shape) != tuple(expected[k].shape))
+    if not (missing or extra or wrong):
+        return
+    notes = [(f"`{k}` is {list(state[k].shape)}, this layer needs {list(expected[k].shape)}",
+              graph.nodes[k.rsplit(".", 1)[0]].span) for k in wrong[:10]]
+    notes += [(f"`{k}` {list(expected[k].shape)} is missing from the weights",
+               graph.nodes[k.rsplit(".", 1)[0]].span) for k in missing[:10]]
+    lines = [f"unexpected: {k} {list(state[k].shape)}" for k in extra[:10]]
+    span = notes[0][1] if notes else next(iter(graph.nodes.values())).span
+    raise ArchspecError(Diagnostic(
+        "E610", f"{where} does not fit the spec: {len(missing)} missing, {len(extra)} "
+        f"unexpected, {len(wrong)} wrong-shape entries" + "".join(f"; {ln}" for ln in lines)
+        + ("; ..." if len(extra) > 10 else ""), span,
+        hint="check --set values (e.g. num_classes) and that the weights are for this spec",
+        notes=tuple(notes)))
