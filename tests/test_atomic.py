@@ -49,3 +49,9 @@ def test_output_may_not_be_the_spec_itself(command, tmp_path, capsys) -> None:
     code, _, err = run_cli([command[0], str(spec), *command[1:], "-o", str(spec)], capsys)
     assert code == 2 and "would destroy it" in err
     assert spec.read_text() == SPEC.read_text()
+
+
+def test_an_output_folder_that_does_not_exist_names_the_output(tmp_path, capsys) -> None:
+    out = tmp_path / "missing" / "model.py"
+    code, _, err = run_cli(["compile", str(SPEC), "-o", str(out)], capsys)
+    assert code == 1 and str(out) in err and ".tmp" not in err
