@@ -57,6 +57,9 @@ CASES: list[tuple[str, list[tuple[int, ...]]]] = [
     ("y: adaptive_avgpool2d((2, 3))", [(2, 6, 6)]), ("y: global_avgpool2d", [(3, 4, 5)]),
     ("y: adaptive_maxpool2d(2)", [(2, 6, 6)]), ("y: flatten -> dropout -> identity", [(2, 3, 3)]),
     ("y = add(x, r)", [(3, 4), (3, 4)]), ("y = concat(x, r)", [(2, 3), (1, 3)]),
+    ("y: shifted_window_attention(3, 7, 3)", [(9, 11, 12)]),
+    ("y: shifted_window_attention_v2(2, (3, 4), (1, 2), proj_bias=false)", [(5, 9, 4)]),
+    ("y: patch_merging", [(5, 6, 4)]), ("y: patch_merging_v2", [(4, 4, 4)]),
 ]
 
 
@@ -132,4 +135,6 @@ def test_every_category_is_counted_here() -> None:
         for node in archspec.expand(_spec(body, shapes)):
             cost = REGISTRY[node.op].cost(Ctx(node.in_shapes, node.shape, node.attrs))
             seen.add(cost.category or REGISTRY[node.op].category)
+            if cost.once is not None:
+                seen.add(cost.once.category)
     assert seen == set(Category)

@@ -63,6 +63,30 @@ def lrn_ops(c: Cost) -> int:
     return 3 * c.out_numel + c.positions
 
 
+def products_and_logits(c: Cost) -> int:
+    """ptflops on window attention: the patched ``Tensor.matmul`` calls (QK^T and AV) and
+    ``F.softmax`` (numel of the logits); its ``F.linear`` patch is disabled, so the q/k/v and
+    output projections, called functionally, count nothing."""
+    return c.products + c.positions
+
+
+def av_and_logits(c: Cost) -> int:
+    """ptflops on Swin v2's cosine attention: only AV is a patched ``Tensor.matmul`` (QK^T is
+    the ``@`` operator), plus ``F.softmax``."""
+    return c.products // 2 + c.positions
+
+
+def mlp_ops(c: Cost) -> int:
+    """ptflops on Swin v2's position MLP: its nn.Linear modules (MACs + bias) and its nn.ReLU,
+    counted twice (module hook and the F.relu it calls)."""
+    return c.macs + c.bias + 2 * c.out_numel
+
+
+def macs_and_norm(per_element: int) -> Rule:
+    """Weight MACs plus ``per_element`` per element a LayerNorm normalises (``positions``)."""
+    return lambda c: c.macs + per_element * c.positions
+
+
 def times(k: int, of: Rule) -> Rule:
     """``k`` times another rule (ptflops counts a module hook and the functional it calls)."""
     return lambda c: k * of(c)
@@ -108,18 +132,22 @@ CONVENTIONS: dict[str, Convention] = {
     "torchvision": Convention(
         "multiply-accumulates of conv/linear weights, no bias (torchvision _ops, "
         "FlopCounterMode/2)",
-        {C.WEIGHTED: macs, C.TRANSPOSED: macs},
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WINDOW_ATTENTION: macs,
+         C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs, C.PATCH_MERGING: macs},
         _none("batchnorm", "groupnorm", "lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
     "torchinfo": Convention(
         "torchinfo Mult-Adds: conv/linear MACs + bias, norm params",
         {C.WEIGHTED: macs_bias, C.TRANSPOSED: params_per_position, C.BATCHNORM: params,
-         C.GROUPNORM: params},
-        _none("lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
+         C.GROUPNORM: params, C.PATCH_MERGING: params, C.POSITION_MLP: params},
+        _none("window_attention", "cosine_window_attention", "lrn", *_ACTS, *_POOLS, *_MOVES,
+              *_RESIZES)),
     "fvcore": Convention(
         "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel",
         {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.BATCHNORM: affine(2, 1),
          C.GROUPNORM: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
-         C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel)},
+         C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel),
+         C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
+         C.PATCH_MERGING: macs_and_norm(5)},
         _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES, "upsample_other")),
     # ptflops' pytorch backend hooks modules *and* patches torch.nn.functional, so an nn.ReLU
     # or a pooling module is counted twice (module hook + the F.relu / F.*_pool it calls);
@@ -134,15 +162,18 @@ CONVENTIONS: dict[str, Convention] = {
          C.SOFTMAX: out_numel, C.MAXPOOL: times(2, in_numel),
          C.AVGPOOL: times(2, in_numel), C.ADAPTIVE_AVG: times(2, in_numel),
          C.ADAPTIVE_MAX: times(2, in_numel), C.UPSAMPLE_NEAREST: out_numel,
-         C.UPSAMPLE_LINEAR: out_numel, C.UPSAMPLE_OTHER: out_numel},
+         C.UPSAMPLE_LINEAR: out_numel, C.UPSAMPLE_OTHER: out_numel,
+         C.WINDOW_ATTENTION: products_and_logits, C.COSINE_WINDOW_ATTENTION: av_and_logits,
+         C.POSITION_MLP: mlp_ops, C.PATCH_MERGING: macs_and_norm(1)},
         _none("sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
         "out",
         {C.WEIGHTED: macs, C.TRANSPOSED: weights_per_position, C.BATCHNORM: affine(4, 2),
          C.SOFTMAX: softmax_ops, C.AVGPOOL: out_numel,
-         C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1)},
-        _none("groupnorm", "lrn", "relu", "leaky_relu", "relu6", "sigmoid", "tanh", "gelu",
-              "silu", "hardswish", "hardsigmoid", "maxpool", "adaptive_max", *_MOVES,
-              *_RESIZES)),
+         C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1),
+         C.POSITION_MLP: macs, C.PATCH_MERGING: macs_and_norm(4)},
+        _none("window_attention", "cosine_window_attention", "groupnorm", "lrn", "relu",
+              "leaky_relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish",
+              "hardsigmoid", "maxpool", "adaptive_max", *_MOVES, *_RESIZES)),
 }

@@ -21,10 +21,18 @@ def costs(graph: Graph) -> dict[str, Cost]:
     return {n.id: REGISTRY[n.op].cost(Ctx(n.in_shapes, n.shape, n.attrs)) for n in graph}
 
 
-def convention_macs(graph: Graph, node_costs: dict[str, Cost], convention: str) -> dict[str, int]:
-    """Per-sample MACs of every node counted the way ``convention`` counts them."""
+def convention_macs(graph: Graph, node_costs: dict[str, Cost], convention: str,
+                    batch: int = 1) -> dict[str, int]:
+    """MACs of every node at ``batch``, counted the way ``convention`` counts them: the
+    per-sample count times the batch, plus the op's per-forward work (:attr:`Cost.once`)."""
     counting = CONVENTIONS[convention]
-    return {n.id: counting.count(REGISTRY[n.op].category, node_costs[n.id]) for n in graph}
+    out = {}
+    for n in graph:
+        cost = node_costs[n.id]
+        once = cost.once
+        out[n.id] = counting.count(REGISTRY[n.op].category, cost) * batch + (
+            counting.count(REGISTRY[n.op].category, once) if once is not None else 0)
+    return out
 
 
 @dataclass(frozen=True)
@@ -55,15 +63,20 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
     return out
 
 
-def activation_bytes(graph: Graph, batch: int, dtype: str) -> dict[str, int]:
-    """Bytes of every node's output tensor at ``batch`` in ``dtype``."""
+def activation_bytes(graph: Graph, batch: int, dtype: str,
+                     node_costs: dict[str, Cost]) -> dict[str, int]:
+    """Bytes of every node's output tensor, and of the intermediates it keeps for backward
+    (:attr:`Cost.scratch`: attention matrices), at ``batch`` in ``dtype``."""
     width = DTYPE_BYTES[dtype]
-    return {n.id: numel(n.shape) * batch * width for n in graph}
+    return {n.id: (numel(n.shape) + node_costs[n.id].scratch) * batch * width for n in graph}
 
 
-def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int]) -> int:
+def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int],
+               scratch: dict[str, int]) -> int:
     """Peak bytes of live tensors in an inference pass that frees each output after its last
-    reader (graph inputs held throughout), in the graph's topological order."""
+    reader (graph inputs held throughout), in the graph's topological order. ``sizes``: each
+    node's output bytes; ``scratch``: the bytes of its intermediates (attention matrices),
+    alive only while it runs."""
     last_use: dict[str, int] = {}
     order = list(graph.nodes)
     for i, node_id in enumerate(order):
@@ -74,7 +87,7 @@ def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int])
     peak = live
     for i, node_id in enumerate(order):
         live += sizes[node_id]
-        peak = max(peak, live)
+        peak = max(peak, live + scratch[node_id])
         for src in set(graph.nodes[node_id].inputs):
             if last_use.get(src) == i and src in graph.nodes and src not in outputs:
                 live -= sizes[src]

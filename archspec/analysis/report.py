@@ -13,7 +13,7 @@ from archspec.analysis.conventions import CONVENTIONS
 from archspec.diagnostics import Diagnostic
 from archspec.expander import expand
 from archspec.graph import Graph
-from archspec.ops.base import numel
+from archspec.ops.base import Cost, numel
 
 METRICS = ("params", "buffers", "macs", "flops", "activation_bytes")
 
@@ -23,7 +23,8 @@ class Row:
     """One layer (``kind="op"``) or one block/group subtotal (``kind="block"``).
 
     ``output_shape`` includes the batch. Counts are for the whole batch; ``params`` and
-    ``buffers`` are element counts; ``activation_bytes`` is the size of the output tensor(s).
+    ``buffers`` are element counts; ``activation_bytes`` is the size of the output tensor(s)
+    and of the intermediates the layer keeps for backward (attention matrices).
     """
 
     name: str
@@ -93,8 +94,9 @@ def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",
     totals["trainable_params"] = totals["params"]
     totals["input_bytes"] = sum(input_bytes.values())
     totals["param_bytes"] = totals["params"] * width
+    scratch = {k: c.scratch * batch * width for k, c in passes.costs(g).items()}
     totals["peak_activation_bytes"] = passes.peak_bytes(
-        g, {r.name: r.activation_bytes for r in layers}, input_bytes)
+        g, {r.name: r.activation_bytes - scratch[r.name] for r in layers}, input_bytes, scratch)
     totals["layers"] = len(layers)
     totals.update(_other_tools_memory(layers))
     return Report(
@@ -120,15 +122,20 @@ def _other_tools_memory(layers: list[Row]) -> dict[str, int]:
 
 def _layer_rows(g: Graph, batch: int, dtype: str, convention: str) -> list[Row]:
     costs = passes.costs(g)
-    macs = passes.convention_macs(g, costs, convention)
-    mem = passes.activation_bytes(g, batch, dtype)
+    macs = passes.convention_macs(g, costs, convention, batch)
+    mem = passes.activation_bytes(g, batch, dtype, costs)
     fields = passes.receptive_fields(g)
     return [Row(name=n.id, op=n.op, kind="op", depth=n.id.count("."),
                 output_shape=[batch, *n.shape], params=costs[n.id].params,
-                buffers=costs[n.id].buffers, macs=macs[n.id] * batch,
-                flops=costs[n.id].flops * batch, activation_bytes=mem[n.id],
+                buffers=costs[n.id].buffers, macs=macs[n.id],
+                flops=_flops(costs[n.id], batch), activation_bytes=mem[n.id],
                 receptive_field=_number(fields[n.id].size),
                 stride=_number(fields[n.id].stride), line=n.span.line) for n in g]
+
+
+def _flops(cost: Cost, batch: int) -> int:
+    """FLOPs at ``batch``: per sample times the batch, plus the per-forward work."""
+    return cost.flops * batch + (cost.once.flops if cost.once is not None else 0)
 
 
 def _number(value: Fraction | None) -> int | float | None:

@@ -96,3 +96,146 @@ class Product(torch.nn.Module):
         for x in inputs[1:]:
             out = out * x
         return out
+
+
+class ShiftedWindowAttention(torch.nn.Module):
+    """Swin's (shifted) window multi-head self-attention of an (N, H, W, C) channels-last map,
+    as torchvision's ``ShiftedWindowAttention`` (``cosine=False``, Swin v1: relative position
+    bias table and index) and ``ShiftedWindowAttentionV2`` (``cosine=True``: cosine attention
+    scaled by ``logit_scale``, bias from the continuous position bias MLP ``cpb_mlp``).
+
+    The map is zero-padded on the bottom/right to whole windows, rolled by ``-shift_size``
+    (no shift along a dim the window covers), attended within each window of
+    ``window_size[0] * window_size[1]`` tokens (shifted windows masked with -100 where they
+    join rolled regions), rolled back and cropped. Parameters and buffers in torchvision's
+    order and names."""
+
+    def __init__(self, dim: int, window_size: list[int], shift_size: list[int], num_heads: int,
+                 qkv_bias: bool = True, proj_bias: bool = True, attention_dropout: float = 0.0,
+                 dropout: float = 0.0, cosine: bool = False) -> None:
+        super().__init__()
+        self.window_size = list(window_size)
+        self.shift_size = list(shift_size)
+        self.num_heads = num_heads
+        self.attention_dropout = attention_dropout
+        self.dropout = dropout
+        self.cosine = cosine
+        self.qkv = torch.nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = torch.nn.Linear(dim, dim, bias=proj_bias)
+        wh, ww = self.window_size
+        if cosine:
+            ch = torch.arange(-(wh - 1), wh, dtype=torch.float32) / (wh - 1)
+            cw = torch.arange(-(ww - 1), ww, dtype=torch.float32) / (ww - 1)
+            table = torch.stack(torch.meshgrid([ch, cw], indexing="ij")).permute(1, 2, 0)
+            table = table.contiguous().unsqueeze(0) * 8
+            table = torch.sign(table) * torch.log2(torch.abs(table) + 1.0) / 3.0
+            self.register_buffer("relative_coords_table", table)
+        else:
+            self.relative_position_bias_table = torch.nn.Parameter(
+                torch.zeros((2 * wh - 1) * (2 * ww - 1), num_heads))
+            torch.nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+        coords = torch.stack(torch.meshgrid(torch.arange(wh), torch.arange(ww), indexing="ij"))
+        flat = torch.flatten(coords, 1)
+        rel = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
+        rel[:, :, 0] += wh - 1
+        rel[:, :, 1] += ww - 1
+        rel[:, :, 0] *= 2 * ww - 1
+        self.register_buffer("relative_position_index", rel.sum(-1).flatten())
+        if cosine:
+            self.logit_scale = torch.nn.Parameter(torch.log(10 * torch.ones((num_heads, 1, 1))))
+            self.cpb_mlp = torch.nn.Sequential(
+                torch.nn.Linear(2, 512, bias=True), torch.nn.ReLU(inplace=True),
+                torch.nn.Linear(512, num_heads, bias=False))
+            if qkv_bias:
+                length = self.qkv.bias.numel() // 3
+                self.qkv.bias[length:2 * length].data.zero_()
+
+    def position_bias(self) -> torch.Tensor:
+        """The (1, heads, N, N) bias added to the attention logits, N tokens per window."""
+        n = self.window_size[0] * self.window_size[1]
+        table = (self.cpb_mlp(self.relative_coords_table).view(-1, self.num_heads)
+                 if self.cosine else self.relative_position_bias_table)
+        bias = table[self.relative_position_index].view(n, n, -1)
+        bias = bias.permute(2, 0, 1).contiguous().unsqueeze(0)
+        return 16 * torch.sigmoid(bias) if self.cosine else bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, h, w, c = x.shape
+        (wh, ww), heads = self.window_size, self.num_heads
+        x = torch.nn.functional.pad(x, (0, 0, 0, (ww - w % ww) % ww, 0, (wh - h % wh) % wh))
+        _, ph, pw, _ = x.shape
+        sh = 0 if wh >= ph else self.shift_size[0]
+        sw = 0 if ww >= pw else self.shift_size[1]
+        if sh + sw > 0:
+            x = torch.roll(x, shifts=(-sh, -sw), dims=(1, 2))
+        windows = (ph // wh) * (pw // ww)
+        x = x.view(b, ph // wh, wh, pw // ww, ww, c).permute(0, 1, 3, 2, 4, 5)
+        x = x.reshape(b * windows, wh * ww, c)
+        qkv_bias = self.qkv.bias
+        if self.cosine and qkv_bias is not None:
+            qkv_bias = qkv_bias.clone()
+            qkv_bias[c:2 * c].zero_()
+        qkv = torch.nn.functional.linear(x, self.qkv.weight, qkv_bias)
+        qkv = qkv.reshape(x.size(0), x.size(1), 3, heads, c // heads).permute(2, 0, 3, 1, 4)
+        q, k, v = qkv[0], qkv[1], qkv[2]
+        if self.cosine:
+            attn = torch.nn.functional.normalize(q, dim=-1) @ \
+                torch.nn.functional.normalize(k, dim=-1).transpose(-2, -1)
+            attn = attn * torch.clamp(self.logit_scale, max=4.605170185988092).exp()
+        else:
+            attn = (q * (c // heads) ** -0.5).matmul(k.transpose(-2, -1))
+        attn = attn + self.position_bias()
+        if sh + sw > 0:
+            mask = x.new_zeros((ph, pw))
+            count = 0
+            for hs in ((0, -wh), (-wh, -sh), (-sh, None)):
+                for ws in ((0, -ww), (-ww, -sw), (-sw, None)):
+                    mask[hs[0]:hs[1], ws[0]:ws[1]] = count
+                    count += 1
+            mask = mask.view(ph // wh, wh, pw // ww, ww).permute(0, 2, 1, 3)
+            mask = mask.reshape(windows, wh * ww)
+            mask = mask.unsqueeze(1) - mask.unsqueeze(2)
+            mask = mask.masked_fill(mask != 0, -100.0).masked_fill(mask == 0, 0.0)
+            attn = attn.view(x.size(0) // windows, windows, heads, x.size(1), x.size(1))
+            attn = (attn + mask.unsqueeze(1).unsqueeze(0)).view(-1, heads, x.size(1), x.size(1))
+        attn = torch.nn.functional.softmax(attn, dim=-1)
+        attn = torch.nn.functional.dropout(attn, p=self.attention_dropout, training=self.training)
+        x = attn.matmul(v).transpose(1, 2).reshape(x.size(0), x.size(1), c)
+        x = torch.nn.functional.linear(x, self.proj.weight, self.proj.bias)
+        x = torch.nn.functional.dropout(x, p=self.dropout, training=self.training)
+        x = x.view(b, ph // wh, pw // ww, wh, ww, c).permute(0, 1, 3, 2, 4, 5)
+        x = x.reshape(b, ph, pw, c)
+        if sh + sw > 0:
+            x = torch.roll(x, shifts=(sh, sw), dims=(1, 2))
+        return x[:, :h, :w, :].contiguous()
+
+    def extra_repr(self) -> str:
+        return (f"window_size={self.window_size}, shift_size={self.shift_size}, "
+                f"num_heads={self.num_heads}, cosine={self.cosine}")
+
+
+class PatchMerging(torch.nn.Module):
+    """Swin's patch merging of an (N, H, W, C) channels-last map into (N, ceil(H/2), ceil(W/2),
+    2C), as torchvision's ``PatchMerging`` (``v2=False``: LayerNorm(4C), then the 4C -> 2C
+    ``reduction``) and ``PatchMergingV2`` (``v2=True``: reduction, then LayerNorm(2C)). The map
+    is zero-padded to even sides; each 2x2 patch's four pixels are concatenated in the order
+    (0, 0), (1, 0), (0, 1), (1, 1)."""
+
+    def __init__(self, dim: int, eps: float = 1e-5, v2: bool = False) -> None:
+        super().__init__()
+        self.dim = dim
+        self.v2 = v2
+        self.reduction = torch.nn.Linear(4 * dim, 2 * dim, bias=False)
+        self.norm = torch.nn.LayerNorm(2 * dim if v2 else 4 * dim, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-3], x.shape[-2]
+        x = torch.nn.functional.pad(x, (0, 0, 0, w % 2, 0, h % 2))
+        x = torch.cat([x[..., 0::2, 0::2, :], x[..., 1::2, 0::2, :], x[..., 0::2, 1::2, :],
+                       x[..., 1::2, 1::2, :]], -1)
+        if self.v2:
+            return self.norm(self.reduction(x))
+        return self.reduction(self.norm(x))
+
+    def extra_repr(self) -> str:
+        return f"dim={self.dim}, v2={self.v2}"

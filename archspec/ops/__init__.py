@@ -13,6 +13,7 @@ from archspec.ops import (  # noqa: F401  (registers)
     pool,
     resize,
     tensor,
+    windowed,
 )
 from archspec.ops.base import (
     REGISTRY,

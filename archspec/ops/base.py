@@ -79,9 +79,16 @@ class Cost:
     ``in_numel``/``out_numel``: elements read / written, used by counting conventions.
     ``positions``: how many times the op's per-position computation runs, where a tool counts
     per position (transposed convolution: output spatial elements; softmax: rows; LRN: the
-    zero-padded channel positions its window averages over); else 0.
+    zero-padded channel positions its window averages over; attention: logits); else 0.
+    ``products``: the part of ``macs`` that multiplies activations by activations (attention's
+    ``QK^T`` and ``AV``), which some tools count apart from weight MACs; else 0.
+    ``scratch``: elements of the intermediate tensors the op keeps for backward besides its
+    output (attention: the windows x heads x tokens^2 attention matrices); else 0.
     ``category``: this call's counting category when it depends on the attributes (a resize
     counts by mode and rank); None means the op's own :attr:`OpDef.category`.
+    ``once``: work the op does once per forward whatever the batch (Swin v2's position-bias
+    MLP over the window's relative offsets), with its own ``category``; its ``params`` are
+    already in the op's own. The analysis adds it once, not per sample.
     """
 
     params: int = 0
@@ -92,7 +99,10 @@ class Cost:
     in_numel: int = 0
     out_numel: int = 0
     positions: int = 0
+    products: int = 0
+    scratch: int = 0
     category: Category | None = None
+    once: Cost | None = None
 
 
 class Category(str, Enum):
@@ -130,6 +140,10 @@ class Category(str, Enum):
     UPSAMPLE_OTHER = "upsample_other"  # any other resize: 1-D or 3-D, bicubic, nearest-exact
     REDUCE = "reduce"  # mean over dims
     MOVE = "move"  # data movement only: flatten, slice, crop, shuffle, dropout, identity
+    WINDOW_ATTENTION = "window_attention"  # Swin's (shifted) window attention, v1
+    COSINE_WINDOW_ATTENTION = "cosine_window_attention"  # Swin v2's, without its position MLP
+    POSITION_MLP = "position_mlp"  # Swin v2's linear-ReLU-linear position-bias MLP, per forward
+    PATCH_MERGING = "patch_merging"  # Swin's 2x2 patch merging (LayerNorm + linear)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,165 @@
+"""Swin's windowed ops against torchvision's own modules (same seed, same weights, same outputs,
+same counts) and their ONNX export against onnxruntime."""
+
+from __future__ import annotations
+
+from unittest import mock
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import swin_transformer as tv_swin
+
+import archspec
+from archspec.backends.onnx import to_onnx
+from archspec.diagnostics import ArchspecError
+
+# (op call, per-sample (H, W, C) input, torchvision module factory (dim) and ONNX opsets): small
+# maps that pad to whole windows, shift, and leave a side one window covers (no shift there).
+ATTENTION = [
+    ("shifted_window_attention(3, 7, 3)", (9, 11, 12),
+     lambda: tv_swin.ShiftedWindowAttention(12, [7, 7], [3, 3], 3), (13, 17)),
+    ("shifted_window_attention(2, 4)", (8, 8, 6),
+     lambda: tv_swin.ShiftedWindowAttention(6, [4, 4], [0, 0], 2), (17,)),
+    ("shifted_window_attention(2, (3, 5), (1, 2), qkv_bias=false)", (6, 4, 4),
+     lambda: tv_swin.ShiftedWindowAttention(4, [3, 5], [1, 2], 2, qkv_bias=False), (17,)),
+    ("shifted_window_attention_v2(3, 4, 2)", (8, 8, 12),
+     lambda: tv_swin.ShiftedWindowAttentionV2(12, [4, 4], [2, 2], 3), (13, 18)),
+    ("shifted_window_attention_v2(2, 8, 4, proj_bias=false)", (5, 9, 4),
+     lambda: tv_swin.ShiftedWindowAttentionV2(4, [8, 8], [4, 4], 2, proj_bias=False), (17,)),
+]
+MERGING = [
+    ("patch_merging", (5, 6, 4), lambda: tv_swin.PatchMerging(4), (17,)),
+    ("patch_merging_v2", (4, 7, 6), lambda: tv_swin.PatchMergingV2(6), (17, 18)),
+    ("patch_merging(eps=0.001)", (3, 3, 2),
+     lambda: tv_swin.PatchMerging(2, lambda c: torch.nn.LayerNorm(c, eps=0.001)), (17,)),
+]
+CASES = ATTENTION + MERGING
+
+
+def _spec(call: str, shape: tuple[int, ...]) -> archspec.Spec:
+    return archspec.loads(f"network t\ninput x: [{', '.join(map(str, shape))}]\ny: {call}\n")
+
+
+def _randomised(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The module's state with every float parameter redrawn (biases, LayerNorm affine, the
+    position-bias table and logit scale away from their initial values)."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) * 0.3 + (1.0 if p.ndim == 1 else 0.0))
+    return module.state_dict()
+
+
+@pytest.mark.parametrize(("call", "shape", "reference", "opsets"), CASES,
+                         ids=[c for c, *_ in CASES])
+def test_same_seed_same_state_and_outputs_as_torchvision(call, shape, reference, opsets) -> None:
+    """State_dict keys, order and shapes equal torchvision's; the same seed draws the same
+    tensors; torchvision's (randomised) state loads strictly and gives its outputs."""
+    spec = _spec(call, shape)
+    torch.manual_seed(0)
+    theirs = reference()
+    torch.manual_seed(0)
+    ours = archspec.to_torch(spec)
+    want_state = {f"y.{k}": v for k, v in theirs.state_dict().items()}
+    got_state = ours.state_dict()
+    assert [(k, v.shape) for k, v in got_state.items()] == \
+        [(k, v.shape) for k, v in want_state.items()]
+    assert all(torch.equal(got_state[k], v) for k, v in want_state.items())
+    state = {f"y.{k}": v for k, v in _randomised(theirs).items()}
+    ours.load_state_dict(state, strict=True)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(ours.eval()(x), theirs.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize(("call", "shape", "reference", "opsets"), CASES,
+                         ids=[c for c, *_ in CASES])
+def test_counts_equal_torchvision_module(call, shape, reference, opsets) -> None:
+    """Params and buffers of torchvision's module; MACs as FlopCounterMode / 2 at batch 1 and 3
+    (Swin v2's position-bias MLP runs once per forward, whatever the batch)."""
+    spec = _spec(call, shape)
+    theirs = reference()
+    for batch in (1, 3):
+        totals = archspec.analyze(spec, batch=batch).totals
+        counter = FlopCounterMode(display=False)
+        with counter, torch.no_grad():
+            theirs(torch.randn(batch, *shape))
+        assert totals["macs"] == counter.get_total_flops() // 2
+    assert totals["params"] == sum(p.numel() for p in theirs.parameters())
+    assert totals["buffers"] == sum(b.numel() for b in theirs.buffers())
+
+
+@pytest.mark.parametrize(("call", "shape", "reference", "opsets"), ATTENTION,
+                         ids=[c for c, *_ in ATTENTION])
+def test_activation_bytes_count_the_attention_matrices(call, shape, reference, opsets) -> None:
+    """The attention layer's activation bytes: its output and the attention matrices that
+    torchvision's forward passes to softmax (recorded from the live call)."""
+    seen: list[int] = []
+    softmax = torch.nn.functional.softmax
+
+    def record(x: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        seen.append(x.numel())
+        return softmax(x, *args, **kwargs)
+
+    with mock.patch.object(torch.nn.functional, "softmax", record), torch.no_grad():
+        reference()(torch.randn(2, *shape))
+    (row,) = archspec.analyze(_spec(call, shape), batch=2).layers
+    assert row.activation_bytes == 4 * (2 * int(np.prod(shape)) + sum(seen))
+
+
+def _calibrated(spec: archspec.Spec) -> torch.nn.Module:
+    model = archspec.to_torch(spec).eval()
+    _randomised(model)
+    return model
+
+
+@pytest.mark.parametrize(("call", "shape", "reference", "opsets"), CASES,
+                         ids=[c for c, *_ in CASES])
+def test_onnx_export_matches_torch_in_onnxruntime(call, shape, reference, opsets) -> None:
+    """A valid model whose inferred output shape is archspec's; onnxruntime gives the torch
+    module's outputs at each opset the rule supports and at two batch sizes."""
+    spec = _spec(call, shape)
+    model = _calibrated(spec)
+    for opset in opsets:
+        exported = to_onnx(spec, weights=model.state_dict(), opset=opset)
+        onnx.checker.check_model(exported, full_check=True)
+        inferred = onnx.shape_inference.infer_shapes(exported, strict_mode=True)
+        (out,) = inferred.graph.output
+        assert [d.dim_value or d.dim_param for d in out.type.tensor_type.shape.dim] == \
+            ["batch", *archspec.expand(spec).nodes["y"].shape]
+        session = ort.InferenceSession(exported.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        for batch in (1, 3):
+            x = torch.randn(batch, *shape)
+            (got,) = session.run(None, {"x": x.numpy()})
+            with torch.no_grad():
+                want = model(x)
+            torch.testing.assert_close(torch.from_numpy(got), want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(("call", "shape", "code", "text"), [
+    ("shifted_window_attention(3, 7)", (96, 14, 14), "E301", "`heads` (=3) must divide"),
+    ("shifted_window_attention(3, 7)", (14, 96), "E303", "channels-last (H, W, C)"),
+    ("shifted_window_attention(3, 7, 7)", (14, 14, 96), "E301", "smaller than `window`"),
+    ("shifted_window_attention_v2(3, (7, 7, 7))", (14, 14, 96), "E301", "needs 2 values"),
+    ("patch_merging_v2", (96, 14), "E303", "channels-last (H, W, C)"),
+])
+def test_shape_errors_are_located(call, shape, code, text) -> None:
+    with pytest.raises(ArchspecError) as info:
+        archspec.expand(_spec(call, shape))
+    diag = info.value.diagnostic
+    assert diag.code == code and text in diag.message and diag.span.line == 3
+
+
+@pytest.mark.parametrize("call", ["shifted_window_attention(0, 7)",
+                                  "shifted_window_attention(3, 7, -1)",
+                                  "shifted_window_attention(3, 7, dropout=1.5)",
+                                  "patch_merging(eps=0)"])
+def test_bad_attributes_are_located(call: str) -> None:
+    with pytest.raises(ArchspecError) as info:
+        archspec.expand(_spec(call, (14, 14, 96)))
+    assert info.value.diagnostic.span.line == 3
