@@ -60,6 +60,8 @@ CASES: list[tuple[str, list[tuple[int, ...]]]] = [
     ("y: shifted_window_attention(3, 7, 3)", [(9, 11, 12)]),
     ("y: shifted_window_attention_v2(2, (3, 4), (1, 2), proj_bias=false)", [(5, 9, 4)]),
     ("y: patch_merging", [(5, 6, 4)]), ("y: patch_merging_v2", [(4, 4, 4)]),
+    ("y: window_partition(7) -> relative_attention(16) -> window_departition(7, 2, 1)",
+     [(32, 14, 7)]),
 ]
 
 

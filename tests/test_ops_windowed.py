@@ -11,6 +11,7 @@ import onnxruntime as ort
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
+from torchvision.models import maxvit as tv_maxvit
 from torchvision.models import swin_transformer as tv_swin
 
 import archspec
@@ -26,10 +27,18 @@ ATTENTION = [
      lambda: tv_swin.ShiftedWindowAttention(6, [4, 4], [0, 0], 2), (17,)),
     ("shifted_window_attention(2, (3, 5), (1, 2), qkv_bias=false)", (6, 4, 4),
      lambda: tv_swin.ShiftedWindowAttention(4, [3, 5], [1, 2], 2, qkv_bias=False), (17,)),
+    ("shifted_window_attention(2, 4, (0, 2))", (8, 12, 4),
+     lambda: tv_swin.ShiftedWindowAttention(4, [4, 4], [0, 2], 2), (17,)),
     ("shifted_window_attention_v2(3, 4, 2)", (8, 8, 12),
      lambda: tv_swin.ShiftedWindowAttentionV2(12, [4, 4], [2, 2], 3), (13, 18)),
     ("shifted_window_attention_v2(2, 8, 4, proj_bias=false)", (5, 9, 4),
      lambda: tv_swin.ShiftedWindowAttentionV2(4, [8, 8], [4, 4], 2, proj_bias=False), (17,)),
+]
+RELATIVE = [
+    ("relative_attention(4)", (3, 9, 8),
+     lambda: tv_maxvit.RelativePositionalMultiHeadAttention(8, 4, 9), (13, 17)),
+    ("relative_attention", (2, 16, 64),
+     lambda: tv_maxvit.RelativePositionalMultiHeadAttention(64, 32, 16), (17,)),
 ]
 MERGING = [
     ("patch_merging", (5, 6, 4), lambda: tv_swin.PatchMerging(4), (17,)),
@@ -37,7 +46,7 @@ MERGING = [
     ("patch_merging(eps=0.001)", (3, 3, 2),
      lambda: tv_swin.PatchMerging(2, lambda c: torch.nn.LayerNorm(c, eps=0.001)), (17,)),
 ]
-CASES = ATTENTION + MERGING
+CASES = ATTENTION + RELATIVE + MERGING
 
 
 def _spec(call: str, shape: tuple[int, ...]) -> archspec.Spec:
@@ -93,8 +102,8 @@ def test_counts_equal_torchvision_module(call, shape, reference, opsets) -> None
     assert totals["buffers"] == sum(b.numel() for b in theirs.buffers())
 
 
-@pytest.mark.parametrize(("call", "shape", "reference", "opsets"), ATTENTION,
-                         ids=[c for c, *_ in ATTENTION])
+@pytest.mark.parametrize(("call", "shape", "reference", "opsets"), ATTENTION + RELATIVE,
+                         ids=[c for c, *_ in ATTENTION + RELATIVE])
 def test_activation_bytes_count_the_attention_matrices(call, shape, reference, opsets) -> None:
     """The attention layer's activation bytes: its output and the attention matrices that
     torchvision's forward passes to softmax (recorded from the live call)."""
@@ -109,6 +118,28 @@ def test_activation_bytes_count_the_attention_matrices(call, shape, reference, o
         reference()(torch.randn(2, *shape))
     (row,) = archspec.analyze(_spec(call, shape), batch=2).layers
     assert row.activation_bytes == 4 * (2 * int(np.prod(shape)) + sum(seen))
+
+
+@pytest.mark.parametrize(("c", "h", "w", "p", "grid"), [(5, 14, 21, 7, False),
+                                                        (4, 12, 8, 2, True)])
+def test_partitions_equal_torchvision(c: int, h: int, w: int, p: int, grid: bool) -> None:
+    """MaxViT's block partition (p x p windows) and grid partition (p x p cells of a grid,
+    then the axes swapped), departitioned back, as torchvision's PartitionAttentionLayer does
+    around its attention; here attention is left out (identity), so the map comes back."""
+    swap = "\nswapped: transpose(0, 1)\nback: transpose(0, 1)" if grid else ""
+    spec = archspec.loads(f"network t\ninput x: [{c}, {h}, {w}]\noutput y, parts\n"
+                          f"parts: window_partition({p}){swap}\n"
+                          f"y: window_departition({p}, {h // p}, {w // p})\n")
+    x = torch.randn(2, c, h, w)
+    want = tv_maxvit.WindowPartition()(x, p)
+    got = archspec.to_torch(spec)(x)
+    assert torch.equal(got["parts"], want)
+    assert torch.equal(got["y"], tv_maxvit.WindowDepartition()(want, p, h // p, w // p))
+    assert torch.equal(got["y"], x)
+    session = ort.InferenceSession(to_onnx(spec).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    assert all(np.array_equal(g, w.numpy()) for g, w in
+               zip(session.run(None, {"x": x.numpy()}), (got["y"], want)))
 
 
 def _calibrated(spec: archspec.Spec) -> torch.nn.Module:
@@ -147,6 +178,10 @@ def test_onnx_export_matches_torch_in_onnxruntime(call, shape, reference, opsets
     ("shifted_window_attention(3, 7, 7)", (14, 14, 96), "E301", "smaller than `window`"),
     ("shifted_window_attention_v2(3, (7, 7, 7))", (14, 14, 96), "E301", "needs 2 values"),
     ("patch_merging_v2", (96, 14), "E303", "channels-last (H, W, C)"),
+    ("relative_attention(24)", (4, 49, 64), "E301", "`head_dim` (=24) must divide"),
+    ("relative_attention", (4, 48, 64), "E301", "not a square window"),
+    ("window_partition(7)", (64, 14, 15), "E301", "must divide the map's height and width"),
+    ("window_departition(7, 2, 3)", (5, 49, 8), "E301", "are not `h` x `w` (=2x3) windows"),
 ])
 def test_shape_errors_are_located(call, shape, code, text) -> None:
     with pytest.raises(ArchspecError) as info:

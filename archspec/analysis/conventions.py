@@ -8,6 +8,7 @@ the tool they already use. See docs/conventions.md for the table and sources.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -82,6 +83,32 @@ def mlp_ops(c: Cost) -> int:
     return c.macs + c.bias + 2 * c.out_numel
 
 
+def projection_macs(c: Cost) -> int:
+    """Weight MACs of an attention's projections alone: its MACs less the two products."""
+    return c.macs - c.products
+
+
+def projection_ops(c: Cost) -> int:
+    """ptflops on MaxViT's attention: its nn.Linear projections (MACs + bias per token) and
+    ``F.softmax`` (the logits); its ``torch.einsum`` products are not patched."""
+    return c.macs - c.products + c.bias + c.positions
+
+
+def projection_params(c: Cost) -> int:
+    """torchinfo on MaxViT's attention: the params of its two nn.Linear projections, to_qkv
+    (C -> 3C) and merge (C -> C), 4C^2 + 4C, per sample (its einsums count nothing). C is the
+    projections' MACs per bias add."""
+    channels = projection_macs(c) // c.bias
+    return 4 * channels * (channels + 1)
+
+
+def rounded_einsums(c: Cost) -> int:
+    """fvcore on MaxViT's attention: the projections' MACs, and each of its two einsums (QK^T,
+    AV) as numpy's einsum_path prints its FLOP count, 2 x MACs to 4 significant digits
+    (``%.3e``), halved and floored."""
+    return projection_macs(c) + 2 * math.floor(float(f"{c.products:.3e}") / 2)
+
+
 def macs_and_norm(per_element: int) -> Rule:
     """Weight MACs plus ``per_element`` per element a LayerNorm normalises (``positions``)."""
     return lambda c: c.macs + per_element * c.positions
@@ -133,12 +160,14 @@ CONVENTIONS: dict[str, Convention] = {
         "multiply-accumulates of conv/linear weights, no bias (torchvision _ops, "
         "FlopCounterMode/2)",
         {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WINDOW_ATTENTION: macs,
-         C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs, C.PATCH_MERGING: macs},
+         C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs, C.PATCH_MERGING: macs,
+         C.RELATIVE_ATTENTION: macs},
         _none("batchnorm", "groupnorm", "lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
     "torchinfo": Convention(
         "torchinfo Mult-Adds: conv/linear MACs + bias, norm params",
         {C.WEIGHTED: macs_bias, C.TRANSPOSED: params_per_position, C.BATCHNORM: params,
-         C.GROUPNORM: params, C.PATCH_MERGING: params, C.POSITION_MLP: params},
+         C.GROUPNORM: params, C.PATCH_MERGING: params, C.POSITION_MLP: params,
+         C.RELATIVE_ATTENTION: projection_params},
         _none("window_attention", "cosine_window_attention", "lrn", *_ACTS, *_POOLS, *_MOVES,
               *_RESIZES)),
     "fvcore": Convention(
@@ -147,7 +176,7 @@ CONVENTIONS: dict[str, Convention] = {
          C.GROUPNORM: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
          C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel),
          C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
-         C.PATCH_MERGING: macs_and_norm(5)},
+         C.PATCH_MERGING: macs_and_norm(5), C.RELATIVE_ATTENTION: rounded_einsums},
         _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES, "upsample_other")),
     # ptflops' pytorch backend hooks modules *and* patches torch.nn.functional, so an nn.ReLU
     # or a pooling module is counted twice (module hook + the F.relu / F.*_pool it calls);
@@ -164,7 +193,8 @@ CONVENTIONS: dict[str, Convention] = {
          C.ADAPTIVE_MAX: times(2, in_numel), C.UPSAMPLE_NEAREST: out_numel,
          C.UPSAMPLE_LINEAR: out_numel, C.UPSAMPLE_OTHER: out_numel,
          C.WINDOW_ATTENTION: products_and_logits, C.COSINE_WINDOW_ATTENTION: av_and_logits,
-         C.POSITION_MLP: mlp_ops, C.PATCH_MERGING: macs_and_norm(1)},
+         C.POSITION_MLP: mlp_ops, C.PATCH_MERGING: macs_and_norm(1),
+         C.RELATIVE_ATTENTION: projection_ops},
         _none("sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
@@ -172,7 +202,8 @@ CONVENTIONS: dict[str, Convention] = {
         {C.WEIGHTED: macs, C.TRANSPOSED: weights_per_position, C.BATCHNORM: affine(4, 2),
          C.SOFTMAX: softmax_ops, C.AVGPOOL: out_numel,
          C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1),
-         C.POSITION_MLP: macs, C.PATCH_MERGING: macs_and_norm(4)},
+         C.POSITION_MLP: macs, C.PATCH_MERGING: macs_and_norm(4),
+         C.RELATIVE_ATTENTION: projection_macs},
         _none("window_attention", "cosine_window_attention", "groupnorm", "lrn", "relu",
               "leaky_relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish",
               "hardsigmoid", "maxpool", "adaptive_max", *_MOVES, *_RESIZES)),

@@ -239,3 +239,85 @@ class PatchMerging(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"dim={self.dim}, v2={self.v2}"
+
+
+class WindowPartition(torch.nn.Module):
+    """MaxViT's partition of an (N, C, H, W) map into (N, H/p * W/p, p * p, C): the p x p
+    windows in row-major order, each window's pixels row-major, channels last (torchvision's
+    ``WindowPartition`` with ``p`` fixed)."""
+
+    def __init__(self, p: int) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        p = self.p
+        x = x.reshape(b, c, h // p, p, w // p, p).permute(0, 2, 4, 3, 5, 1)
+        return x.reshape(b, (h // p) * (w // p), p * p, c)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
+class WindowDepartition(torch.nn.Module):
+    """The inverse of :class:`WindowPartition`: (N, h * w, p * p, C) windows back into an
+    (N, C, h * p, w * p) map, ``h`` x ``w`` windows (torchvision's ``WindowDepartition``)."""
+
+    def __init__(self, p: int, h_partitions: int, w_partitions: int) -> None:
+        super().__init__()
+        self.p, self.h_partitions, self.w_partitions = p, h_partitions, w_partitions
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, _, c = x.shape
+        p, hp, wp = self.p, self.h_partitions, self.w_partitions
+        x = x.reshape(b, hp, wp, p, p, c).permute(0, 5, 1, 3, 2, 4)
+        return x.reshape(b, c, hp * p, wp * p)
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}, h_partitions={self.h_partitions}, w_partitions={self.w_partitions}"
+
+
+class RelativePositionalMultiHeadAttention(torch.nn.Module):
+    """MaxViT's multi-head self-attention within each of G groups of P = size^2 tokens, input
+    and output (N, G, P, C), as torchvision's ``RelativePositionalMultiHeadAttention``:
+    ``C // head_dim`` heads, keys scaled by C^-0.5 (the features, not the head width), a learned
+    relative position bias ((2 size - 1)^2 x heads) read through a (P, P) index buffer."""
+
+    def __init__(self, feat_dim: int, head_dim: int, max_seq_len: int) -> None:
+        super().__init__()
+        self.n_heads = feat_dim // head_dim
+        self.head_dim = head_dim
+        self.size = int(max_seq_len ** 0.5)
+        self.max_seq_len = max_seq_len
+        self.to_qkv = torch.nn.Linear(feat_dim, self.n_heads * self.head_dim * 3)
+        self.scale_factor = feat_dim ** -0.5
+        self.merge = torch.nn.Linear(self.head_dim * self.n_heads, feat_dim)
+        self.relative_position_bias_table = torch.nn.Parameter(
+            torch.empty(((2 * self.size - 1) * (2 * self.size - 1), self.n_heads)))
+        coords = torch.stack(torch.meshgrid([torch.arange(self.size), torch.arange(self.size)],
+                                            indexing="ij"))
+        flat = torch.flatten(coords, 1)
+        rel = (flat[:, :, None] - flat[:, None, :]).permute(1, 2, 0).contiguous()
+        rel[:, :, 0] += self.size - 1
+        rel[:, :, 1] += self.size - 1
+        rel[:, :, 0] *= 2 * self.size - 1
+        self.register_buffer("relative_position_index", rel.sum(-1))
+        torch.nn.init.trunc_normal_(self.relative_position_bias_table, std=0.02)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, g, p, d = x.shape
+        heads, dh = self.n_heads, self.head_dim
+        q, k, v = torch.chunk(self.to_qkv(x), 3, dim=-1)
+        q = q.reshape(b, g, p, heads, dh).permute(0, 1, 3, 2, 4)
+        k = k.reshape(b, g, p, heads, dh).permute(0, 1, 3, 2, 4) * self.scale_factor
+        v = v.reshape(b, g, p, heads, dh).permute(0, 1, 3, 2, 4)
+        logits = torch.einsum("B G H I D, B G H J D -> B G H I J", q, k)
+        bias = self.relative_position_bias_table[self.relative_position_index.view(-1)]
+        bias = bias.view(self.max_seq_len, self.max_seq_len, -1).permute(2, 0, 1).contiguous()
+        attn = torch.nn.functional.softmax(logits + bias.unsqueeze(0), dim=-1)
+        out = torch.einsum("B G H I J, B G H J D -> B G H I D", attn, v)
+        return self.merge(out.permute(0, 1, 3, 2, 4).reshape(b, g, p, d))
+
+    def extra_repr(self) -> str:
+        return f"n_heads={self.n_heads}, head_dim={self.head_dim}, size={self.size}"

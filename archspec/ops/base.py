@@ -142,6 +142,7 @@ class Category(str, Enum):
     MOVE = "move"  # data movement only: flatten, slice, crop, shuffle, dropout, identity
     WINDOW_ATTENTION = "window_attention"  # Swin's (shifted) window attention, v1
     COSINE_WINDOW_ATTENTION = "cosine_window_attention"  # Swin v2's, without its position MLP
+    RELATIVE_ATTENTION = "relative_attention"  # MaxViT's attention within partitions
     POSITION_MLP = "position_mlp"  # Swin v2's linear-ReLU-linear position-bias MLP, per forward
     PATCH_MERGING = "patch_merging"  # Swin's 2x2 patch merging (LayerNorm + linear)
 

@@ -1,8 +1,10 @@
 """Windowed attention and the token reshuffles around it, at the level the papers draw them:
 Swin's shifted-window attention (v1, and v2's cosine attention with the continuous position
-bias MLP) and patch merging.
+bias MLP) and patch merging; MaxViT's window partition and departition and its relative
+attention within each window (block attention) or grid cell (grid attention).
 
-Inputs are channels-last maps ``(H, W, C)`` per sample, as torchvision's Swin keeps them. MACs
+Swin's inputs are channels-last maps ``(H, W, C)`` per sample, as torchvision keeps them;
+MaxViT's attention reads ``(groups, tokens, C)``. MACs
 count the q/k/v and output projections and both attention products (``QK^T`` and ``AV``), as
 FlopCounterMode does; ``scratch`` counts the attention matrices (windows x heads x tokens^2).
 """
@@ -12,10 +14,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 from pydantic import model_validator
 
 from archspec.ops.base import (
+    GLOBAL,
     Attrs,
     Category,
     Cost,
@@ -176,19 +178,23 @@ def _position_mlp(offsets: int, heads: int) -> Cost:
 
 
 def _shift_mask(padded: tuple[int, int], window: tuple[int, int],
-                shift: tuple[int, int]) -> np.ndarray:
+                shift: tuple[int, int]) -> list[list[list[float]]]:
     """torchvision's attention mask of shifted windows, (windows, N, N): 0 where two tokens
-    come from the same rolled region, -100 elsewhere."""
+    come from the same rolled region, -100 elsewhere. A token's region is which of the three
+    bands (before the last window, the last window's unshifted part, the shift) it lies in,
+    along each axis; a single band along an axis not shifted."""
     (ph, pw), (wh, ww), (sh, sw) = padded, window, shift
-    regions = np.zeros((ph, pw), np.float32)
-    count = 0
-    for hs in ((0, -wh), (-wh, -sh), (-sh, None)):
-        for ws in ((0, -ww), (-ww, -sw), (-sw, None)):
-            regions[hs[0]:hs[1], ws[0]:ws[1]] = count
-            count += 1
-    regions = regions.reshape(ph // wh, wh, pw // ww, ww).transpose(0, 2, 1, 3)
-    regions = regions.reshape(-1, wh * ww)
-    return np.where(regions[:, None, :] != regions[:, :, None], MASK, 0.0).astype(np.float32)
+
+    def band(i: int, size: int, win: int, sft: int) -> int:
+        return 0 if sft == 0 or i < size - win else (1 if i < size - sft else 2)
+
+    windows = []
+    for top in range(0, ph, wh):
+        for left in range(0, pw, ww):
+            regions = [3 * band(top + r, ph, wh, sh) + band(left + col, pw, ww, sw)
+                       for r in range(wh) for col in range(ww)]
+            windows.append([[0.0 if a == b else MASK for b in regions] for a in regions])
+    return windows
 
 
 def _roll(b: Any, x: str, key: str, shifts: tuple[int, int], sizes: tuple[int, int]) -> str:
@@ -302,7 +308,7 @@ def _window_attention_onnx(ctx: Ctx, b: Any, x: str, output: str, cosine: bool) 
     b.node("Add", [logits, _position_bias(b, a, cosine, n)], [b.tmp("biased")])
     logits = b.tmp("biased")
     if sum(shift):
-        mask = _shift_mask((ph, pw), window, shift)[None, :, None]
+        mask = [[[one] for one in _shift_mask((ph, pw), window, shift)]]  # (1, W, 1, N, N)
         grouped = _reshape(b, logits, "per_image", [-1, windows, heads, n, n])
         b.node("Add", [grouped, b.const("mask", mask)], [b.tmp("masked")])
         logits = _reshape(b, b.tmp("masked"), "masked_flat", [-1, heads, n, n])
@@ -400,3 +406,178 @@ def make_patch_merging(v2: bool) -> OpDef:
 
 for _v2 in (False, True):
     register(make_patch_merging(_v2))
+
+
+# ------------------------------------------------------------------ MaxViT partitions
+
+
+class PartitionAttrs(Attrs):
+    p: int
+
+    @model_validator(mode="after")
+    def _domains(self) -> PartitionAttrs:
+        check_range(self, ("p",), 1)
+        return self
+
+
+def _partition_infer(inputs: tuple[Shape, ...], a: PartitionAttrs) -> Shape:
+    x = inputs[0]
+    if len(x) != 3:
+        raise ShapeError(f"`window_partition` needs a (C, H, W) map per sample, got "
+                         f"{fmt_shape(x)}", code="E303", hint="partition a 2-D feature map")
+    c, h, w = x
+    if h % a.p or w % a.p:
+        raise ShapeError(f"`p` (={a.p}) must divide the map's height and width ({h}x{w})",
+                         hint="MaxViT needs every stage's input side divisible by its partition "
+                              "size: use an input side that is a multiple of 32 x p")
+    return ((h // a.p) * (w // a.p), a.p * a.p, c)
+
+
+def _partition_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    (c, h, w), p = ctx.x, ctx.attrs.p
+    x = _reshape(b, inputs[0], "split", [-1, c, h // p, p, w // p, p])
+    x = _transpose(b, x, "moved", [0, 2, 4, 3, 5, 1])
+    b.node("Reshape", [x, b.const("shape", [-1, *ctx.out], "int64")], [output])
+
+
+register(OpDef(
+    name="window_partition", attrs=PartitionAttrs, infer=_partition_infer,
+    cost=lambda ctx: Cost(in_numel=numel(ctx.x), out_numel=numel(ctx.out)),
+    step=lambda ctx: Step(), category=Category.MOVE, positional=("p",),
+    torch=lambda ctx: module("archspec.backends.modules.WindowPartition", ctx.attrs.p),
+    onnx=_partition_onnx,
+    doc="MaxViT's window partition (torchvision's WindowPartition) of a (C, H, W) map into "
+        "(H/p * W/p, p * p, C): the `p` x `p` windows row-major, each window's pixels "
+        "row-major, channels last. MaxViT's grid partition is this with p = side / grid "
+        "followed by `transpose(0, 1)`. FLOPs 0."))
+
+
+class DepartitionAttrs(Attrs):
+    p: int
+    h: int
+    w: int
+
+    @model_validator(mode="after")
+    def _domains(self) -> DepartitionAttrs:
+        check_range(self, ("p", "h", "w"), 1)
+        return self
+
+
+def _departition_infer(inputs: tuple[Shape, ...], a: DepartitionAttrs) -> Shape:
+    x = inputs[0]
+    if len(x) != 3:
+        raise ShapeError(f"`window_departition` needs (windows, tokens, C) per sample, got "
+                         f"{fmt_shape(x)}", code="E303", hint="departition what "
+                                                              "`window_partition` made")
+    g, n, c = x
+    if (g, n) != (a.h * a.w, a.p * a.p):
+        raise ShapeError(f"{g} windows of {n} tokens are not `h` x `w` (={a.h}x{a.w}) windows "
+                         f"of `p` x `p` (={a.p}x{a.p}) tokens",
+                         hint="give the partition size and the windows per column and row")
+    return (c, a.h * a.p, a.w * a.p)
+
+
+def _departition_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    a: DepartitionAttrs = ctx.attrs
+    x = _reshape(b, inputs[0], "split", [-1, a.h, a.w, a.p, a.p, ctx.x[2]])
+    x = _transpose(b, x, "moved", [0, 5, 1, 3, 2, 4])
+    b.node("Reshape", [x, b.const("shape", [-1, *ctx.out], "int64")], [output])
+
+
+register(OpDef(
+    name="window_departition", attrs=DepartitionAttrs, infer=_departition_infer,
+    cost=lambda ctx: Cost(in_numel=numel(ctx.x), out_numel=numel(ctx.out)),
+    step=lambda ctx: Step(), category=Category.MOVE, positional=("p", "h", "w"),
+    torch=lambda ctx: module("archspec.backends.modules.WindowDepartition", ctx.attrs.p,
+                             ctx.attrs.h, ctx.attrs.w),
+    onnx=_departition_onnx,
+    doc="The inverse of `window_partition` (torchvision's WindowDepartition): (h * w, p * p, "
+        "C) windows back into a (C, h * p, w * p) map, `h` x `w` windows of `p` x `p` pixels. "
+        "FLOPs 0."))
+
+
+# ------------------------------------------------------------------ MaxViT relative attention
+
+
+class RelativeAttentionAttrs(Attrs):
+    head_dim: int = 32
+
+    @model_validator(mode="after")
+    def _domains(self) -> RelativeAttentionAttrs:
+        check_range(self, ("head_dim",), 1)
+        return self
+
+
+def _relative_infer(inputs: tuple[Shape, ...], a: RelativeAttentionAttrs) -> Shape:
+    x = inputs[0]
+    if len(x) != 3:
+        raise ShapeError(f"`relative_attention` needs (groups, tokens, C) per sample, got "
+                         f"{fmt_shape(x)}", code="E303",
+                         hint="partition a map first: `window_partition(p)`")
+    _, n, c = x
+    if c % a.head_dim:
+        raise ShapeError(f"`head_dim` (={a.head_dim}) must divide the {c} input channels",
+                         hint="choose a divisor of the channel count")
+    if math.isqrt(n) ** 2 != n:
+        raise ShapeError(f"{n} tokens per group are not a square window",
+                         hint="the relative position bias needs size x size tokens")
+    return x
+
+
+def _relative_cost(ctx: Ctx) -> Cost:
+    """Per sample, G groups of P tokens of C channels, H = C / head_dim heads: MACs 4GPC^2
+    (to_qkv, merge) + 2GP^2C (QK^T, AV); FLOPs 2 x MACs + bias adds + 5 per logit."""
+    a: RelativeAttentionAttrs = ctx.attrs
+    g, n, c = ctx.x
+    heads, size = c // a.head_dim, math.isqrt(n)
+    tokens, logits = g * n, g * heads * n * n
+    macs = 4 * tokens * c * c + 2 * tokens * n * c
+    return Cost(params=4 * c * c + 4 * c + (2 * size - 1) ** 2 * heads, buffers=n * n,
+                macs=macs, bias=4 * tokens * c, flops=2 * macs + 4 * tokens * c + 5 * logits,
+                in_numel=numel(ctx.x), out_numel=numel(ctx.out), positions=logits,
+                products=2 * tokens * n * c, scratch=logits)
+
+
+def _relative_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """The module's forward, node for node (RelativePositionalMultiHeadAttention)."""
+    g, n, c = ctx.x
+    dh = ctx.attrs.head_dim
+    heads = c // dh
+    qkv = _linear(b, inputs[0], "to_qkv", b.param("to_qkv.bias"))
+    parts = []
+    for i, name in enumerate("qkv"):
+        b.node("Slice", [qkv, b.const(f"{name}_start", [i * c], "int64"),
+                         b.const(f"{name}_end", [(i + 1) * c], "int64"),
+                         b.const("last", [-1], "int64")], [b.tmp(name)])
+        split = _reshape(b, b.tmp(name), f"{name}_heads", [-1, g, n, heads, dh])
+        parts.append(_transpose(b, split, f"{name}_t", [0, 1, 3, 2, 4]))
+    q, k, v = parts
+    b.node("Mul", [k, b.const("scale", c ** -0.5)], [b.tmp("k_scaled")])
+    k_t = _transpose(b, b.tmp("k_scaled"), "k_scaled_t", [0, 1, 2, 4, 3])
+    b.node("MatMul", [q, k_t], [b.tmp("logits")])
+    b.node("Gather", [b.param("relative_position_bias_table"),
+                      b.param("relative_position_index")], [b.tmp("bias_nnh")], axis=0)
+    bias = _transpose(b, b.tmp("bias_nnh"), "bias", [2, 0, 1])
+    b.node("Add", [b.tmp("logits"), bias], [b.tmp("biased")])
+    b.node("Softmax", [b.tmp("biased")], [b.tmp("attn")], axis=-1)
+    b.node("MatMul", [b.tmp("attn"), v], [b.tmp("mixed")])
+    x = _reshape(b, _transpose(b, b.tmp("mixed"), "mixed_t", [0, 1, 3, 2, 4]), "tokens",
+                 [-1, g, n, c])
+    b.node("Transpose", [b.param("merge.weight")], [b.tmp("merge_wt")], perm=[1, 0])
+    b.node("MatMul", [x, b.tmp("merge_wt")], [b.tmp("merged")])
+    b.node("Add", [b.tmp("merged"), b.param("merge.bias")], [output])
+
+
+register(OpDef(
+    name="relative_attention", attrs=RelativeAttentionAttrs, infer=_relative_infer,
+    cost=_relative_cost, step=lambda ctx: GLOBAL, category=Category.RELATIVE_ATTENTION,
+    positional=("head_dim",),
+    torch=lambda ctx: module("archspec.backends.modules.RelativePositionalMultiHeadAttention",
+                             ctx.x[2], ctx.attrs.head_dim, ctx.x[1]),
+    onnx=_relative_onnx,
+    doc="MaxViT's multi-head self-attention within each group of a (groups, tokens, C) input "
+        "(torchvision's RelativePositionalMultiHeadAttention), the tokens a size x size window: "
+        "C / `head_dim` heads, keys scaled by C^-0.5, plus a learned relative position bias "
+        "((2 size - 1)^2 x heads) read through a (tokens, tokens) index buffer. MACs 4GPC^2 + "
+        "2GP^2C for G groups of P tokens; attention matrices G x heads x P^2 elements; the "
+        "receptive field pass takes it as global (grid attention mixes the whole map)."))
