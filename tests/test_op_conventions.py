@@ -57,6 +57,12 @@ CASES: list[tuple[str, list[tuple[int, ...]]]] = [
     ("y: adaptive_avgpool2d((2, 3))", [(2, 6, 6)]), ("y: global_avgpool2d", [(3, 4, 5)]),
     ("y: adaptive_maxpool2d(2)", [(2, 6, 6)]), ("y: flatten -> dropout -> identity", [(2, 3, 3)]),
     ("y = add(x, r)", [(3, 4), (3, 4)]), ("y = concat(x, r)", [(2, 3), (1, 3)]),
+    ("y: linear(5)", [(4, 7)]), ("y: linear(5, bias=false)", [(3, 4, 7)]),
+    ("y: layernorm", [(4, 6)]), ("y: layernorm(affine=false)", [(3, 4, 6)]),
+    ("y: layernorm2d(eps=0.000001)", [(6, 3, 4)]),
+    ("y: mhsa(2)", [(5, 8)]), ("y: mhsa(4, bias=false)", [(3, 8)]),
+    ("y: class_token -> position_embedding", [(3, 4)]), ("y: layer_scale(0.1)", [(3, 4, 4)]),
+    ("y: permute([1, 2, 0]) -> transpose(0, 1) -> reshape([2, -1])", [(3, 4, 5)]),
 ]
 
 
@@ -76,9 +82,11 @@ def _quiet(run: Callable[[], float]) -> float:
 
 
 def _torchvision(model: torch.nn.Module, xs: list[torch.Tensor]) -> float:
+    """FlopCounterMode / 2 on the meta device, as torchvision measures its models' _ops (on
+    CPU, eval-mode attention takes fused kernels that FlopCounterMode does not count)."""
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(*xs)
+        model.to("meta")(*(x.to("meta") for x in xs))
     return counter.get_total_flops() / 2
 
 

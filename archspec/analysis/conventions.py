@@ -63,6 +63,20 @@ def lrn_ops(c: Cost) -> int:
     return 3 * c.out_numel + c.positions
 
 
+def projections(c: Cost) -> int:
+    """fvcore on attention: the Q, K, V and output projections (its aten.linear handles), not
+    the QK^T and AV products (scaled_dot_product_attention has no handle): the MACs less
+    2 x T x (T x D) for T tokens (``positions``) of D features."""
+    return c.macs - 2 * c.positions * c.in_numel
+
+
+def ptflops_attention(c: Cost) -> int:
+    """ptflops' nn.MultiheadAttention hook: the MACs, the scaling of Q (T x D), the input
+    projection's bias (3 T x D) when it has one, the output projection's bias (T x D, always),
+    and one per attention score (softmax: heads x T^2, ``scratch``)."""
+    return c.macs + 2 * c.in_numel + 3 * c.bias // 4 + c.scratch
+
+
 def times(k: int, of: Rule) -> Rule:
     """``k`` times another rule (ptflops counts a module hook and the functional it calls)."""
     return lambda c: k * of(c)
@@ -103,22 +117,26 @@ _POOLS = ("maxpool", "avgpool", "adaptive_avg", "adaptive_max")
 
 
 _RESIZES = ("upsample_nearest", "upsample_linear", "upsample_other")
+_NORMS = ("batchnorm", "groupnorm", "lrn", "layernorm", "layernorm2d")
 
 CONVENTIONS: dict[str, Convention] = {
     "torchvision": Convention(
         "multiply-accumulates of conv/linear weights, no bias (torchvision _ops, "
         "FlopCounterMode/2)",
-        {C.WEIGHTED: macs, C.TRANSPOSED: macs},
-        _none("batchnorm", "groupnorm", "lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WEIGHTED_ND: macs, C.ATTENTION: macs},
+        _none(*_NORMS, *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
     "torchinfo": Convention(
-        "torchinfo Mult-Adds: conv/linear MACs + bias, norm params",
+        "torchinfo Mult-Adds: conv/linear MACs + bias, norm params, token linear params",
         {C.WEIGHTED: macs_bias, C.TRANSPOSED: params_per_position, C.BATCHNORM: params,
-         C.GROUPNORM: params},
-        _none("lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
+         C.GROUPNORM: params, C.WEIGHTED_ND: params, C.LAYERNORM: params,
+         C.LAYERNORM2D: params},
+        _none("lrn", "attention", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
     "fvcore": Convention(
-        "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel",
-        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.BATCHNORM: affine(2, 1),
-         C.GROUPNORM: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
+        "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel, attention "
+        "projections",
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WEIGHTED_ND: macs, C.ATTENTION: projections,
+         C.BATCHNORM: affine(2, 1), C.GROUPNORM: affine(5, 4), C.LAYERNORM: affine(5, 4),
+         C.LAYERNORM2D: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
          C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel)},
         _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES, "upsample_other")),
     # ptflops' pytorch backend hooks modules *and* patches torch.nn.functional, so an nn.ReLU
@@ -127,22 +145,25 @@ CONVENTIONS: dict[str, Convention] = {
     "ptflops": Convention(
         "ptflops: conv/linear MACs + bias, BN 2 x numel, ReLU 2 x numel, pooling 2 x input "
         "numel, resize out numel",
-        {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.BATCHNORM: affine(2, 1),
-         C.GROUPNORM: affine(2, 1), C.LRN: lrn_ops, C.RELU: times(2, out_numel),
+        {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.WEIGHTED_ND: macs_bias,
+         C.ATTENTION: ptflops_attention, C.BATCHNORM: affine(2, 1),
+         C.GROUPNORM: affine(2, 1), C.LAYERNORM: out_numel, C.LRN: lrn_ops,
+         C.RELU: times(2, out_numel),
          C.LEAKY_RELU: out_numel,
          C.RELU6: out_numel, C.GELU: times(2, out_numel), C.SILU: out_numel,
          C.SOFTMAX: out_numel, C.MAXPOOL: times(2, in_numel),
          C.AVGPOOL: times(2, in_numel), C.ADAPTIVE_AVG: times(2, in_numel),
          C.ADAPTIVE_MAX: times(2, in_numel), C.UPSAMPLE_NEAREST: out_numel,
          C.UPSAMPLE_LINEAR: out_numel, C.UPSAMPLE_OTHER: out_numel},
-        _none("sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
+        _none("sigmoid", "tanh", "hardswish", "hardsigmoid", "layernorm2d", *_MOVES)),
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
         "out",
-        {C.WEIGHTED: macs, C.TRANSPOSED: weights_per_position, C.BATCHNORM: affine(4, 2),
+        {C.WEIGHTED: macs, C.TRANSPOSED: weights_per_position, C.WEIGHTED_ND: macs,
+         C.BATCHNORM: affine(4, 2), C.LAYERNORM: affine(4, 2),
          C.SOFTMAX: softmax_ops, C.AVGPOOL: out_numel,
          C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1)},
-        _none("groupnorm", "lrn", "relu", "leaky_relu", "relu6", "sigmoid", "tanh", "gelu",
+        _none("groupnorm", "lrn", "layernorm2d", "attention", "relu", "leaky_relu", "relu6", "sigmoid", "tanh", "gelu",
               "silu", "hardswish", "hardsigmoid", "maxpool", "adaptive_max", *_MOVES,
               *_RESIZES)),
 }
