@@ -163,7 +163,7 @@ CONVENTIONS: dict[str, Convention] = {
          C.BATCHNORM: affine(4, 2), C.LAYERNORM: affine(4, 2),
          C.SOFTMAX: softmax_ops, C.AVGPOOL: out_numel,
          C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1)},
-        _none("groupnorm", "lrn", "layernorm2d", "attention", "relu", "leaky_relu", "relu6", "sigmoid", "tanh", "gelu",
-              "silu", "hardswish", "hardsigmoid", "maxpool", "adaptive_max", *_MOVES,
-              *_RESIZES)),
+        _none("groupnorm", "lrn", "layernorm2d", "attention", "relu", "leaky_relu", "relu6",
+              "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid", "maxpool",
+              "adaptive_max", *_MOVES, *_RESIZES)),
 }

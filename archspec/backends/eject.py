@@ -380,7 +380,7 @@ class Ejector:
         for name in scope.members:
             if name in scope.scopes:
                 out.append((name, self.member(scope.scopes[name])))
-            elif isinstance(call := self.lowered[scope.leaves[name]], Module) or isinstance(call, Learned):
+            elif isinstance(call := self.lowered[scope.leaves[name]], Module | Learned):
                 out.append((name, call))
         return tuple(out)
 
