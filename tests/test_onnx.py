@@ -194,6 +194,12 @@ OP_SPECS = [
     ("output p, q\np, q = chunk(2, dim=-1)(x)", [(2, 3, 5)], (17,)),
     ("y = mul(x, r)", [(3, 1, 1), (3, 4, 4)], (17,)),
     ("y = mul(x, r, x)", [(2, 1), (2, 3)], (17,)),
+    ("y: linear(5) -> linear(3, bias=false) -> layernorm -> layernorm(affine=false)",
+     [(2, 4, 7)], (17,)),
+    ("y: layernorm2d(eps=0.000001) -> layer_scale(0.5) -> permute([1, 2, 0]) -> transpose(0, 1)"
+     " -> reshape([12, -1])", [(6, 3, 4)], (17,)),
+    ("y: class_token -> position_embedding -> mhsa(2) -> mhsa(4, bias=false)", [(5, 8)],
+     (17, 21)),
 ]
 
 

@@ -62,6 +62,12 @@ CASES: list[tuple[str, list[tuple[int, ...]]]] = [
     ("y: patch_merging", [(5, 6, 4)]), ("y: patch_merging_v2", [(4, 4, 4)]),
     ("y: window_partition(7) -> relative_attention(16) -> window_departition(7, 2, 1)",
      [(32, 14, 7)]),
+    ("y: linear(5)", [(4, 7)]), ("y: linear(5, bias=false)", [(3, 4, 7)]),
+    ("y: layernorm", [(4, 6)]), ("y: layernorm(affine=false)", [(3, 4, 6)]),
+    ("y: layernorm2d(eps=0.000001)", [(6, 3, 4)]),
+    ("y: mhsa(2)", [(5, 8)]), ("y: mhsa(4, bias=false)", [(3, 8)]),
+    ("y: class_token -> position_embedding", [(3, 4)]), ("y: layer_scale(0.1)", [(3, 4, 4)]),
+    ("y: permute([1, 2, 0]) -> transpose(0, 1) -> reshape([2, -1])", [(3, 4, 5)]),
 ]
 
 
@@ -81,9 +87,11 @@ def _quiet(run: Callable[[], float]) -> float:
 
 
 def _torchvision(model: torch.nn.Module, xs: list[torch.Tensor]) -> float:
+    """FlopCounterMode / 2 on the meta device, as torchvision measures its models' _ops (on
+    CPU, eval-mode attention takes fused kernels that FlopCounterMode does not count)."""
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        model(*xs)
+        model.to("meta")(*(x.to("meta") for x in xs))
     return counter.get_total_flops() / 2
 
 

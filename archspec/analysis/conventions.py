@@ -64,10 +64,24 @@ def lrn_ops(c: Cost) -> int:
     return 3 * c.out_numel + c.positions
 
 
+def projections(c: Cost) -> int:
+    """fvcore on attention: the Q, K, V and output projections (its aten.linear handles), not
+    the QK^T and AV products (scaled_dot_product_attention has no handle): the MACs less
+    2 x T x (T x D) for T tokens (``positions``) of D features."""
+    return c.macs - 2 * c.positions * c.in_numel
+
+
+def ptflops_attention(c: Cost) -> int:
+    """ptflops' nn.MultiheadAttention hook: the MACs, the scaling of Q (T x D), the input
+    projection's bias (3 T x D) when it has one, the output projection's bias (T x D, always),
+    and one per attention score (softmax: heads x T^2, ``scratch``)."""
+    return c.macs + 2 * c.in_numel + 3 * c.bias // 4 + c.scratch
+
+
 def products_and_logits(c: Cost) -> int:
-    """ptflops on window attention: the patched ``Tensor.matmul`` calls (QK^T and AV) and
-    ``F.softmax`` (numel of the logits); its ``F.linear`` patch is disabled, so the q/k/v and
-    output projections, called functionally, count nothing."""
+    """ptflops on Swin's window attention: the patched ``Tensor.matmul`` calls (QK^T and AV)
+    and ``F.softmax`` (numel of the logits); its ``F.linear`` patch is disabled, so the q/k/v
+    and output projections, called functionally, count nothing."""
     return c.products + c.positions
 
 
@@ -154,26 +168,30 @@ _POOLS = ("maxpool", "avgpool", "adaptive_avg", "adaptive_max")
 
 
 _RESIZES = ("upsample_nearest", "upsample_linear", "upsample_other")
+_NORMS = ("batchnorm", "groupnorm", "lrn", "layernorm", "layernorm2d")
 
 CONVENTIONS: dict[str, Convention] = {
     "torchvision": Convention(
         "multiply-accumulates of conv/linear weights, no bias (torchvision _ops, "
         "FlopCounterMode/2)",
-        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WINDOW_ATTENTION: macs,
-         C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs, C.PATCH_MERGING: macs,
-         C.RELATIVE_ATTENTION: macs},
-        _none("batchnorm", "groupnorm", "lrn", *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WEIGHTED_ND: macs, C.ATTENTION: macs,
+         C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
+         C.PATCH_MERGING: macs, C.RELATIVE_ATTENTION: macs},
+        _none(*_NORMS, *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
     "torchinfo": Convention(
-        "torchinfo Mult-Adds: conv/linear MACs + bias, norm params",
+        "torchinfo Mult-Adds: conv/linear MACs + bias, norm params, token linear params",
         {C.WEIGHTED: macs_bias, C.TRANSPOSED: params_per_position, C.BATCHNORM: params,
-         C.GROUPNORM: params, C.PATCH_MERGING: params, C.POSITION_MLP: params,
+         C.GROUPNORM: params, C.WEIGHTED_ND: params, C.LAYERNORM: params,
+         C.LAYERNORM2D: params, C.PATCH_MERGING: params, C.POSITION_MLP: params,
          C.RELATIVE_ATTENTION: projection_params},
-        _none("window_attention", "cosine_window_attention", "lrn", *_ACTS, *_POOLS, *_MOVES,
-              *_RESIZES)),
+        _none("lrn", "attention", "window_attention", "cosine_window_attention", *_ACTS,
+              *_POOLS, *_MOVES, *_RESIZES)),
     "fvcore": Convention(
-        "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel",
-        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.BATCHNORM: affine(2, 1),
-         C.GROUPNORM: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
+        "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel, attention "
+        "projections",
+        {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WEIGHTED_ND: macs, C.ATTENTION: projections,
+         C.BATCHNORM: affine(2, 1), C.GROUPNORM: affine(5, 4), C.LAYERNORM: affine(5, 4),
+         C.LAYERNORM2D: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
          C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel),
          C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
          C.PATCH_MERGING: macs_and_norm(5), C.RELATIVE_ATTENTION: rounded_einsums},
@@ -184,8 +202,10 @@ CONVENTIONS: dict[str, Convention] = {
     "ptflops": Convention(
         "ptflops: conv/linear MACs + bias, BN 2 x numel, ReLU 2 x numel, pooling 2 x input "
         "numel, resize out numel",
-        {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.BATCHNORM: affine(2, 1),
-         C.GROUPNORM: affine(2, 1), C.LRN: lrn_ops, C.RELU: times(2, out_numel),
+        {C.WEIGHTED: macs_bias, C.TRANSPOSED: macs_bias, C.WEIGHTED_ND: macs_bias,
+         C.ATTENTION: ptflops_attention, C.BATCHNORM: affine(2, 1),
+         C.GROUPNORM: affine(2, 1), C.LAYERNORM: out_numel, C.LRN: lrn_ops,
+         C.RELU: times(2, out_numel),
          C.LEAKY_RELU: out_numel,
          C.RELU6: out_numel, C.GELU: times(2, out_numel), C.SILU: out_numel,
          C.SOFTMAX: out_numel, C.MAXPOOL: times(2, in_numel),
@@ -195,16 +215,18 @@ CONVENTIONS: dict[str, Convention] = {
          C.WINDOW_ATTENTION: products_and_logits, C.COSINE_WINDOW_ATTENTION: av_and_logits,
          C.POSITION_MLP: mlp_ops, C.PATCH_MERGING: macs_and_norm(1),
          C.RELATIVE_ATTENTION: projection_ops},
-        _none("sigmoid", "tanh", "hardswish", "hardsigmoid", *_MOVES)),
+        _none("sigmoid", "tanh", "hardswish", "hardsigmoid", "layernorm2d", *_MOVES)),
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
         "out",
-        {C.WEIGHTED: macs, C.TRANSPOSED: weights_per_position, C.BATCHNORM: affine(4, 2),
+        {C.WEIGHTED: macs, C.TRANSPOSED: weights_per_position, C.WEIGHTED_ND: macs,
+         C.BATCHNORM: affine(4, 2), C.LAYERNORM: affine(4, 2),
          C.SOFTMAX: softmax_ops, C.AVGPOOL: out_numel,
          C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1),
          C.POSITION_MLP: macs, C.PATCH_MERGING: macs_and_norm(4),
          C.RELATIVE_ATTENTION: projection_macs},
-        _none("window_attention", "cosine_window_attention", "groupnorm", "lrn", "relu",
-              "leaky_relu", "relu6", "sigmoid", "tanh", "gelu", "silu", "hardswish",
-              "hardsigmoid", "maxpool", "adaptive_max", *_MOVES, *_RESIZES)),
+        _none("groupnorm", "lrn", "layernorm2d", "attention", "window_attention",
+              "cosine_window_attention", "relu", "leaky_relu", "relu6",
+              "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid", "maxpool",
+              "adaptive_max", *_MOVES, *_RESIZES)),
 }

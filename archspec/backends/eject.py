@@ -33,7 +33,7 @@ from archspec.backends.torch import lower, may_overwrite_input, resolve
 from archspec.expander import expand
 from archspec.graph import Graph
 from archspec.initializers import Init, plan
-from archspec.ops import REGISTRY, Ctx, Function, Module
+from archspec.ops import REGISTRY, Ctx, Function, Learned, Module
 
 HELPERS = "archspec.backends.modules."  # targets whose class source the ejected file carries
 
@@ -117,18 +117,21 @@ class Holder:
     members: tuple[tuple[str, Member], ...]
 
 
-Member = Module | Ref | Seq | Holder
+Member = Module | Learned | Ref | Seq | Holder
 
 
 @dataclass(frozen=True)
 class Step:
     """One forward statement, ``out = callee(*args)``: ``callee`` is a member path or a
-    function; ``hint`` is what the statement's variable is named after."""
+    function; ``hint`` is what the statement's variable is named after. ``learned`` is the
+    member path of a learnable tensor passed after ``args`` (:class:`Learned` ops)."""
 
     out: Value
     hint: str
     callee: tuple[str, ...] | Function
     args: tuple[Value, ...]
+    learned: tuple[str, ...] | None = None
+    module: Module | None = None
 
 
 @dataclass(frozen=True)
@@ -186,7 +189,9 @@ def map_constants(obj: Any, fn: Visit) -> Any:
         names = _positional_names(obj.target)
         args = tuple(fn(a, names[i] if i < len(names) else f"arg{i}")
                      for i, a in enumerate(obj.args))
-        return Module(obj.target, args, _map_pairs(obj.kwargs, fn))
+        return replace(obj, args=args, kwargs=_map_pairs(obj.kwargs, fn))
+    if isinstance(obj, Learned):
+        return replace(obj, factory=map_constants(obj.factory, fn))
     if isinstance(obj, Ref):
         return replace(obj, args=_map_pairs(obj.args, fn))
     if isinstance(obj, Seq):
@@ -332,7 +337,8 @@ class Ejector:
         for name in scope.members:
             if name in scope.leaves:
                 node = self.graph.nodes[scope.leaves[name]]
-                if not isinstance(self.lowered[node.id], Module) or node.inputs != (prev,):
+                call = self.lowered[node.id]
+                if not (isinstance(call, Module) and call.plain) or node.inputs != (prev,):
                     return False
                 prev = node.id
             else:
@@ -374,7 +380,7 @@ class Ejector:
         for name in scope.members:
             if name in scope.scopes:
                 out.append((name, self.member(scope.scopes[name])))
-            elif isinstance(call := self.lowered[scope.leaves[name]], Module):
+            elif isinstance(call := self.lowered[scope.leaves[name]], Module | Learned):
                 out.append((name, call))
         return tuple(out)
 
@@ -395,9 +401,15 @@ class Ejector:
             if name in scope.leaves:
                 node = self.graph.nodes[scope.leaves[name]]
                 call = self.lowered[node.id]
-                callee = path if isinstance(call, Module) else call
+                args = tuple(values[i] for i in node.inputs)
                 hint = name if name[:1].isalpha() else node.op
-                out.append(Step(path, hint, callee, tuple(values[i] for i in node.inputs)))
+                if isinstance(call, Learned):
+                    out.append(Step(path, hint, call.combine, args, learned=path))
+                elif isinstance(call, Module):
+                    out.append(Step(path, hint, path, args,
+                                    module=None if call.plain else call))
+                else:
+                    out.append(Step(path, hint, call, args))
                 values[node.id] = path
                 continue
             sub = scope.scopes[name]
@@ -561,6 +573,14 @@ def module_source(call: Module, value: Callable[[Any], str] = literal, start: in
     return wrap_call(qualified_source(call.target), args, start, tail)
 
 
+def special_call(member: str, args: list[str], call: Module, start: int) -> str:
+    """``self.attn(x, x, x, need_weights=False)[0]``: a module call with repeated inputs,
+    keyword arguments or one item of its results (:class:`Module` ``repeat``/``call``/``item``)."""
+    pieces = args * call.repeat + [f"{k}={literal(v)}" for k, v in call.call]
+    suffix = "" if call.item is None else f"[{call.item}]"
+    return wrap_call(member, pieces, start, len(suffix)) + suffix
+
+
 _OPERATORS = {"operator.add": "+", "operator.mul": "*"}
 _INPLACE = {"operator.iadd": "add_", "operator.imul": "mul_"}
 
@@ -621,11 +641,13 @@ def attribute(base: str, label: str) -> str:
     return f"getattr({base}, {label!r})"
 
 
-def assignment(base: str, label: str) -> tuple[str, str]:
-    """What goes before and after a module's source to register it as submodule ``label`` of
-    ``base``: ``self.conv1 = ...``, ``self.add_module('block1-0', ...)``."""
+def assignment(base: str, label: str, parameter: bool = False) -> tuple[str, str]:
+    """What goes before and after a module's (or a ``parameter``'s) source to register it as
+    ``label`` of ``base``: ``self.conv1 = ...``, ``self.add_module('block1-0', ...)``."""
     if _plain(label):
         return f"{base}.{label} = ", ""
+    if parameter:
+        return f"{base}.register_parameter({label!r}, ", ")"
     if label in _MODULE_ATTRS:
         return f"{base}._modules[{label!r}] = ", ""
     return f"{base}.add_module({label!r}, ", ")"
@@ -676,8 +698,9 @@ class Writer:
                tail: int = 0) -> str:
         """The expression building ``member`` from column ``start`` of a line indented by
         ``indent``, with ``tail`` characters after it (holders are built by statements)."""
-        if isinstance(member, Module):
-            return module_source(member, value, start, tail)
+        if isinstance(member, Module | Learned):
+            call = member.factory if isinstance(member, Learned) else member
+            return module_source(call, value, start, tail)
         if isinstance(member, Seq):
             items = [self.source(m, value, indent + 4, indent + 4, 1) for m in member.items]
             flat = f"nn.Sequential({', '.join(items)})"
@@ -696,7 +719,7 @@ class Writer:
         """Statements registering ``members`` under ``base``."""
         out = []
         for label, member in members:
-            before, after = assignment(base, label)
+            before, after = assignment(base, label, isinstance(member, Learned))
             if isinstance(member, Holder):
                 out.append(f"{' ' * indent}{before}nn.Module(){after}")
                 out += self.member_lines(attribute(base, label), member.members, value, indent)
@@ -730,10 +753,14 @@ class Writer:
         out = [f"    {wrap_call('def forward', inputs, 4, 1)}:"]
         for step in cls.forward:
             args = [names[v] for v in step.args]
+            if step.learned is not None:
+                args.append(_attr_path(step.learned))
             names[step.out] = scope.name(step.hint)
             start = 8 + len(names[step.out]) + 3
             if isinstance(step.callee, Function):
                 expression = function_source(step.callee, args, start)
+            elif step.module is not None:
+                expression = special_call(_attr_path(step.callee), args, step.module, start)
             else:
                 expression = wrap_call(_attr_path(step.callee), args, start)
             out.append(f"        {names[step.out]} = {expression}")
@@ -768,9 +795,11 @@ def _attr_path(path: tuple[str, ...]) -> str:
     return out
 
 
-def helper_targets(calls: list[Module | Function]) -> list[str]:
+def helper_targets(calls: list[Module | Function | Learned]) -> list[str]:
     """The targets, in first-use order, whose source the ejected file carries."""
-    return list(dict.fromkeys(c.target for c in calls if c.target.startswith(HELPERS)))
+    flat = [part for c in calls
+            for part in ((c.factory, c.combine) if isinstance(c, Learned) else (c,))]
+    return list(dict.fromkeys(c.target for c in flat if c.target.startswith(HELPERS)))
 
 
 def eject(spec: ir.Spec) -> str:

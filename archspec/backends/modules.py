@@ -34,6 +34,31 @@ class StochasticDepth(torch.nn.Module):
         return f"p={self.p}, mode={self.mode}"
 
 
+def learned(shape: tuple[int, ...], fill: float = 0.0, std: float = 0.0) -> torch.nn.Parameter:
+    """A learnable tensor of ``shape``: drawn from N(0, std^2) when ``std`` > 0 (as torchvision
+    draws ViT's position embedding, at construction), else filled with ``fill``."""
+    if std > 0.0:
+        return torch.nn.Parameter(torch.empty(shape).normal_(std=std))
+    return torch.nn.Parameter(torch.full(shape, fill))
+
+
+def prepend_token(x: torch.Tensor, token: torch.Tensor) -> torch.Tensor:
+    """``token`` (1, 1, D) expanded over the batch and put before the tokens of ``x``
+    (N, T, D): (N, T + 1, D), as ViT prepends its class token."""
+    return torch.cat([token.expand(x.shape[0], -1, -1), x], dim=1)
+
+
+class LayerNorm2d(torch.nn.LayerNorm):
+    """Layer normalisation over the channels of a (N, C, H, W) map at each position, as
+    ConvNeXt's ``LayerNorm2d``: channels last, ``F.layer_norm``, channels first."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = torch.nn.functional.layer_norm(x, self.normalized_shape, self.weight, self.bias,
+                                           self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
 class ResizeAs(torch.nn.Module):
     """Resizes ``x`` (N, C, *spatial) to the spatial size of ``ref`` (N, C', *spatial'), as
     segmentation heads do: ``F.interpolate(x, size=ref.shape[2:], mode=..., align_corners=...)``.

@@ -53,15 +53,18 @@ class Builder:
         name = self.prefix if n == 0 else f"{self.prefix}:{n}"
         self.nodes.append(helper.make_node(op_type, inputs, outputs, name=name, **attrs))
 
-    def param(self, key: str) -> str:
-        """The initialiser holding state_dict entry ``key`` of the current layer."""
-        full = f"{self.prefix}.{key}"
-        if full not in self.initializers:
+    def param(self, key: str | None) -> str:
+        """The initialiser holding state_dict entry ``key`` of the current layer, named like
+        it. ``None``: the layer's own learnable tensor, whose state_dict key is the layer's
+        path; as the layer's output already has that name, it is ``<path>::value``."""
+        full = self.prefix if key is None else f"{self.prefix}.{key}"
+        name = f"{full}::value" if key is None else full
+        if name not in self.initializers:
             array = np.asarray(self.weights[full])
             if array.dtype.kind == "f":
                 array = array.astype(self.np_dtype, copy=False)
-            self.initializers[full] = numpy_helper.from_array(array, full)
-        return full
+            self.initializers[name] = numpy_helper.from_array(array, name)
+        return name
 
     def const(self, key: str, value: Any, dtype: Any = None) -> str:
         """A constant initialiser named ``<layer>::<key>``."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import keyword
+import operator
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,7 +20,7 @@ from archspec.backends.naming import Namespace
 from archspec.diagnostics import error
 from archspec.expander import expand
 from archspec.graph import Graph, OpNode, valid_label
-from archspec.ops import REGISTRY, Ctx, Function, Module, ShapeError, TorchCall
+from archspec.ops import REGISTRY, Ctx, Learned, Module, ShapeError, TorchCall
 
 # Where a torch rule's qualified names may point: nothing else is ever imported by name.
 ALLOWED_ROOTS = ("torch", "operator", "builtins", "archspec.backends.modules")
@@ -47,7 +48,7 @@ def lower(node: OpNode, inplace: bool = False) -> TorchCall:
     except ShapeError as exc:
         raise error("E502", f"cannot lower `{node.id}` to PyTorch: {exc.message}", node.span,
                     hint=exc.hint) from None
-    if isinstance(call, Module):
+    if isinstance(call, Module | Learned):
         check_module_path(node)
     return call
 
@@ -109,18 +110,24 @@ def _argument_names(inputs: Iterable[str]) -> list[str]:
 
 
 def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
-           modules: dict[str, nn.Module], inplace: bool) -> fx.Node:
+           modules: dict[str, nn.Module | nn.Parameter], inplace: bool) -> fx.Node:
     args = tuple(env[i] for i in node.inputs)
     call = lower(node, inplace)
     if isinstance(call, Module):
         modules[node.id] = build_module(call)
-        return gfx.call_module(node.id, args)
-    assert isinstance(call, Function)
+        result = gfx.call_module(node.id, args * call.repeat, dict(call.call))
+        if call.item is None:
+            return result
+        return gfx.call_function(operator.getitem, (result, call.item))
+    if isinstance(call, Learned):
+        modules[node.id] = build_module(call.factory)
+        args = (*args, gfx.get_attr(node.id))
+        call = call.combine
     return gfx.call_function(resolve(call.target), (list(args),) if call.as_list else args,
                              dict(call.kwargs))
 
 
-def init_weights(graph: Graph, modules: dict[str, nn.Module],
+def init_weights(graph: Graph, modules: dict[str, nn.Module | nn.Parameter],
                  rules: tuple[ir.InitRule, ...]) -> None:
     """Apply the spec's ``init`` rules, in graph order, after every module exists (as
     torchvision's constructors do, so a seeded build draws the same random numbers)."""
@@ -141,7 +148,7 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
     gfx = fx.Graph()
     env: dict[str, fx.Node] = {name: gfx.placeholder(arg) for name, arg in
                                zip(graph.inputs, _argument_names(graph.inputs), strict=True)}
-    modules: dict[str, nn.Module] = {}
+    modules: dict[str, nn.Module | nn.Parameter] = {}
     readers = graph.consumers()
     for node in graph:
         env[node.id] = _lower(node, gfx, env, modules,
@@ -158,9 +165,10 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
     return gm
 
 
-def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:
-    """A root module holding ``modules`` at their dotted paths, registered in graph order (so
-    ``parameters()`` and ``state_dict()`` follow the spec, as a hand-written model's do)."""
+def _module_tree(modules: dict[str, nn.Module | nn.Parameter]) -> nn.Module:
+    """A root module holding ``modules`` (and the learnable tensors of :class:`Learned` ops)
+    at their dotted paths, registered in graph order (so ``parameters()`` and ``state_dict()``
+    follow the spec, as a hand-written model's do)."""
     root = nn.Module()
     for path, module in modules.items():
         *scopes, name = path.split(".")
@@ -169,7 +177,10 @@ def _module_tree(modules: dict[str, nn.Module]) -> nn.Module:
             if part not in holder._modules:
                 holder.add_module(part, nn.Module())
             holder = holder._modules[part]
-        holder.add_module(name, module)
+        if isinstance(module, nn.Parameter):
+            holder.register_parameter(name, module)
+        else:
+            holder.add_module(name, module)
     return root
 
 

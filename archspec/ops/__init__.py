@@ -6,6 +6,7 @@ case to tests/test_ops.py.
 
 from archspec.ops import (  # noqa: F401  (registers)
     activation,
+    attention,
     conv,
     core,
     merge,
@@ -22,6 +23,7 @@ from archspec.ops.base import (
     Cost,
     Ctx,
     Function,
+    Learned,
     Module,
     OpDef,
     Shape,
@@ -30,5 +32,5 @@ from archspec.ops.base import (
     TorchCall,
 )
 
-__all__ = ["REGISTRY", "Attrs", "Category", "Cost", "Ctx", "Function", "Module", "OpDef",
+__all__ = ["REGISTRY", "Attrs", "Category", "Cost", "Ctx", "Function", "Learned", "Module", "OpDef",
            "Shape", "ShapeError", "Step", "TorchCall"]

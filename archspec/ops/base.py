@@ -82,8 +82,9 @@ class Cost:
     zero-padded channel positions its window averages over; attention: logits); else 0.
     ``products``: the part of ``macs`` that multiplies activations by activations (attention's
     ``QK^T`` and ``AV``), which some tools count apart from weight MACs; else 0.
-    ``scratch``: elements of the intermediate tensors the op keeps for backward besides its
-    output (attention: the windows x heads x tokens^2 attention matrices); else 0.
+    ``scratch``: elements of the intermediate tensors the op holds beyond its output while it
+    runs, and keeps for backward (attention matrices: heads x queries x keys, per window for
+    windowed attention); the memory pass counts them; else 0.
     ``category``: this call's counting category when it depends on the attributes (a resize
     counts by mode and rank); None means the op's own :attr:`OpDef.category`.
     ``once``: work the op does once per forward whatever the batch (Swin v2's position-bias
@@ -114,6 +115,10 @@ class Category(str, Enum):
     """
 
     WEIGHTED = "weighted"  # convolution, linear: weight multiply-accumulates
+    WEIGHTED_ND = "weighted_nd"  # linear over the last dim of an N-D input (tokens)
+    ATTENTION = "attention"  # multi-head attention: projections and the QK^T, AV products
+    LAYERNORM = "layernorm"  # nn.LayerNorm
+    LAYERNORM2D = "layernorm2d"  # a LayerNorm subclass over map channels (tools match types)
     TRANSPOSED = "transposed"  # transposed convolution
     BATCHNORM = "batchnorm"
     GROUPNORM = "groupnorm"
@@ -175,11 +180,24 @@ def window_step(kernel: int, stride: int, dilation: int = 1) -> Step:
 class Module:
     """Torch rule result: ``target(*args, **kwargs)`` builds an ``nn.Module`` that the forward
     calls on the op's inputs. ``target`` is a qualified name (``torch.nn.Conv2d``, or a class
-    of ``archspec.backends.modules``, whose source an ejected file carries)."""
+    of ``archspec.backends.modules``, whose source an ejected file carries).
+
+    Most modules take the inputs as they are. ``repeat`` passes them that many times, with the
+    keyword arguments ``call``, and ``item`` picks one result of a tuple: self-attention is
+    ``nn.MultiheadAttention`` called as ``attn(x, x, x, need_weights=False)[0]``.
+    """
 
     target: str
     args: tuple[Any, ...] = ()
     kwargs: tuple[tuple[str, Any], ...] = ()
+    repeat: int = 1
+    call: tuple[tuple[str, Any], ...] = ()
+    item: int | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Whether the forward calls the module on its inputs alone (``nn.Sequential`` can)."""
+        return self.repeat == 1 and not self.call and self.item is None
 
 
 @dataclass(frozen=True)
@@ -193,7 +211,19 @@ class Function:
     as_list: bool = False
 
 
-TorchCall = Module | Function
+@dataclass(frozen=True)
+class Learned:
+    """Torch rule result of an op that owns one learnable tensor at its own path, so that the
+    state_dict key is the layer's path itself (torchvision's ``class_token``,
+    ``encoder.pos_embedding``, ``layer_scale``): ``factory`` describes the call that makes the
+    ``nn.Parameter`` (a function of ``archspec.backends.modules``), and the forward applies
+    ``combine(*inputs, parameter)``."""
+
+    factory: Module
+    combine: Function
+
+
+TorchCall = Module | Function | Learned
 
 
 def changed(defaults: dict[str, Any], **values: Any) -> dict[str, Any]:

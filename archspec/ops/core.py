@@ -43,37 +43,55 @@ class LinearAttrs(Attrs):
 
 
 def _linear_infer(inputs: tuple[Shape, ...], a: LinearAttrs) -> Shape:
+    """(*positions, in) -> (*positions, out): the last dim is the features."""
     x = inputs[0]
-    if len(x) != 1:
-        raise ShapeError(f"`linear` needs a 1-D (features) input per sample, got {fmt_shape(x)}",
+    if not x:
+        raise ShapeError("`linear` needs an input with a features dim, got a scalar",
                          hint="add `flatten` before it (or a global pooling + flatten)",
                          code="E304")
-    return (a.out,)
+    return (*x[:-1], a.out)
 
 
 def _linear_cost(ctx: Ctx) -> Cost:
+    """Weights once per position (every index of the dims before the features). Over more
+    than one dim it counts as :attr:`Category.WEIGHTED_ND` (some tools count its weights once,
+    not once per position); ``positions`` is the number of positions."""
     a: LinearAttrs = ctx.attrs
-    fin = ctx.x[0]
-    bias = a.out if a.bias else 0
-    return Cost(params=fin * a.out + bias, macs=fin * a.out, bias=bias,
-                flops=2 * fin * a.out + bias, in_numel=fin, out_numel=a.out)
+    fin, positions = ctx.x[-1], numel(ctx.x[:-1])
+    bias = a.out * positions if a.bias else 0
+    macs = fin * a.out * positions
+    return Cost(params=fin * a.out + (a.out if a.bias else 0), macs=macs, bias=bias,
+                flops=2 * macs + bias, in_numel=numel(ctx.x), out_numel=numel(ctx.out),
+                positions=positions,
+                category=Category.WEIGHTED_ND if len(ctx.x) > 1 else None)
 
 
 def _linear_torch(ctx: Ctx) -> Module:
-    return module("torch.nn.Linear", ctx.x[0], ctx.attrs.out,
+    return module("torch.nn.Linear", ctx.x[-1], ctx.attrs.out,
                   **changed({"bias": True}, bias=ctx.attrs.bias))
 
 
 def _linear_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
-    args = [inputs[0], b.param("weight")] + ([b.param("bias")] if ctx.attrs.bias else [])
-    b.node("Gemm", args, [output], transB=1)
+    """Gemm on a (N, in) input; MatMul by the transposed weight (and Add) over more dims."""
+    weight = b.param("weight")
+    if len(ctx.x) == 1:
+        b.node("Gemm", [inputs[0], weight] + ([b.param("bias")] if ctx.attrs.bias else []),
+               [output], transB=1)
+        return
+    b.node("Transpose", [weight], [b.tmp("weight_t")], perm=[1, 0])
+    product = b.tmp("product") if ctx.attrs.bias else output
+    b.node("MatMul", [inputs[0], b.tmp("weight_t")], [product])
+    if ctx.attrs.bias:
+        b.node("Add", [product, b.param("bias")], [output])
 
 
 register(OpDef(name="linear", attrs=LinearAttrs, infer=_linear_infer, cost=_linear_cost,
-               torch=_linear_torch, onnx=_linear_onnx, step=lambda ctx: GLOBAL,
+               torch=_linear_torch, onnx=_linear_onnx,
+               step=lambda ctx: GLOBAL if len(ctx.x) == 1 else POINTWISE,
                positional=("out", "bias"), category=Category.WEIGHTED,
-               doc="Fully connected layer on a (features,) input: `out` features, `bias`. "
-                   "Params in*out (+out); MACs in*out."))
+               doc="Fully connected layer over the last dim (features) of a (features,) or "
+                   "(*positions, features) input, e.g. tokens x features: `out` features, "
+                   "`bias`. Params in*out (+out); MACs in*out per position."))
 
 
 class FlattenAttrs(Attrs):

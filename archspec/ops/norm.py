@@ -1,8 +1,10 @@
-"""Normalisation: batchnorm1d/2d/3d, group normalisation and local response normalisation
+"""Normalisation: batchnorm1d/2d/3d, group normalisation, layer normalisation (over the last
+dim, and over the channels of a map: ConvNeXt's LayerNorm2d) and local response normalisation
 (AlexNet)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import model_validator
@@ -214,3 +216,87 @@ register(OpDef(name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost, tor
                positional=("size", "alpha", "beta", "k"), aliases=("local_response_norm",),
                doc="Local response normalisation across `size` channels (AlexNet): "
                    "b = a / (k + alpha/size * sum a^2)^beta. FLOPs: (size + 3) per element."))
+
+
+class LayerNormAttrs(Attrs):
+    eps: float = 1e-5
+    affine: bool = True
+
+    @model_validator(mode="after")
+    def _positive(self) -> LayerNormAttrs:
+        check_positive_float(self, "eps")
+        return self
+
+
+def layernorm_cost(dim: int) -> Callable[[Ctx], Cost]:
+    """Cost rule of a layer norm over per-sample dim ``dim``. Per element: mean 1, variance 2,
+    normalise 2, scale and shift 2 with ``affine`` (as group norm). ``positions``: the vectors
+    normalised."""
+
+    def cost(ctx: Ctx) -> Cost:
+        n, d = numel(ctx.out), ctx.x[dim]
+        return Cost(params=2 * d if ctx.attrs.affine else 0,
+                    flops=n * (7 if ctx.attrs.affine else 5), in_numel=n, out_numel=n,
+                    positions=n // d)
+
+    return cost
+
+
+def _layernorm_infer(inputs: tuple[Shape, ...], a: LayerNormAttrs) -> Shape:
+    if not inputs[0]:
+        raise ShapeError("`layernorm` needs an input with a features dim, got a scalar",
+                         code="E303")
+    return inputs[0]
+
+
+def _layernorm_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """LayerNormalization over the last axis (opset 17)."""
+    d = ctx.x[-1]
+    scale = b.param("weight") if ctx.attrs.affine else b.const("scale", [1.0] * d)
+    bias = b.param("bias") if ctx.attrs.affine else b.const("shift", [0.0] * d)
+    b.node("LayerNormalization", [inputs[0], scale, bias], [output], axis=-1,
+           epsilon=ctx.attrs.eps)
+
+
+register(OpDef(name="layernorm", attrs=LayerNormAttrs, infer=_layernorm_infer,
+               cost=layernorm_cost(-1), category=Category.LAYERNORM,
+               step=lambda ctx: POINTWISE, min_opset=17, onnx=_layernorm_onnx,
+               torch=lambda ctx: module("torch.nn.LayerNorm", ctx.x[-1], **changed(
+                   {"eps": 1e-5, "elementwise_affine": True}, eps=ctx.attrs.eps,
+                   elementwise_affine=ctx.attrs.affine)),
+               positional=("eps",),
+               doc="Layer normalisation (nn.LayerNorm) over the last dim of any input: the "
+                   "features of each token, or the channels of a channels-last (H, W, C) map; "
+                   "`eps`, `affine`. Params 2D with `affine`; FLOPs 5 per element, 7 with "
+                   "`affine`."))
+
+
+def _layernorm2d_infer(inputs: tuple[Shape, ...], a: LayerNormAttrs) -> Shape:
+    if len(inputs[0]) != 3:
+        raise ShapeError(f"`layernorm2d` needs a (C, H, W) map, got {fmt_shape(inputs[0])}",
+                         hint="use `layernorm` over the last dim of other inputs", code="E303")
+    return inputs[0]
+
+
+def _layernorm2d_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """Channels last, LayerNormalization over the last axis, channels first (opset 17)."""
+    c = ctx.x[0]
+    scale = b.param("weight") if ctx.attrs.affine else b.const("scale", [1.0] * c)
+    bias = b.param("bias") if ctx.attrs.affine else b.const("shift", [0.0] * c)
+    b.node("Transpose", inputs, [b.tmp("last")], perm=[0, 2, 3, 1])
+    b.node("LayerNormalization", [b.tmp("last"), scale, bias], [b.tmp("normed")], axis=-1,
+           epsilon=ctx.attrs.eps)
+    b.node("Transpose", [b.tmp("normed")], [output], perm=[0, 3, 1, 2])
+
+
+register(OpDef(name="layernorm2d", attrs=LayerNormAttrs, infer=_layernorm2d_infer,
+               cost=layernorm_cost(0), category=Category.LAYERNORM2D,
+               step=lambda ctx: POINTWISE, min_opset=17, onnx=_layernorm2d_onnx,
+               torch=lambda ctx: module("archspec.backends.modules.LayerNorm2d", ctx.x[0],
+                                        **changed({"eps": 1e-5, "elementwise_affine": True},
+                                                  eps=ctx.attrs.eps,
+                                                  elementwise_affine=ctx.attrs.affine)),
+               positional=("eps",),
+               doc="Layer normalisation over the channels of a (C, H, W) map at each position "
+                   "(ConvNeXt's LayerNorm2d); `eps`, `affine`. Params 2C with `affine`; FLOPs "
+                   "as `layernorm`."))

@@ -1,5 +1,6 @@
 """Tensor manipulation along per-sample dims (0 = channels/features, then the spatial dims):
-channel_shuffle, mean, slice, select, and the several-result split and chunk.
+channel_shuffle, mean, slice, select, the several-result split and chunk, and the layout ops
+permute, transpose and reshape (tokens <-> maps, channels first <-> last).
 
 Torch calls take the batched dim ``dim + 1``; every op but mean and channel_shuffle returns a
 view of its input.
@@ -337,3 +338,101 @@ def make_split(op: str) -> OpDef:
 
 for _op in ("split", "chunk"):
     register(make_split(_op))
+
+
+# ------------------------------------------------------------------------ permute, transpose
+
+
+class PermuteAttrs(Attrs):
+    dims: tuple[int, ...]
+
+
+def _permutation(x: Shape, a: PermuteAttrs) -> tuple[int, ...]:
+    """The normalised order of the per-sample dims, checked to be a permutation."""
+    if len(a.dims) != len(x):
+        raise ShapeError(f"`permute` {list(a.dims)} orders {len(a.dims)} dims, the input "
+                         f"{fmt_shape(x)} has {len(x)}",
+                         hint="name every per-sample dim once (0 = the first after the batch)")
+    order = tuple(norm_dim("permute", x, d) for d in a.dims)
+    if len(set(order)) != len(order):
+        raise ShapeError(f"`permute` {list(a.dims)} names a dim twice",
+                         hint="name every per-sample dim once")
+    return order
+
+
+def _permute_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    b.node("Transpose", inputs, [output],
+           perm=[0, *(d + 1 for d in _permutation(ctx.x, ctx.attrs))])
+
+
+register(OpDef(name="permute", attrs=PermuteAttrs, cost=_moved, category=Category.MOVE,
+               infer=lambda inputs, a: tuple(inputs[0][d] for d in _permutation(inputs[0], a)),
+               step=lambda ctx: POINTWISE if _permutation(ctx.x, ctx.attrs)[:2] == (0, 1)
+               else GLOBAL,
+               torch=lambda ctx: function("torch.permute", dims=(0, *(
+                   d + 1 for d in _permutation(ctx.x, ctx.attrs)))),
+               onnx=_permute_onnx, fresh_output=False, positional=("dims",),
+               doc="Reorders the per-sample dims: `permute([1, 2, 0])` turns a (C, H, W) map "
+                   "into channels-last (H, W, C) (torch.permute; a view). FLOPs 0."))
+
+
+class TransposeAttrs(Attrs):
+    dim0: int
+    dim1: int
+
+
+def _swap(x: Shape, a: TransposeAttrs) -> tuple[int, ...]:
+    """The per-sample order with ``dim0`` and ``dim1`` swapped."""
+    order = list(range(len(x)))
+    i, j = norm_dim("transpose", x, a.dim0), norm_dim("transpose", x, a.dim1)
+    order[i], order[j] = order[j], order[i]
+    return tuple(order)
+
+
+def _transpose_torch(ctx: Ctx) -> Function:
+    i, j = (norm_dim("transpose", ctx.x, d) + 1 for d in (ctx.attrs.dim0, ctx.attrs.dim1))
+    return function("torch.transpose", dim0=i, dim1=j)
+
+
+register(OpDef(name="transpose", attrs=TransposeAttrs, cost=_moved, category=Category.MOVE,
+               infer=lambda inputs, a: tuple(inputs[0][d] for d in _swap(inputs[0], a)),
+               step=lambda ctx: POINTWISE if _swap(ctx.x, ctx.attrs)[:2] == (0, 1) else GLOBAL,
+               torch=_transpose_torch, fresh_output=False, positional=("dim0", "dim1"),
+               onnx=lambda ctx, b, inputs, output: b.node(
+                   "Transpose", inputs, [output], perm=[0, *(d + 1 for d in _swap(ctx.x,
+                                                                               ctx.attrs))]),
+               doc="Swaps per-sample dims `dim0` and `dim1` (torch.transpose; a view): "
+                   "`transpose(0, 1)` turns (features, tokens) into (tokens, features). "
+                   "FLOPs 0."))
+
+# ------------------------------------------------------------------------ reshape
+
+
+class ReshapeAttrs(Attrs):
+    shape: tuple[int, ...]
+
+
+def _reshape_infer(inputs: tuple[Shape, ...], a: ReshapeAttrs) -> Shape:
+    """The per-sample ``shape``, one dim of which may be -1 (what is left)."""
+    x, shape = inputs[0], a.shape
+    size = numel(x)
+    known = math.prod(d for d in shape if d != -1)
+    if shape.count(-1) > 1 or any(d < 1 and d != -1 for d in shape):
+        raise ShapeError(f"`reshape` {list(shape)} may hold one -1, the other dims positive",
+                         hint="-1 stands for what is left of the elements")
+    out = tuple(size // known if d == -1 else d for d in shape) if known else shape
+    if numel(out) != size:
+        raise ShapeError(f"`reshape` {list(shape)} cannot hold the {size:,} elements of a "
+                         f"{fmt_shape(x)} input", hint="the dims must multiply to the input's "
+                                                        "element count (per sample)")
+    return out
+
+
+register(OpDef(name="reshape", attrs=ReshapeAttrs, infer=_reshape_infer, cost=_moved,
+               category=Category.MOVE, step=lambda ctx: GLOBAL, fresh_output=False,
+               torch=lambda ctx: function("torch.reshape", shape=(-1, *ctx.out)),
+               onnx=lambda ctx, b, inputs, output: b.node(
+                   "Reshape", [inputs[0], b.const("shape", [0, *ctx.out], "int64")], [output]),
+               positional=("shape",),
+               doc="The per-sample elements in a new `shape` (a list; one dim may be -1), in "
+                   "order (torch.reshape). FLOPs 0."))
