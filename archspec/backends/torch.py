@@ -134,12 +134,26 @@ def init_weights(graph: Graph, modules: dict[str, nn.Module | nn.Parameter],
     from archspec.initializers import plan
 
     for node_id, init in plan(graph, rules).items():
-        module = modules.get(node_id)
-        weight = getattr(module, "weight", None)
-        if init.func is not None and isinstance(weight, torch.Tensor):
-            getattr(nn.init, init.func)(weight, **dict(init.kwargs))
-        if init.bias is not None and isinstance(getattr(module, "bias", None), torch.Tensor):
-            nn.init.constant_(module.bias, init.bias)
+        for module in _initialised(modules.get(node_id)):
+            weight = getattr(module, "weight", None)
+            if init.func is not None and isinstance(weight, torch.Tensor):
+                getattr(nn.init, init.func)(weight, **dict(init.kwargs))
+            if init.bias is not None and isinstance(getattr(module, "bias", None),
+                                                    torch.Tensor):
+                nn.init.constant_(module.bias, init.bias)
+
+
+def _initialised(module: nn.Module | nn.Parameter | None) -> list[nn.Module]:
+    """The modules an ``init`` rule on a layer sets: the layer's own module when it holds a
+    ``weight``; for a composite op (window attention, patch merging), its inner linear and
+    convolution layers (a weight of rank 2 or more; not its norms), in registration order, as
+    torchvision's ``for m in self.modules(): if isinstance(m, nn.Linear)`` loops reach them."""
+    if not isinstance(module, nn.Module):
+        return []
+    if isinstance(getattr(module, "weight", None), torch.Tensor):
+        return [module]
+    return [m for m in module.modules()
+            if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.ndim >= 2]
 
 
 def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphModule:
