@@ -65,7 +65,7 @@ CODES: dict[str, str] = {
     "E301": "shapes that the op cannot take",
     "E302": "an output size that is not positive",
     "E303": "an input of the wrong rank",
-    "E304": "`linear` on a feature map",
+    "E304": "`linear` on an input without a features dim (a scalar)",
     "E305": "merged inputs with different shapes",
     "E401": "unknown name in an expression",
     "E402": "a value of the wrong type for a parameter",

@@ -471,6 +471,7 @@ class Expander:
         finally:
             self.stack.pop()
         self.graph.scopes[inner.prefix] = Scope(inner.prefix, block.name, c.span, out, args)
+        self.graph.block_inits += [(inner.prefix, rule, env) for rule in block.inits]
         return out
 
     def _bind(self, block: ir.BlockDef, c: ir.LayerCall, frame: Frame,
@@ -592,8 +593,9 @@ def _param_sig(p: ir.Param) -> str:
 def expand(spec: ir.Spec) -> Graph:
     """Expand ``spec`` into a flat, shape-checked :class:`Graph` (every ``init`` rule checked
     to target some layer)."""
-    from archspec.initializers import plan
+    from archspec.initializers import block_plans, plan
 
     graph = Expander(spec).run()
     plan(graph, spec.inits)
+    block_plans(graph)
     return graph

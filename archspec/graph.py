@@ -63,6 +63,9 @@ class Graph:
     scopes: dict[str, Scope] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
+    block_inits: list[tuple[str, Any, dict[str, Any]]] = field(default_factory=list)
+    """The ``init`` rules of block calls, in the order the calls were completed (inner ones
+    first): (the call's scope path, the rule, the call's environment)."""
 
     def __iter__(self) -> Iterator[OpNode]:
         return iter(self.nodes.values())

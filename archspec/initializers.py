@@ -15,7 +15,7 @@ from archspec.diagnostics import did_you_mean, error
 from archspec.evaluate import Evaluator, show
 
 if TYPE_CHECKING:
-    from archspec.graph import Graph
+    from archspec.graph import Graph, OpNode
 
 # scheme -> (torch.nn.init function, its keyword arguments with defaults)
 SCHEMES: dict[str, tuple[str | None, dict[str, Any]]] = {
@@ -38,11 +38,25 @@ SCHEMES: dict[str, tuple[str | None, dict[str, Any]]] = {
 @dataclass(frozen=True)
 class Init:
     """How one layer is initialised: ``torch.nn.init.<func>(weight, **kwargs)`` (no call when
-    ``func`` is None) and ``constant_(bias, bias)`` when ``bias`` is not None."""
+    ``func`` is None), then ``constant_(bias, bias)`` when ``bias`` is not None, or
+    ``torch.nn.init.<bias_func>(bias, **bias_kwargs)`` for a bias drawn by a scheme
+    (``bias=normal(0, 1e-6)``)."""
 
     func: str | None
     kwargs: tuple[tuple[str, Any], ...]
     bias: float | None
+    bias_func: str | None = None
+    bias_kwargs: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """The init rules of one block call: applied to ``layers`` (node id -> Init) as soon as
+    the call's last layer, ``after``, is built."""
+
+    scope: str
+    after: str
+    layers: dict[str, Init]
 
 
 def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
@@ -53,37 +67,70 @@ def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
     matching rule wins. An op kind the network does not use is fine (a family's shared rules);
     a path that matches no layer is a located error (a typo).
     """
+
+    return _targets(list(graph), rules, dict(graph.params), "")
+
+
+def _targets(nodes: list[OpNode], rules: tuple[ir.InitRule, ...], env: dict[str, Any],
+             scope: str) -> dict[str, Init]:
+    """The Init of every node of ``nodes`` some rule targets (paths relative to ``scope``)."""
     from archspec.ops import REGISTRY
 
     out: dict[str, Init] = {}
     for rule in rules:
-        if rule.cond is not None and not Evaluator(dict(graph.params), None)(rule.cond):
+        if rule.cond is not None and not Evaluator(env, None)(rule.cond):
             continue
         op = REGISTRY.get(rule.op)
-        hits = [n.id for n in graph if (n.op == op.name if op is not None
-                                        else fnmatchcase(n.id, rule.op))]
+        pattern = f"{scope}.{rule.op}" if scope else rule.op
+        hits = [n.id for n in nodes if (n.op == op.name if op is not None
+                                        else fnmatchcase(n.id, pattern))]
         if not hits and op is None:
-            raise error("E117", f"`init` layer path `{rule.op}` matches no layer of the "
-                        "network", rule.span,
-                        hint=did_you_mean(rule.op, [*graph.nodes, *REGISTRY]) or
+            where = f"block call `{scope}`" if scope else "the network"
+            raise error("E117", f"`init` layer path `{rule.op}` matches no layer of {where}",
+                        rule.span,
+                        hint=did_you_mean(rule.op, [n.id[len(scope) + 1 if scope else 0:]
+                                                    for n in nodes] + list(REGISTRY)) or
                         "give an op kind, or a layer path / fnmatch pattern")
-        func, kwargs, bias = resolve(rule, graph.params)
+        init = resolve(rule, env)
         for node_id in hits:
-            out[node_id] = Init(func, tuple(kwargs.items()), bias)
-    return {n.id: out[n.id] for n in graph if n.id in out}
+            out[node_id] = init
+    return {n.id: out[n.id] for n in nodes if n.id in out}
 
 
-def resolve(rule: ir.InitRule, params: dict[str, Any] | None = None,
-            ) -> tuple[str | None, dict[str, Any], float | None]:
-    """``(torch.nn.init function name, kwargs, bias constant or None)`` of a checked rule;
-    argument expressions may read the network's ``params`` (``std=1 / num_classes``)."""
+def block_plans(graph: Graph) -> list[BlockPlan]:
+    """The ``init`` rules of every block call, in the order the calls complete (inner calls
+    first), each with the layers it sets; paths are relative to the call."""
+    order = {node_id: i for i, node_id in enumerate(graph.nodes)}
+    rules_of: dict[str, list[ir.InitRule]] = {}
+    envs: dict[str, dict[str, Any]] = {}
+    for scope, rule, env in graph.block_inits:
+        rules_of.setdefault(scope, []).append(rule)
+        envs[scope] = env
+    out = []
+    for scope, rules in rules_of.items():
+        inside = [n for n in graph if n.id.startswith(scope + ".")]
+        if not inside:
+            continue
+        after = max((n.id for n in inside), key=order.__getitem__)
+        out.append(BlockPlan(scope, after, _targets(inside, tuple(rules), envs[scope], scope)))
+    return out
+
+
+def resolve(rule: ir.InitRule, params: dict[str, Any] | None = None) -> Init:
+    """The :class:`Init` of a checked rule; argument expressions may read the network's (or
+    the block call's) ``params`` (``std=1 / num_classes``). ``bias=`` is a number, or a
+    scheme with positional arguments (``bias=normal(0, 1e-6)``)."""
     func, defaults = SCHEMES[rule.scheme.callee]
     ev = Evaluator(dict(params or {}), None)
     kwargs: dict[str, Any] = {}
     names = list(defaults)
-    bias = None
+    bias: float | None = None
+    bias_func, bias_kwargs = None, ()
     for i, arg in enumerate(rule.scheme.args):
         name = arg.name or names[i]
+        if name == "bias" and isinstance(arg.value, ir.FuncCall):
+            bias_func, bias_kwargs = _bias_scheme(arg.value, ev)
+            continue
         value = ev(arg.value)
         if not isinstance(value, (int, float, str)) or isinstance(value, bool) or (
                 name == "bias" and isinstance(value, str)):
@@ -93,7 +140,27 @@ def resolve(rule: ir.InitRule, params: dict[str, Any] | None = None,
             bias = float(value)
         else:
             kwargs[name] = value
-    return func, kwargs, bias
+    return Init(func, tuple(kwargs.items()), bias, bias_func, bias_kwargs)
+
+
+def _bias_scheme(call: ir.FuncCall, ev: Evaluator) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """``bias=normal(0, 1e-6)``: the scheme's torch.nn.init function and its arguments, given
+    by position."""
+    if call.func not in SCHEMES or SCHEMES[call.func][0] is None:
+        raise error("E116", f"unknown bias scheme `{call.func}`", call.span,
+                    hint="a number, or a scheme: " + ", ".join(k for k, v in SCHEMES.items()
+                                                               if v[0] is not None))
+    func, defaults = SCHEMES[call.func]
+    if len(call.args) > len(defaults):
+        raise error("E116", f"`{call.func}` takes {len(defaults)} argument(s)", call.span,
+                    hint=f"arguments, by position: {', '.join(defaults) or '(none)'}")
+    values = [ev(a) for a in call.args]
+    for v, a in zip(values, call.args):
+        if not isinstance(v, (int, float, str)) or isinstance(v, bool):
+            raise error("E116", f"bad value {show(v)} for `{call.func}`", a.span,
+                        hint="initialisation arguments are numbers or strings")
+    assert func is not None
+    return func, tuple(zip(defaults, values))
 
 
 def check_init(rule: ir.InitRule) -> None:

@@ -264,11 +264,15 @@ class InitRule(Node):
 
 
 class BlockDef(Node):
-    """``block name(params) { body }``: a reusable, parameterised sub-network."""
+    """``block name(params) { body }``: a reusable, parameterised sub-network. ``inits`` are
+    the ``init`` rules written in the body: they target the block's own layers (an op kind,
+    or a path relative to the block) and apply as soon as each call of the block is built, as
+    a PyTorch module's constructor initialises its submodules."""
 
     name: str
     params: tuple[Param, ...] = ()
     body: tuple[Stmt, ...]
+    inits: tuple[InitRule, ...] = ()
 
 
 class Spec(Node):

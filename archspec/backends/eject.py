@@ -25,14 +25,21 @@ from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any
 
+import torch
 from torch import nn
 
 from archspec import ir
 from archspec.backends.naming import Namespace
-from archspec.backends.torch import lower, may_overwrite_input, resolve
+from archspec.backends.torch import (
+    build_module,
+    initialised_names,
+    lower,
+    may_overwrite_input,
+    resolve,
+)
 from archspec.expander import expand
 from archspec.graph import Graph
-from archspec.initializers import Init, plan
+from archspec.initializers import Init, block_plans, plan
 from archspec.ops import REGISTRY, Ctx, Function, Learned, Module
 
 HELPERS = "archspec.backends.modules."  # targets whose class source the ejected file carries
@@ -272,7 +279,7 @@ def init_groups(layers: list[tuple[str, Init]]) -> tuple[InitGroup, ...]:
     fixed: dict[Init, list[str]] = {}
     last: tuple[Init, list[str]] | None = None
     for path, init in layers:
-        if init.func in _DETERMINISTIC:
+        if init.func in _DETERMINISTIC and init.bias_func is None:
             if init not in fixed:
                 fixed[init] = []
                 groups.append((init, fixed[init]))
@@ -450,11 +457,24 @@ class Ejector:
         return isinstance(self.lowered[node_id], Module) and cost.params > 0
 
     def inits(self) -> tuple[InitGroup, ...]:
-        """The spec's ``init`` rules as :func:`~archspec.initializers.plan` resolves them."""
-        layers = [(node_id, init) for node_id, init in plan(self.graph, self.init_rules).items()
-                  if self.has_weights(node_id)
-                  and (init.func is not None or init.bias is not None)]
+        """The blocks' ``init`` rules (as each call completes), then the network's, as
+        :mod:`archspec.initializers` resolves them. The network's constructor applies them all
+        once every layer exists, so the same seed draws other numbers than `compile`'s build,
+        where a block initialises its layers as soon as it is built."""
+        planned = [*(item for block in block_plans(self.graph)
+                     for item in block.layers.items()),
+                   *plan(self.graph, self.init_rules).items()]
+        layers = [(path, init) for node_id, init in planned if self.has_weights(node_id)
+                  and (init.func is not None or init.bias is not None
+                       or init.bias_func is not None) for path in self.initialised(node_id)]
         return init_groups(layers)
+
+    def initialised(self, node_id: str) -> list[str]:
+        """The module paths an init rule on the layer sets: the layer's own, or a composite
+        op's inner linear layers (:func:`initialised_names`, on a meta-device build)."""
+        with torch.device("meta"):
+            names = initialised_names(build_module(self.lowered[node_id]))
+        return [f"{node_id}.{name}" if name else node_id for name in names]
 
     # ------------------------------------------------------------ merging
     def run(self) -> list[ClassDef]:
@@ -675,6 +695,10 @@ def init_calls(layer: str, init: Init, indent: int) -> list[str]:
         args = [f"{layer}.bias", literal(init.bias)]
         out += [f"{pad}if {layer}.bias is not None:",
                 f"{pad}    {wrap_call('nn.init.constant_', args, indent + 4)}"]
+    elif init.bias_func is not None:
+        args = [f"{layer}.bias", *(f"{k}={literal(v)}" for k, v in init.bias_kwargs)]
+        out += [f"{pad}if {layer}.bias is not None:",
+                f"{pad}    {wrap_call(f'nn.init.{init.bias_func}', args, indent + 4)}"]
     return out
 
 

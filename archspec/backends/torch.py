@@ -20,6 +20,7 @@ from archspec.backends.naming import Namespace
 from archspec.diagnostics import error
 from archspec.expander import expand
 from archspec.graph import Graph, OpNode, valid_label
+from archspec.initializers import BlockPlan, Init, block_plans, plan
 from archspec.ops import REGISTRY, Ctx, Learned, Module, ShapeError, TorchCall
 
 # Where a torch rule's qualified names may point: nothing else is ever imported by name.
@@ -127,33 +128,47 @@ def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
                              dict(call.kwargs))
 
 
-def init_weights(graph: Graph, modules: dict[str, nn.Module | nn.Parameter],
-                 rules: tuple[ir.InitRule, ...]) -> None:
-    """Apply the spec's ``init`` rules, in graph order, after every module exists (as
-    torchvision's constructors do, so a seeded build draws the same random numbers)."""
-    from archspec.initializers import plan
-
-    for node_id, init in plan(graph, rules).items():
-        for module in _initialised(modules.get(node_id)):
-            weight = getattr(module, "weight", None)
-            if init.func is not None and isinstance(weight, torch.Tensor):
-                getattr(nn.init, init.func)(weight, **dict(init.kwargs))
-            if init.bias is not None and isinstance(getattr(module, "bias", None),
-                                                    torch.Tensor):
-                nn.init.constant_(module.bias, init.bias)
+def apply_inits(layers: dict[str, Init], modules: dict[str, nn.Module | nn.Parameter]) -> None:
+    """Initialise the weights (and biases) of ``layers``, in their order."""
+    with torch.no_grad():
+        for node_id, init in layers.items():
+            for module in _initialised(modules.get(node_id)):
+                _apply(init, module)
 
 
-def _initialised(module: nn.Module | nn.Parameter | None) -> list[nn.Module]:
-    """The modules an ``init`` rule on a layer sets: the layer's own module when it holds a
-    ``weight``; for a composite op (window attention, patch merging), its inner linear and
-    convolution layers (a weight of rank 2 or more; not its norms), in registration order, as
-    torchvision's ``for m in self.modules(): if isinstance(m, nn.Linear)`` loops reach them."""
+def _apply(init: Init, module: nn.Module) -> None:
+    """Initialise one module's ``weight`` and ``bias`` as ``init`` says."""
+    weight = getattr(module, "weight", None)
+    if init.func is not None and isinstance(weight, torch.Tensor):
+        getattr(nn.init, init.func)(weight, **dict(init.kwargs))
+    bias = getattr(module, "bias", None)
+    if not isinstance(bias, torch.Tensor):
+        return
+    if init.bias is not None:
+        nn.init.constant_(bias, init.bias)
+    elif init.bias_func is not None:
+        getattr(nn.init, init.bias_func)(bias, **dict(init.bias_kwargs))
+
+
+def initialised_names(module: nn.Module | nn.Parameter | None) -> list[str]:
+    """The submodules an ``init`` rule on a layer sets, by name relative to it: the layer
+    itself (``""``) when it holds a ``weight``; for a composite op (window attention, patch
+    merging), its inner linear and convolution layers (a weight of rank 2 or more; not its
+    norms), in registration order, as torchvision's ``for m in self.modules(): if
+    isinstance(m, nn.Linear)`` loops reach them."""
     if not isinstance(module, nn.Module):
         return []
     if isinstance(getattr(module, "weight", None), torch.Tensor):
-        return [module]
-    return [m for m in module.modules()
+        return [""]
+    return [name for name, m in module.named_modules()
             if isinstance(getattr(m, "weight", None), torch.Tensor) and m.weight.ndim >= 2]
+
+
+def _initialised(module: nn.Module | nn.Parameter | None) -> list[nn.Module]:
+    """The modules :func:`initialised_names` names."""
+    if not isinstance(module, nn.Module):
+        return []
+    return [module.get_submodule(name) for name in initialised_names(module)]
 
 
 def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphModule:
@@ -164,11 +179,17 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
                                zip(graph.inputs, _argument_names(graph.inputs), strict=True)}
     modules: dict[str, nn.Module | nn.Parameter] = {}
     readers = graph.consumers()
+    built: dict[str, list[BlockPlan]] = {}
+    for block in block_plans(graph):
+        built.setdefault(block.after, []).append(block)
     for node in graph:
         env[node.id] = _lower(node, gfx, env, modules,
                               may_overwrite_input(graph, node, readers))
-    with torch.no_grad():
-        init_weights(graph, modules, inits)
+        for block in built.get(node.id, ()):  # a block initialises its layers once built
+            apply_inits(block.layers, modules)
+    # then the network's rules, once every layer exists (as torchvision's constructors do, so
+    # that a seeded build draws the same random numbers)
+    apply_inits(plan(graph, inits), modules)
     outs = [env[v] for v in graph.outputs.values()]
     if len(outs) == 1:
         gfx.output(outs[0])

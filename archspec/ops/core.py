@@ -47,8 +47,8 @@ def _linear_infer(inputs: tuple[Shape, ...], a: LinearAttrs) -> Shape:
     x = inputs[0]
     if not x:
         raise ShapeError("`linear` needs an input with a features dim, got a scalar",
-                         hint="add `flatten` before it (or a global pooling + flatten)",
-                         code="E304")
+                         hint="linear maps the last dim; keep one (e.g. reduce fewer dims, or "
+                              "keepdim=true)", code="E304")
     return (*x[:-1], a.out)
 
 

@@ -134,14 +134,15 @@ def _check(spec: ir.Spec) -> None:
                     raise error("E114", f"{kind} `{item.name}` is defined twice", item.span,
                                 hint=f"rename one; the first is at {seen[item.name].span}")
             seen.setdefault(item.name, item)
-    seen_ops: dict[str, ir.InitRule] = {}
-    for rule in spec.inits:
-        with errors.check():
-            check_init(rule)
-            if rule.op in seen_ops:
-                raise error("E114", f"`init {rule.op}` is given twice", rule.span,
-                            hint=f"keep one; the first is at {seen_ops[rule.op].span}")
-        seen_ops.setdefault(rule.op, rule)
+    for rules in (spec.inits, *(b.inits for b in spec.blocks)):
+        seen_ops: dict[str, ir.InitRule] = {}
+        for rule in rules:
+            with errors.check():
+                check_init(rule)
+                if rule.op in seen_ops:
+                    raise error("E114", f"`init {rule.op}` is given twice", rule.span,
+                                hint=f"keep one; the first is at {seen_ops[rule.op].span}")
+            seen_ops.setdefault(rule.op, rule)
     for p in [*spec.params, *(p for b in spec.blocks for p in b.params)]:
         with errors.check():
             if p.type not in ir.PARAM_TYPES:

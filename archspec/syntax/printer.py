@@ -62,6 +62,11 @@ def _when(cond: Any) -> str:
     return f" if {expr(cond)}" if cond is not None else ""
 
 
+def init_rule(rule: ir.InitRule) -> str:
+    """``init TARGET [if COND]: scheme(...)``."""
+    return f"init {init_target(rule.op)}{_when(rule.cond)}: {element(rule.scheme, '')}"
+
+
 def init_target(target: str) -> str:
     """An init rule's target as written: an op name bare, a path or pattern quoted."""
     return target if target.isidentifier() else f'"{target}"'
@@ -142,10 +147,12 @@ def to_text(spec: ir.Spec) -> str:
         lines.append(f"input {d.name}: [{', '.join(expr(x) for x in d.shape)}]")
     if spec.outputs:
         lines.append(f"output {', '.join(map(output_item, spec.outputs))}")
-    lines += [f"init {init_target(r.op)}{_when(r.cond)}: {element(r.scheme, '')}"
-              for r in spec.inits]
+    lines += [init_rule(r) for r in spec.inits]
     for b in spec.blocks:
-        lines += ["", f"block {b.name}({_params(b.params)}) {body(b.body, '')}"]
+        text = body(b.body, "")
+        if b.inits:
+            text = "{\n" + "".join(f"    {init_rule(r)}\n" for r in b.inits) + text[2:]
+        lines += ["", f"block {b.name}({_params(b.params)}) {text}"]
     lines.append("")
     lines += [stmt(s, "") for s in spec.body]
     return "\n".join(lines) + "\n"

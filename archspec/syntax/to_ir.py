@@ -100,9 +100,18 @@ class ToIR(Transformer):
         return "init", ir.InitRule(op=text, cond=cond, scheme=scheme, span=self.tok(target))
 
     def block_def(self, c: list[Any]) -> tuple[str, ir.BlockDef]:
-        _kw, name, params, body = c
+        _kw, name, params, (body, inits) = c
         return "block", ir.BlockDef(name=str(name), params=params, body=body,
-                                    span=self.tok(name))
+                                    inits=inits, span=self.tok(name))
+
+    def block_body(self, c: list[Any]) -> tuple[Body, tuple[ir.InitRule, ...]]:
+        """A block's statements, and the ``init`` rules among them."""
+        inits = tuple(item[1] for item in c[1:] if isinstance(item, tuple)
+                      and not isinstance(item, Body) and item[0] == "init")
+        out = Body(s for s in c[1:] if s is not None and not (
+            isinstance(s, tuple) and not isinstance(s, Body) and s[0] == "init"))
+        out.span = self.tok(c[0])
+        return out, inits
 
     def param_list(self, c: list[Any]) -> tuple[ir.Param, ...]:
         return tuple(p for p in c if p is not None)

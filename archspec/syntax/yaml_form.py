@@ -274,12 +274,14 @@ class _Reader:
         out = []
         for name, (knode, vnode) in (self.mapping(node, "blocks").items() if node else ()):
             fields = self.mapping(vnode, f"block `{name}`")
-            self.check_keys(fields, ("params", "body"), f"block `{name}`")
+            self.check_keys(fields, ("params", "init", "body"), f"block `{name}`")
             if "body" not in fields:
                 raise self.fail(knode, f"block `{name}` has no `body`",
                                 hint="add `body: [...]`, the block's layers")
             params = self.params(fields["params"][1] if "params" in fields else None)
             out.append(ir.BlockDef(name=name, params=params, body=self.body(fields["body"][1]),
+                                   inits=self.inits(fields["init"][1] if "init" in fields
+                                                    else None),
                                    span=self.span(knode)))
         return tuple(out)
 
@@ -463,6 +465,11 @@ def _body_out(stmts: tuple[Any, ...]) -> list[Any]:
     return [_stmt_out(s) for s in stmts]
 
 
+def _inits_out(rules: tuple[ir.InitRule, ...]) -> dict[str, Any]:
+    return {r.op: element_text(r.scheme, "") if r.cond is None else
+            {"scheme": element_text(r.scheme, ""), "if": _expr_out(r.cond)} for r in rules}
+
+
 def to_yaml(spec: ir.Spec) -> str:
     """Print ``spec`` in the YAML form; reading the result gives an equal IR."""
     doc: dict[str, Any] = {"network": spec.name}
@@ -474,11 +481,10 @@ def to_yaml(spec: ir.Spec) -> str:
     if spec.outputs:
         doc["outputs"] = [output_text(o) for o in spec.outputs]
     if spec.inits:
-        doc["init"] = {r.op: element_text(r.scheme, "") if r.cond is None else
-                       {"scheme": element_text(r.scheme, ""), "if": _expr_out(r.cond)}
-                       for r in spec.inits}
+        doc["init"] = _inits_out(spec.inits)
     if spec.blocks:
-        doc["blocks"] = {b.name: {"params": _params_out(b.params), "body": _body_out(b.body)}
-                         for b in spec.blocks}
+        doc["blocks"] = {b.name: {"params": _params_out(b.params),
+                                  **({"init": _inits_out(b.inits)} if b.inits else {}),
+                                  "body": _body_out(b.body)} for b in spec.blocks}
     doc["body"] = _body_out(spec.body)
     return yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100)
