@@ -60,6 +60,7 @@ CASES: list[tuple[str, list[tuple[int, ...]]]] = [
     ("y: shifted_window_attention(3, 7, 3)", [(9, 11, 12)]),
     ("y: shifted_window_attention_v2(2, (3, 4), (1, 2), proj_bias=false)", [(5, 9, 4)]),
     ("y: patch_merging", [(5, 6, 4)]), ("y: patch_merging_v2", [(4, 4, 4)]),
+    ("y: swin_block_v2(3, 4, 2, 0.1)", [(8, 8, 12)]),
     ("y: window_partition(7) -> relative_attention(16) -> window_departition(7, 2, 1)",
      [(32, 14, 7)]),
     ("y: linear(5)", [(4, 7)]), ("y: linear(5, bias=false)", [(3, 4, 7)]),

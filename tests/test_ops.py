@@ -81,7 +81,7 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
     ("select(1, -1)", (3, 4, 5)), ("select(0, 2)", (3, 4)),
     ("shifted_window_attention(2, 4, 2)", (6, 7, 8)), ("patch_merging", (5, 4, 6)),
     ("shifted_window_attention_v2(2, (3, 4), (1, 2))", (6, 8, 4)),
-    ("patch_merging_v2", (3, 3, 2)),
+    ("patch_merging_v2", (3, 3, 2)), ("swin_block_v2(2, 4, 2, 0.2)", (5, 6, 4)),
     ("relative_attention(4)", (2, 9, 8)), ("window_partition(2)", (3, 4, 6)),
     ("window_departition(2, 1, 3)", (3, 4, 5)),
     ("linear(5)", (3, 4, 7)), ("linear(6, bias=false)", (9, 8)),

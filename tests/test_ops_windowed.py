@@ -1,5 +1,5 @@
-"""Swin's windowed ops against torchvision's own modules (same seed, same weights, same outputs,
-same counts) and their ONNX export against onnxruntime."""
+"""Swin's and MaxViT's windowed ops against torchvision's own modules (same seed, same
+weights, same outputs, same counts) and their ONNX export against onnxruntime."""
 
 from __future__ import annotations
 
@@ -34,6 +34,15 @@ ATTENTION = [
     ("shifted_window_attention_v2(2, 8, 4, proj_bias=false)", (5, 9, 4),
      lambda: tv_swin.ShiftedWindowAttentionV2(4, [8, 8], [4, 4], 2, proj_bias=False), (17,)),
 ]
+BLOCKS = [
+    ("swin_block_v2(3, 4, 2, 0.1)", (8, 8, 12),
+     lambda: tv_swin.SwinTransformerBlockV2(12, 3, [4, 4], [2, 2], stochastic_depth_prob=0.1),
+     (17, 18)),
+    ("swin_block_v2(2, 8, mlp_ratio=2.0, eps=0.001)", (5, 9, 4),
+     lambda: tv_swin.SwinTransformerBlockV2(
+         4, 2, [8, 8], [0, 0], mlp_ratio=2.0,
+         norm_layer=lambda c: torch.nn.LayerNorm(c, eps=0.001)), (17,)),
+]
 RELATIVE = [
     ("relative_attention(4)", (3, 9, 8),
      lambda: tv_maxvit.RelativePositionalMultiHeadAttention(8, 4, 9), (13, 17)),
@@ -46,7 +55,7 @@ MERGING = [
     ("patch_merging(eps=0.001)", (3, 3, 2),
      lambda: tv_swin.PatchMerging(2, lambda c: torch.nn.LayerNorm(c, eps=0.001)), (17,)),
 ]
-CASES = ATTENTION + RELATIVE + MERGING
+CASES = ATTENTION + BLOCKS + RELATIVE + MERGING
 
 
 def _spec(call: str, shape: tuple[int, ...]) -> archspec.Spec:

@@ -150,7 +150,9 @@ class Convention:
 
     def count(self, category: Category, cost: Cost) -> int:
         """This tool's count for one op of ``category`` with ``cost`` (whose own category, when
-        set, overrides the op's)."""
+        set, overrides the op's); an op made of parts, the sum of its parts' counts."""
+        if cost.parts:
+            return sum(self.count(category, part) for part in cost.parts)
         category = cost.category or category
         return 0 if category in self.uncounted else self.rules[category](cost)
 

@@ -820,10 +820,13 @@ def _attr_path(path: tuple[str, ...]) -> str:
 
 
 def helper_targets(calls: list[Module | Function | Learned]) -> list[str]:
-    """The targets, in first-use order, whose source the ejected file carries."""
+    """The targets, in first-use order, whose source the ejected file carries; a helper that
+    builds other helpers (its ``requires``: their class names) comes after them."""
     flat = [part for c in calls
             for part in ((c.factory, c.combine) if isinstance(c, Learned) else (c,))]
-    return list(dict.fromkeys(c.target for c in flat if c.target.startswith(HELPERS)))
+    targets = [c.target for c in flat if c.target.startswith(HELPERS)]
+    return list(dict.fromkeys(needed for target in targets for needed in (
+        *(HELPERS + name for name in getattr(resolve(target), "requires", ())), target)))
 
 
 def eject(spec: ir.Spec) -> str:

@@ -1,8 +1,9 @@
 """Small ``nn.Module`` classes that torch rules name where PyTorch has no ready-made layer.
 
 Each class uses nothing but ``torch`` (no other import, no helper outside the class), because
-``archspec compile`` copies a class's source into the standalone files it writes. Inputs carry
-the batch dimension: ``(N, C, *spatial)``.
+``archspec compile`` copies a class's source into the standalone files it writes; a class that
+builds another class of this file names it in its ``requires``, and the written file carries
+that class too. Inputs carry the batch dimension: ``(N, C, *spatial)``.
 """
 
 from __future__ import annotations
@@ -346,3 +347,35 @@ class RelativePositionalMultiHeadAttention(torch.nn.Module):
 
     def extra_repr(self) -> str:
         return f"n_heads={self.n_heads}, head_dim={self.head_dim}, size={self.size}"
+
+
+class SwinTransformerBlockV2(torch.nn.Module):
+    """Swin v2's block (res-post-norm) of an (N, H, W, C) channels-last map, as torchvision's
+    ``SwinTransformerBlockV2``: ``x + sd(norm1(attn(x)))``, then ``x + sd(norm2(mlp(x)))``,
+    with cosine window attention (:class:`ShiftedWindowAttention`), an MLP (linear to
+    ``mlp_ratio`` x C, GELU, dropout, linear back, dropout) initialised in the constructor
+    (xavier-uniform weights, normal(std 1e-6) biases), and row-wise stochastic depth
+    (:class:`StochasticDepth`). Modules registered in torchvision's order."""
+
+    requires = ("ShiftedWindowAttention", "StochasticDepth")
+
+    def __init__(self, dim: int, num_heads: int, window_size: list[int], shift_size: list[int],
+                 stochastic_depth_prob: float = 0.0, mlp_ratio: float = 4.0,
+                 eps: float = 1e-5) -> None:
+        super().__init__()
+        self.norm1 = torch.nn.LayerNorm(dim, eps=eps)
+        self.attn = ShiftedWindowAttention(dim, window_size, shift_size, num_heads, cosine=True)
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+        self.norm2 = torch.nn.LayerNorm(dim, eps=eps)
+        hidden = int(dim * mlp_ratio)
+        self.mlp = torch.nn.Sequential(
+            torch.nn.Linear(dim, hidden), torch.nn.GELU(), torch.nn.Dropout(0.0),
+            torch.nn.Linear(hidden, dim), torch.nn.Dropout(0.0))
+        for m in self.mlp.modules():
+            if isinstance(m, torch.nn.Linear):
+                torch.nn.init.xavier_uniform_(m.weight)
+                torch.nn.init.normal_(m.bias, std=1e-6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.stochastic_depth(self.norm1(self.attn(x)))
+        return x + self.stochastic_depth(self.norm2(self.mlp(x)))

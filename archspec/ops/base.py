@@ -87,6 +87,8 @@ class Cost:
     windowed attention); the memory pass counts them; else 0.
     ``category``: this call's counting category when it depends on the attributes (a resize
     counts by mode and rank); None means the op's own :attr:`OpDef.category`.
+    ``parts``: for an op made of other ops' layers (Swin v2's block), their costs, each with
+    its ``category``: the counting conventions count the parts, not the whole.
     ``once``: work the op does once per forward whatever the batch (Swin v2's position-bias
     MLP over the window's relative offsets), with its own ``category``; its ``params`` are
     already in the op's own. The analysis adds it once, not per sample.
@@ -103,6 +105,7 @@ class Cost:
     products: int = 0
     scratch: int = 0
     category: Category | None = None
+    parts: tuple[Cost, ...] = ()
     once: Cost | None = None
 
 

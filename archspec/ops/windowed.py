@@ -97,16 +97,21 @@ def _shifts(x: Shape, a: WindowAttentionAttrs) -> tuple[int, int]:
                  zip(window, _padded(x, window), shift))  # type: ignore[return-value]
 
 
+def _window_attention_infer(op: str, x: Shape, a: WindowAttentionAttrs) -> Shape:
+    """A channels-last map whose channels the heads divide; the output has its shape."""
+    channels_last(op, x)
+    if x[2] % a.heads:
+        raise ShapeError(f"`heads` (={a.heads}) must divide the {x[2]} input channels",
+                         hint="choose a divisor of the channel count")
+    _window(a)
+    return x
+
+
 def make_window_attention(cosine: bool) -> OpDef:
     name = "shifted_window_attention_v2" if cosine else "shifted_window_attention"
 
     def infer(inputs: tuple[Shape, ...], a: WindowAttentionAttrs) -> Shape:
-        x = channels_last(name, inputs[0])
-        if x[2] % a.heads:
-            raise ShapeError(f"`heads` (={a.heads}) must divide the {x[2]} input channels",
-                             hint="choose a divisor of the channel count")
-        _window(a)
-        return x
+        return _window_attention_infer(name, inputs[0], a)
 
     def cost(ctx: Ctx) -> Cost:
         """Per sample, T padded tokens of C channels in windows of N tokens: MACs 4TC^2 (q, k,
@@ -581,3 +586,96 @@ register(OpDef(
         "((2 size - 1)^2 x heads) read through a (tokens, tokens) index buffer. MACs 4GPC^2 + "
         "2GP^2C for G groups of P tokens; attention matrices G x heads x P^2 elements; the "
         "receptive field pass takes it as global (grid attention mixes the whole map)."))
+
+
+# ------------------------------------------------------------------ Swin v2 block
+
+
+class SwinBlockAttrs(WindowAttentionAttrs):
+    sd: float = 0.0
+    mlp_ratio: float = 4.0
+    eps: float = 1e-5
+
+    @model_validator(mode="after")
+    def _block_domains(self) -> SwinBlockAttrs:
+        if not 0.0 <= self.sd <= 1.0:
+            raise ValueError(f"`sd` (={self.sd}) must be between 0 and 1")
+        check_positive_float(self, "mlp_ratio", "eps")
+        return self
+
+
+def _block_parts(ctx: Ctx) -> list[tuple[str, str, Ctx]]:
+    """The block's layers as (op, path, context), in torchvision's order of computation:
+    attention, norm1, residual add; MLP (linear, GELU, dropout, linear, dropout), norm2,
+    residual add (stochastic depth is the identity in eval and counts nothing)."""
+    from archspec.ops.base import REGISTRY
+
+    a: SwinBlockAttrs = ctx.attrs
+    x, hidden = ctx.x, (*ctx.x[:2], int(ctx.x[2] * a.mlp_ratio))
+    norm = REGISTRY["layernorm"].attrs(eps=a.eps)
+    attention = WindowAttentionAttrs(heads=a.heads, window=a.window, shift=a.shift)
+    return [("shifted_window_attention_v2", "attn", Ctx((x,), x, attention)),
+            ("layernorm", "norm1", Ctx((x,), x, norm)), ("add", "add", Ctx((x, x), x, None)),
+            ("linear", "mlp.0", Ctx((x,), hidden, REGISTRY["linear"].attrs(out=hidden[2]))),
+            ("gelu", "mlp.1", Ctx((hidden,), hidden, REGISTRY["gelu"].attrs())),
+            ("linear", "mlp.3", Ctx((hidden,), x, REGISTRY["linear"].attrs(out=x[2]))),
+            ("layernorm", "norm2", Ctx((x,), x, norm)), ("add", "add_1", Ctx((x, x), x, None))]
+
+
+def _block_cost(ctx: Ctx) -> Cost:
+    """The sum of its layers' costs (each counted by its own category, ``parts``); the
+    attention's position-bias MLP once per forward."""
+    from dataclasses import replace
+
+    from archspec.ops.base import REGISTRY
+
+    parts = []
+    for op, _, part in _block_parts(ctx):
+        cost = REGISTRY[op].cost(part)
+        parts.append(replace(cost, category=cost.category or REGISTRY[op].category, once=None))
+    once = REGISTRY["shifted_window_attention_v2"].cost(_block_parts(ctx)[0][2]).once
+    return Cost(params=sum(p.params for p in parts), buffers=sum(p.buffers for p in parts),
+                macs=sum(p.macs for p in parts), bias=sum(p.bias for p in parts),
+                flops=sum(p.flops for p in parts), in_numel=numel(ctx.x),
+                out_numel=numel(ctx.out), scratch=sum(p.scratch for p in parts),
+                parts=tuple(parts), once=once)
+
+
+def _block_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """Each layer through its own op's ONNX rule, its parameters at its path in the block."""
+    from archspec.ops.base import REGISTRY
+
+    block = b.prefix
+    names = {"in": inputs[0], "norm1": f"{block}::attn_out", "mlp.1": f"{block}::mlp_in",
+             "mlp.3": f"{block}::hidden", "norm2": f"{block}::mlp_out"}
+    reads = {"attn": ["in"], "norm1": ["attn"], "add": ["in", "norm1"], "mlp.0": ["add"],
+             "mlp.1": ["mlp.0"], "mlp.3": ["mlp.1"], "norm2": ["mlp.3"], "add_1": ["add", "norm2"]}
+    for op, path, part in _block_parts(ctx):
+        b.prefix = f"{block}.{path}"
+        names[path] = output if path == "add_1" else f"{block}::{path}"
+        REGISTRY[op].onnx(part, b, [names[r] for r in reads[path]], names[path])
+    b.prefix = block
+
+
+def _block_torch(ctx: Ctx) -> Module:
+    a: SwinBlockAttrs = ctx.attrs
+    window, shift = _window(a)
+    return module("archspec.backends.modules.SwinTransformerBlockV2", ctx.x[2], a.heads,
+                  list(window), list(shift),
+                  **changed({"stochastic_depth_prob": 0.0, "mlp_ratio": 4.0, "eps": 1e-5},
+                            stochastic_depth_prob=a.sd, mlp_ratio=a.mlp_ratio, eps=a.eps))
+
+
+register(OpDef(
+    name="swin_block_v2", attrs=SwinBlockAttrs, cost=_block_cost,
+    infer=lambda inputs, a: _window_attention_infer("swin_block_v2", inputs[0], a),
+    step=lambda ctx: window_step(_window(ctx.attrs)[0][0], 1), torch=_block_torch,
+    onnx=_block_onnx, category=Category.COSINE_WINDOW_ATTENTION,
+    positional=("heads", "window", "shift", "sd"), min_opset=17,
+    doc="Swin v2's block with res-post-norm (torchvision's SwinTransformerBlockV2) of a "
+        "channels-last (H, W, C) map: x + sd(norm1(attn(x))), then x + sd(norm2(mlp(x))); "
+        "`attn` is `shifted_window_attention_v2(heads, window, shift)`, `mlp` linear to "
+        "`mlp_ratio` x C, GELU, dropout, linear back, dropout, initialised as it is built "
+        "(xavier-uniform, normal(std 1e-6) biases); `sd` row-wise stochastic depth; LayerNorm "
+        "`eps`. One op because its norms come before the layers they follow in torchvision's "
+        "state_dict. Counted as its layers."))
