@@ -151,6 +151,7 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("swin_v2_t", "Swin V2", size=256, full=64),
     ZooModel("swin_v2_s", "Swin V2", size=256),
     ZooModel("swin_v2_b", "Swin V2", size=256),
+    ZooModel("maxvit_t", "MaxViT", full=224),
     ZooModel("fcn_resnet50", "FCN", size=520, full=64, kwargs=(("aux_loss", True),),
              params=(("aux", True),), task="segmentation"),
     ZooModel("fcn_resnet50", "FCN", size=520, kwargs=(("aux_loss", False),),
