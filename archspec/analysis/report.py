@@ -93,8 +93,10 @@ def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",
     totals["trainable_params"] = totals["params"]
     totals["input_bytes"] = sum(input_bytes.values())
     totals["param_bytes"] = totals["params"] * width
+    scratch = passes.scratch_bytes(g, passes.costs(g), batch, dtype)
+    totals["attention_bytes"] = sum(scratch.values())
     totals["peak_activation_bytes"] = passes.peak_bytes(
-        g, {r.name: r.activation_bytes for r in layers}, input_bytes)
+        g, {r.name: r.activation_bytes for r in layers}, input_bytes, scratch)
     totals["layers"] = len(layers)
     totals.update(_other_tools_memory(layers))
     return Report(
