@@ -25,13 +25,15 @@ class InShape:
         s = self.shape
         table = {"shape": s, "rank": len(s), "channels": s[0] if s else None,
                  "features": s[-1] if s else None, "length": s[-1] if len(s) == 2 else None,
+                 "tokens": math.prod(s[:-1]) if len(s) >= 2 else None,
                  "width": s[-1] if len(s) >= 3 else None,
                  "height": s[-2] if len(s) >= 3 else None,
                  "depth": s[-3] if len(s) >= 4 else None}
         return table.get(name, KeyError)
 
 
-IN_ATTRS = ("channels", "height", "width", "depth", "length", "features", "shape", "rank")
+IN_ATTRS = ("channels", "height", "width", "depth", "length", "features", "tokens", "shape",
+            "rank")
 
 class _TooLong(Exception):
     """A builtin's result would exceed :data:`MAX_SEQUENCE` items."""

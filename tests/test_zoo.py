@@ -189,12 +189,22 @@ def _described(module: nn.Module) -> bool:
     return next(module.children(), None) is None or type(module).__module__.startswith("torch.")
 
 
-def _hyperparameters(module: nn.Module) -> tuple[type, str]:
+def _class(module: nn.Module) -> object:
+    """A torch.nn class itself; a class defined elsewhere (torchvision's ConvNeXt LayerNorm2d,
+    archspec's re-implementation of it, which the FULL checks run) by its name and its
+    torch.nn base class."""
+    cls = type(module)
+    if cls.__module__.startswith("torch."):
+        return cls
+    return cls.__name__, next(c for c in cls.__mro__ if c.__module__.startswith("torch."))
+
+
+def _hyperparameters(module: nn.Module) -> tuple[object, str]:
     """The class and its `extra_repr`, or a dropout's probability alone (torchvision drops some
     in place, which computes the same)."""
     if isinstance(module, nn.Dropout):
         return type(module), f"p={module.p}"
-    return type(module), module.extra_repr()
+    return _class(module), module.extra_repr()
 
 
 # ------------------------------------------------------------------------------------ FULL

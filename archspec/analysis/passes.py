@@ -63,20 +63,25 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
     return out
 
 
-def activation_bytes(graph: Graph, batch: int, dtype: str,
-                     node_costs: dict[str, Cost]) -> dict[str, int]:
-    """Bytes of every node's output tensor, and of the intermediates it keeps for backward
-    (:attr:`Cost.scratch`: attention matrices), at ``batch`` in ``dtype``."""
+def activation_bytes(graph: Graph, batch: int, dtype: str) -> dict[str, int]:
+    """Bytes of every node's output tensor at ``batch`` in ``dtype``."""
     width = DTYPE_BYTES[dtype]
-    return {n.id: (numel(n.shape) + node_costs[n.id].scratch) * batch * width for n in graph}
+    return {n.id: numel(n.shape) * batch * width for n in graph}
+
+
+def scratch_bytes(graph: Graph, node_costs: dict[str, Cost], batch: int,
+                  dtype: str) -> dict[str, int]:
+    """Bytes of the intermediate tensors each node holds while it runs (attention scores:
+    batch x heads x queries x keys), at ``batch`` in ``dtype``."""
+    width = DTYPE_BYTES[dtype]
+    return {n.id: node_costs[n.id].scratch * batch * width for n in graph}
 
 
 def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int],
-               scratch: dict[str, int]) -> int:
+               scratch: dict[str, int] | None = None) -> int:
     """Peak bytes of live tensors in an inference pass that frees each output after its last
-    reader (graph inputs held throughout), in the graph's topological order. ``sizes``: each
-    node's output bytes; ``scratch``: the bytes of its intermediates (attention matrices),
-    alive only while it runs."""
+    reader (graph inputs held throughout), in the graph's topological order; a node's
+    ``scratch`` bytes are live while it runs."""
     last_use: dict[str, int] = {}
     order = list(graph.nodes)
     for i, node_id in enumerate(order):
@@ -87,7 +92,7 @@ def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int],
     peak = live
     for i, node_id in enumerate(order):
         live += sizes[node_id]
-        peak = max(peak, live + scratch[node_id])
+        peak = max(peak, live + (scratch or {}).get(node_id, 0))
         for src in set(graph.nodes[node_id].inputs):
             if last_use.get(src) == i and src in graph.nodes and src not in outputs:
                 live -= sizes[src]

@@ -94,6 +94,9 @@ def _totals(report: Report) -> list[str]:
         f"Params size: {mb(t['param_bytes'])}; input size: {mb(t['input_bytes'])}; torchinfo "
         f"forward/backward pass size: {mb(t['torchinfo_forward_backward_bytes'])}; fvcore "
         f"activations: {t['fvcore_activations']:,}",
+        *([f"Attention scores: {mb(t['attention_bytes'])} over all attention layers "
+           "(batch x heads x queries x keys each; the peak counts each layer's while it runs)"]
+          if t["attention_bytes"] else []),
         f"Layers: {t['layers']}; outputs: {outs}",
     ]
 

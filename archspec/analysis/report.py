@@ -23,8 +23,7 @@ class Row:
     """One layer (``kind="op"``) or one block/group subtotal (``kind="block"``).
 
     ``output_shape`` includes the batch. Counts are for the whole batch; ``params`` and
-    ``buffers`` are element counts; ``activation_bytes`` is the size of the output tensor(s)
-    and of the intermediates the layer keeps for backward (attention matrices).
+    ``buffers`` are element counts; ``activation_bytes`` is the size of the output tensor(s).
     """
 
     name: str
@@ -94,9 +93,10 @@ def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",
     totals["trainable_params"] = totals["params"]
     totals["input_bytes"] = sum(input_bytes.values())
     totals["param_bytes"] = totals["params"] * width
-    scratch = {k: c.scratch * batch * width for k, c in passes.costs(g).items()}
+    scratch = passes.scratch_bytes(g, passes.costs(g), batch, dtype)
+    totals["attention_bytes"] = sum(scratch.values())
     totals["peak_activation_bytes"] = passes.peak_bytes(
-        g, {r.name: r.activation_bytes - scratch[r.name] for r in layers}, input_bytes, scratch)
+        g, {r.name: r.activation_bytes for r in layers}, input_bytes, scratch)
     totals["layers"] = len(layers)
     totals.update(_other_tools_memory(layers))
     return Report(
@@ -123,7 +123,7 @@ def _other_tools_memory(layers: list[Row]) -> dict[str, int]:
 def _layer_rows(g: Graph, batch: int, dtype: str, convention: str) -> list[Row]:
     costs = passes.costs(g)
     macs = passes.convention_macs(g, costs, convention, batch)
-    mem = passes.activation_bytes(g, batch, dtype, costs)
+    mem = passes.activation_bytes(g, batch, dtype)
     fields = passes.receptive_fields(g)
     return [Row(name=n.id, op=n.op, kind="op", depth=n.id.count("."),
                 output_shape=[batch, *n.shape], params=costs[n.id].params,
