@@ -12,12 +12,14 @@ FlopCounterMode does; ``scratch`` counts the attention matrices (windows x heads
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from pydantic import model_validator
 
 from archspec.ops.base import (
     GLOBAL,
+    REGISTRY,
     Attrs,
     Category,
     Cost,
@@ -608,8 +610,6 @@ def _block_parts(ctx: Ctx) -> list[tuple[str, str, Ctx]]:
     """The block's layers as (op, path, context), in torchvision's order of computation:
     attention, norm1, residual add; MLP (linear, GELU, dropout, linear, dropout), norm2,
     residual add (stochastic depth is the identity in eval and counts nothing)."""
-    from archspec.ops.base import REGISTRY
-
     a: SwinBlockAttrs = ctx.attrs
     x, hidden = ctx.x, (*ctx.x[:2], int(ctx.x[2] * a.mlp_ratio))
     norm = REGISTRY["layernorm"].attrs(eps=a.eps)
@@ -625,10 +625,6 @@ def _block_parts(ctx: Ctx) -> list[tuple[str, str, Ctx]]:
 def _block_cost(ctx: Ctx) -> Cost:
     """The sum of its layers' costs (each counted by its own category, ``parts``); the
     attention's position-bias MLP once per forward."""
-    from dataclasses import replace
-
-    from archspec.ops.base import REGISTRY
-
     parts = []
     for op, _, part in _block_parts(ctx):
         cost = REGISTRY[op].cost(part)
@@ -643,8 +639,6 @@ def _block_cost(ctx: Ctx) -> Cost:
 
 def _block_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     """Each layer through its own op's ONNX rule, its parameters at its path in the block."""
-    from archspec.ops.base import REGISTRY
-
     block = b.prefix
     names = {"in": inputs[0], "norm1": f"{block}::attn_out", "mlp.1": f"{block}::mlp_in",
              "mlp.3": f"{block}::hidden", "norm2": f"{block}::mlp_out"}
