@@ -95,7 +95,7 @@ def cli() -> None:
     \b
     Analyse a spec without running it:   archspec check specs/googlenet.arch
     See what blocks and repeats made:    archspec expand specs/resnet18.arch
-    Draw it (Graphviz or Mermaid):       archspec graph specs/resnet18.arch --depth 1
+    Draw it (svg, png, html, dot, mmd):  archspec graph specs/resnet18.arch -o r18.html
     Convert between text and YAML:       archspec convert specs/vgg16.arch --to yaml
     Eject PyTorch source:                archspec compile specs/resnet18.arch -o model.py
     Train (built-in data, or --data):    archspec train specs/classic/lenet5_1998.arch
@@ -169,23 +169,38 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot",
-              show_default=True)
+              show_default=True, help="What to print when no -o is given.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write a file instead, in the format its suffix names: .dot, .mmd, .svg, "
+                   ".png (these two need Graphviz) or .html (a page to explore offline).")
 @click.option("--depth", type=click.IntRange(min=1), default=None,
               help="Levels of blocks to draw; deeper layers fold into their block (default: "
-                   "every layer).")
+                   "every layer). In HTML, the levels open at first.")
 @set_option
 @path_option
 @debug_option
-def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: bool) -> None:
-    """Draw SPEC's expanded network as Graphviz DOT or Mermaid.
+def graph(spec: str, fmt: str, output: str | None, depth: int | None, sets: tuple[str, ...],
+          debug: bool) -> None:
+    """Draw SPEC's expanded network: DOT or Mermaid text, an SVG/PNG picture, or an HTML page.
 
-        archspec graph specs/resnet18.arch --depth 1 | dot -Tsvg > resnet18.svg
+    \b
+    Examples:
+      archspec graph specs/resnet18.arch --depth 1 -o resnet18.svg
+      archspec graph specs/googlenet.arch --depth 1 -o googlenet.html
+      archspec graph specs/resnet18.arch --format mermaid
     """
-    from archspec.analysis.diagram import dot, mermaid
-    from archspec.expander import expand as run_expand
+    from archspec.analysis.drawing import SUFFIXES, draw, format_for
 
-    expanded = run_expand(_load(spec, sets))
-    click.echo((dot if fmt == "dot" else mermaid)(expanded, depth))
+    if output is None:
+        click.echo(draw(_load(spec, sets), fmt, depth).decode("utf-8"))
+        return
+    out_fmt = format_for(output)
+    if out_fmt is None:
+        raise click.BadParameter(f"{output} has no known suffix; use one of "
+                                 f"{', '.join(SUFFIXES)}", param_hint="-o/--output")
+    _check_output(output, spec)
+    write_atomic(output, draw(_load(spec, sets), out_fmt, depth))
+    click.echo(f"wrote {output}", err=True)
 
 
 @cli.command(name="compile", context_settings=_CONTEXT)
