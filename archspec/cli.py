@@ -359,6 +359,61 @@ def bench(spec: str, backend: str, batch: int, device: str, threads: int | None,
         raise click.ClickException(str(exc)) from None
 
 
+input_option = click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+                            help="Override an input's per-sample shape, e.g. --input "
+                                 "x=3x299x299.")
+analysis_options = (
+    click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Batch size the counts and memory are for."),
+    click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
+                 default="float32", show_default=True, help="Element type for memory figures."),
+    click.option("--convention", type=click.Choice(
+        ["torchvision", "torchinfo", "fvcore", "ptflops", "thop"]), default="torchvision",
+        show_default=True, help="How MACs are counted (see docs/conventions.md)."),
+)
+
+
+def _analysis_options(f: Any) -> Any:
+    for option in reversed(analysis_options):
+        f = option(f)
+    return f
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec_a", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("spec_b", metavar="B", type=click.Path(dir_okay=False))
+@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Levels of blocks to align; deeper layers fold into block subtotals.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True)
+@click.option("--only-changes", is_flag=True, help="Leave out the rows that are the same.")
+@input_option
+@set_option
+@_analysis_options
+@path_option
+@debug_option
+def diff(spec_a: str, spec_b: str, depth: int, fmt: str, only_changes: bool,
+         inputs: tuple[str, ...], sets: tuple[str, ...], batch: int, dtype: str,
+         convention: str, debug: bool) -> None:
+    """Compare two specs layer by layer and block by block: shape, params, MACs, memory.
+
+    Rows are aligned by name (+ added in B, - removed, ~ changed), then the totals of both
+    with their difference. --set and --input apply to both specs. Example:
+
+        archspec diff specs/resnet18.arch specs/resnet34.arch --only-changes
+    """
+    from archspec.analysis import diff as compare
+    from archspec.analysis.report import analyze
+
+    reports = [analyze(_load(path, sets, inputs), batch=batch, dtype=dtype,
+                       convention=convention) for path in (spec_a, spec_b)]
+    result = compare.diff(*reports, depth=depth)
+    if fmt == "json":
+        click.echo(result.to_json())
+    else:
+        click.echo((compare.table if fmt == "table" else compare.markdown)(result, only_changes))
+
+
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--to", "to", type=click.Choice(["arch", "yaml"]), required=True,
