@@ -7,6 +7,7 @@ Exit codes: 0 success (warnings allowed unless --strict), 1 spec errors, 2 usage
 from __future__ import annotations
 
 import io
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -412,6 +413,91 @@ def diff(spec_a: str, spec_b: str, depth: int, fmt: str, only_changes: bool,
         click.echo(result.to_json())
     else:
         click.echo((compare.table if fmt == "table" else compare.markdown)(result, only_changes))
+
+
+def _split_top(text: str) -> list[str]:
+    """``0.5,1,[2, 3],"a,b"`` -> its comma-separated items, commas inside brackets or quotes
+    kept."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, c in enumerate(text):
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [item.strip() for item in [*items, text[start:]]]
+
+
+def _sweep_axes(sets: tuple[str, ...], inputs: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``--set K=V1,V2`` (repeatable, values parsed as --set values are) and ``--input
+    NAME=CxHxW`` (repeat a name to give several shapes) as sweep axes."""
+    from archspec.analysis.sweep import INPUT_PREFIX
+
+    axes: dict[str, list[Any]] = {}
+    for pair in sets:
+        key, sep, values = pair.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise click.BadParameter(f"expected KEY=V1,V2,..., got {pair!r}", param_hint="--set")
+        axes.setdefault(key.strip(), []).extend(map(_parse_value, _split_top(values)))
+    for pair in inputs:
+        for name, shape in _input_shapes((pair,)).items():
+            axes.setdefault(INPUT_PREFIX + name, []).append(shape)
+    return axes
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="K=V1,V2,...",
+              help="A network parameter and the values to sweep, e.g. --set width=0.5,1,2. "
+                   "Repeatable: every combination runs.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+              help="An input shape to sweep; repeat with the same NAME for several shapes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also draw params vs MACs (marker area: activation memory) to this .png, "
+                   ".svg or .pdf file. Needs matplotlib (pip install 'archspec[plot]').")
+@_analysis_options
+@path_option
+@debug_option
+def sweep(spec: str, sets: tuple[str, ...], inputs: tuple[str, ...], fmt: str,
+          plot: str | None, batch: int, dtype: str, convention: str, debug: bool) -> None:
+    """Analyse SPEC at every combination of parameter and input values, in one process.
+
+    The spec is parsed once. A combination the spec refuses is listed with its error.
+
+    \b
+    Examples:
+      archspec sweep specs/examples/resnet_family.arch --set width=0.5,1,2 --set depth=18,34
+      archspec sweep specs/resnet18.arch --input x=3x160x160 --input x=3x224x224 --format csv
+    """
+    from archspec.analysis import sweep as sweeps
+
+    axes = _sweep_axes(sets, inputs)
+    if sweeps.count(axes) > sweeps.MAX_VARIANTS:
+        raise click.BadParameter(f"{sweeps.count(axes):,} combinations; at most "
+                                 f"{sweeps.MAX_VARIANTS:,}", param_hint="--set/--input")
+    plot_fmt = Path(plot).suffix.lower().lstrip(".") if plot else None
+    if plot and plot_fmt not in ("png", "svg", "pdf"):
+        raise click.BadParameter(f"{plot}: use a .png, .svg or .pdf file", param_hint="--plot")
+    _check_output(plot, spec)
+    parsed = _load(spec, ())
+    variants = sweeps.sweep(parsed, axes, batch=batch, dtype=dtype, convention=convention)
+    if fmt == "json":
+        click.echo(json.dumps(sweeps.to_dict(variants), separators=(",", ":")))
+    else:
+        click.echo((sweeps.table if fmt == "table" else sweeps.to_csv)(variants), nl=fmt != "csv")
+    if plot and plot_fmt:
+        from archspec.analysis.plot import plot as draw_plot
+
+        write_atomic(plot, draw_plot(variants, parsed.name, plot_fmt, parsed.span))
+        click.echo(f"wrote {plot}", err=True)
 
 
 @cli.command(context_settings=_CONTEXT)

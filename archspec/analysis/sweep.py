@@ -1,0 +1,146 @@
+"""`archspec sweep`: one spec analysed at every combination of parameter and input values.
+
+The spec is read and parsed once; each variant is the parsed spec with overrides applied, then
+expanded and analysed in the same process. A variant the spec rejects (a shape that no longer
+fits, an index out of range) is kept with its diagnostic instead of stopping the sweep.
+Counts are for the given batch; memory in bytes of the given dtype.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from archspec import ir
+from archspec.analysis.report import analyze
+from archspec.diagnostics import ArchspecError, Diagnostic
+from archspec.syntax.loader import with_input_shapes, with_overrides
+
+# At most this many variants in one sweep: each takes milliseconds to seconds, so more is a
+# typo in a value list (or a product of long lists) rather than a plan.
+MAX_VARIANTS = 100_000
+# The totals each variant reports, in column order.
+COLUMNS = ("params", "macs", "flops", "activation_bytes", "peak_activation_bytes", "layers")
+# Axis names of input shapes are written ``input:NAME``.
+INPUT_PREFIX = "input:"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One combination: ``values`` maps each axis (a parameter, or ``input:NAME``) to its
+    value; ``totals`` has :data:`COLUMNS` or ``error`` the diagnostic that refused it."""
+
+    values: dict[str, Any]
+    totals: dict[str, int] | None
+    error: Diagnostic | None = None
+
+
+def count(axes: dict[str, list[Any]]) -> int:
+    """How many variants ``axes`` make (the product of their lengths)."""
+    n = 1
+    for values in axes.values():
+        n *= len(values)
+    return n
+
+
+def combinations(axes: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
+    """Every combination of the axes' values, the last axis varying fastest."""
+    names = list(axes)
+    for values in itertools.product(*axes.values()):
+        yield dict(zip(names, values))
+
+
+def _variant(spec: ir.Spec, values: dict[str, Any]) -> ir.Spec:
+    params = {k: v for k, v in values.items() if not k.startswith(INPUT_PREFIX)}
+    shapes = {k[len(INPUT_PREFIX):]: v for k, v in values.items() if k.startswith(INPUT_PREFIX)}
+    spec = with_overrides(spec, params)
+    return with_input_shapes(spec, shapes) if shapes else spec
+
+
+def sweep(spec: ir.Spec, axes: dict[str, list[Any]], **options: Any) -> list[Variant]:
+    """Analyse ``spec`` at every combination of ``axes`` (parameter name -> values; input
+    ``input:NAME`` -> per-sample shapes). ``options`` go to :func:`analyze` (batch, dtype,
+    convention). Unknown parameter or input names raise before any variant runs."""
+    if count(axes) > MAX_VARIANTS:
+        raise ValueError(f"{count(axes)} variants; at most {MAX_VARIANTS}")
+    _variant(spec, {k: v[0] for k, v in axes.items() if v})  # names are checked here
+    out = []
+    for values in combinations(axes):
+        try:
+            report = analyze(_variant(spec, values), **options)
+        except ArchspecError as exc:
+            out.append(Variant(values, None, exc.diagnostic))
+            continue
+        out.append(Variant(values, {k: report.totals[k] for k in COLUMNS}))
+    return out
+
+
+def value_text(value: Any) -> str:
+    """An axis value as a short text: shapes as ``3x224x224``, strings and lists as JSON."""
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return json.dumps(value) if isinstance(value, (str, list, bool)) else str(value)
+
+
+def _error_text(d: Diagnostic) -> str:
+    return f"{d.code} at line {d.span.line}: {d.message}"
+
+
+def to_dict(variants: list[Variant]) -> list[dict[str, Any]]:
+    """The JSON contract: one object per variant with ``values``, ``totals`` and ``error``
+    (input shapes as lists)."""
+    return [{"values": {k: list(v) if isinstance(v, tuple) else v for k, v in x.values.items()},
+             "totals": x.totals,
+             "error": None if x.error is None else {
+                 "code": x.error.code, "message": x.error.message, "file": x.error.span.file,
+                 "line": x.error.span.line, "col": x.error.span.col}} for x in variants]
+
+
+def to_csv(variants: list[Variant]) -> str:
+    """One row per variant: the axis values, :data:`COLUMNS`, and the error (empty if none)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    names = list(variants[0].values) if variants else []
+    writer.writerow([*names, *COLUMNS, "error"])
+    for v in variants:
+        totals = [v.totals[k] for k in COLUMNS] if v.totals else [""] * len(COLUMNS)
+        writer.writerow([*(value_text(v.values[k]) for k in names), *totals,
+                         _error_text(v.error) if v.error else ""])
+    return buffer.getvalue()
+
+
+def table(variants: list[Variant]) -> str:
+    """A terminal table, one line per variant, counts in engineering units."""
+    from archspec.analysis.render import human, mb
+
+    names = list(variants[0].values) if variants else []
+    head = [*names, "Params", "MACs", "FLOPs", "Activations", "Peak", "Layers"]
+    rows = [head]
+    for v in variants:
+        cells = [value_text(v.values[k]) for k in names]
+        if v.totals is None:
+            rows.append([*cells, "error: " + _error_text(v.error), "", "", "", "", ""])
+            continue
+        t = v.totals
+        rows.append([*cells, human(t["params"]), human(t["macs"]), human(t["flops"]),
+                     mb(t["activation_bytes"]), mb(t["peak_activation_bytes"]),
+                     f"{t['layers']:,}"])
+    widths = [max(len(r[i]) for r in rows if not r[len(names)].startswith("error") or
+                  i < len(names)) for i in range(len(head))]
+    lines = []
+    for i, row in enumerate(rows):
+        if row[len(names)].startswith("error"):
+            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths[:len(names)]))
+                         + "  " + row[len(names)])
+            continue
+        lines.append("  ".join(c.ljust(w) if j < len(names) else c.rjust(w)
+                               for j, (c, w) in enumerate(zip(row, widths))).rstrip())
+        if i == 0:
+            lines.append("-" * len(lines[0]))
+    ok = sum(v.error is None for v in variants)
+    return "\n".join([*lines, "", f"{len(variants)} variants, {len(variants) - ok} refused"])
