@@ -156,13 +156,20 @@ def _total_lines(d: Diff) -> list[list[str]]:
     return out
 
 
+def _label(r: DiffRow, full: bool) -> str:
+    """The row's name: indented last part under its block, or the whole dotted path when
+    ``full`` (rows left out would leave the indentation without its parent)."""
+    if full or not r.depth:
+        return r.name
+    return "  " * r.depth + r.name.rsplit(".", 1)[-1]
+
+
 def table(d: Diff, only_changes: bool = False) -> str:
     """A terminal table: one line per aligned row (``+`` added, ``-`` removed, ``~`` changed),
     then the totals of A and B with their difference."""
     lines = [f"A: {d.a.network}    B: {d.b.network}    (depth {d.depth or 'all'}; "
              f"{sum(r.status != 'same' for r in d.rows)} of {len(d.rows)} rows differ)"]
-    rows = [_HEAD] + [[_MARK[r.status] + " " + "  " * r.depth + r.name.rsplit(".", 1)[-1]
-                       if r.depth else _MARK[r.status] + " " + r.name, *_cells(r)]
+    rows = [_HEAD] + [[_MARK[r.status] + " " + _label(r, only_changes), *_cells(r)]
                       for r in d.rows if not (only_changes and r.status == "same")]
     lines += _aligned(rows, left=3)
     lines += ["", *_aligned([["Total", "A", "B", "B - A", "", ""], *_total_lines(d)], left=1)]
