@@ -18,7 +18,7 @@ from typing import Any
 
 from archspec import ir
 from archspec.analysis.report import analyze
-from archspec.diagnostics import ArchspecError, Diagnostic
+from archspec.diagnostics import ArchspecError, Diagnostic, printable
 from archspec.syntax.loader import with_input_shapes, with_overrides
 
 # At most this many variants in one sweep: each takes milliseconds to seconds, so more is a
@@ -88,7 +88,9 @@ def value_text(value: Any) -> str:
 
 
 def _error_text(d: Diagnostic) -> str:
-    return f"{d.code} at line {d.span.line}: {d.message}"
+    """A refused variant's diagnostic on one line, with anything a terminal acts on escaped
+    (the message may quote the spec)."""
+    return printable(f"{d.code} at line {d.span.line}: {d.message}", " ")
 
 
 def to_dict(variants: list[Variant]) -> list[dict[str, Any]]:
