@@ -98,6 +98,8 @@ def cli() -> None:
     See what blocks and repeats made:    archspec expand specs/resnet18.arch
     Draw it (svg, png, html, dot, mmd):  archspec graph specs/resnet18.arch -o r18.html
     Convert between text and YAML:       archspec convert specs/vgg16.arch --to yaml
+    Compare two specs:                   archspec diff specs/resnet18.arch specs/resnet34.arch
+    Sweep values (every combination):    archspec sweep SPEC --set width=0.5,1 --set depth=18,34
     Eject PyTorch source:                archspec compile specs/resnet18.arch -o model.py
     Train (built-in data, or --data):    archspec train specs/classic/lenet5_1998.arch
     Export to ONNX:                      archspec export specs/resnet18.arch -o r18.onnx
