@@ -153,17 +153,36 @@ def test_html_page_shows_the_network_offline(browser, tv_resnet18, capsys, tmp_p
     assert requests == [out.as_uri()] and errors == []
 
 
+HOSTILE = "</script><img src=x onerror=alert(1)>"
+
+
+def _hostile_spec() -> archspec.Spec:
+    """A network and input named :data:`HOSTILE`, a group and a layer labelled with markup."""
+    group = json.dumps('grp{"<b>|#%"}')
+    layer = json.dumps('lbl{"<i>&amp;"}: relu')
+    text = (f"network: {json.dumps(HOSTILE)}\ninputs:\n  {json.dumps(HOSTILE)}: 3x8x8\n"
+            f"body:\n  - {{{group}: {{chain: [relu, relu]}}}}\n  - {layer}\n")
+    return archspec.loads(text, format="yaml")
+
+
+def test_dot_cluster_labels_stay_inside_their_strings() -> None:
+    from test_hostile_codegen import _DOT_LINES, _DOT_STRING
+
+    from archspec.analysis.drawing import draw
+
+    text = draw(_hostile_spec(), "dot", None).decode()
+    for line in text.split("\n"):
+        assert any(p.fullmatch(_DOT_STRING.sub("S", line)) for p in _DOT_LINES), line
+    assert 'label="grp<b>|#% (group)"; style=rounded' in text and text.count("subgraph") == 1
+
+
 def test_html_page_keeps_hostile_names_as_text(browser, tmp_path) -> None:
     """Names with markup and script-ending text reach the page as text only."""
     from archspec.analysis.drawing import draw
 
-    name = "</script><img src=x onerror=alert(1)>"
-    group = json.dumps('grp{"<b>|#%"}')
-    layer = json.dumps('lbl{"<i>&amp;"}: relu')
-    text = (f"network: {json.dumps(name)}\ninputs:\n  {json.dumps(name)}: 3x8x8\nbody:\n"
-            f"  - {{{group}: {{chain: [relu, relu]}}}}\n  - {layer}\n")
+    name = HOSTILE
     out = tmp_path / "h.html"
-    out.write_bytes(draw(archspec.loads(text, format="yaml"), "html", None))
+    out.write_bytes(draw(_hostile_spec(), "html", None))
     html = out.read_text()
     assert html.count("</script>") == 2 and "<img" not in html
     requests: list[str] = []
