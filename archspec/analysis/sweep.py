@@ -116,33 +116,31 @@ def to_csv(variants: list[Variant]) -> str:
     return buffer.getvalue()
 
 
-def table(variants: list[Variant]) -> str:
-    """A terminal table, one line per variant, counts in engineering units."""
+def _cells(totals: dict[str, int]) -> list[str]:
     from archspec.analysis.render import human, mb
 
+    return [human(totals["params"]), human(totals["macs"]), human(totals["flops"]),
+            mb(totals["activation_bytes"]), mb(totals["peak_activation_bytes"]),
+            f"{totals['layers']:,}"]
+
+
+def table(variants: list[Variant]) -> str:
+    """A terminal table, one line per variant (axis values left, counts in engineering units
+    right; a refused variant shows its error instead of counts), then how many were refused."""
     names = list(variants[0].values) if variants else []
-    head = [*names, "Params", "MACs", "FLOPs", "Activations", "Peak", "Layers"]
-    rows = [head]
-    for v in variants:
-        cells = [value_text(v.values[k]) for k in names]
-        if v.totals is None:
-            rows.append([*cells, "error: " + _error_text(v.error), "", "", "", "", ""])
-            continue
-        t = v.totals
-        rows.append([*cells, human(t["params"]), human(t["macs"]), human(t["flops"]),
-                     mb(t["activation_bytes"]), mb(t["peak_activation_bytes"]),
-                     f"{t['layers']:,}"])
-    widths = [max(len(r[i]) for r in rows if not r[len(names)].startswith("error") or
-                  i < len(names)) for i in range(len(head))]
+    rows = [[*names, "Params", "MACs", "FLOPs", "Activations", "Peak", "Layers"]]
+    rows += [[*(value_text(v.values[k]) for k in names), *_cells(v.totals)]
+             for v in variants if v.totals is not None]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
-    for i, row in enumerate(rows):
-        if row[len(names)].startswith("error"):
-            lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths[:len(names)]))
-                         + "  " + row[len(names)])
-            continue
-        lines.append("  ".join(c.ljust(w) if j < len(names) else c.rjust(w)
-                               for j, (c, w) in enumerate(zip(row, widths))).rstrip())
-        if i == 0:
-            lines.append("-" * len(lines[0]))
-    ok = sum(v.error is None for v in variants)
-    return "\n".join([*lines, "", f"{len(variants)} variants, {len(variants) - ok} refused"])
+    for v in variants:
+        values = [value_text(v.values[k]) for k in names]
+        cells = _cells(v.totals) if v.totals is not None else []
+        line = "  ".join([*(c.ljust(w) for c, w in zip(values, widths)),
+                          *(c.rjust(w) for c, w in zip(cells, widths[len(names):]))])
+        lines.append(line if v.error is None else f"{line}  error: {_error_text(v.error)}")
+    head = "  ".join(c.ljust(w) if i < len(names) else c.rjust(w)
+                     for i, (c, w) in enumerate(zip(rows[0], widths)))
+    refused = sum(v.error is not None for v in variants)
+    return "\n".join([head, "-" * len(head), *lines, "",
+                      f"{len(variants)} variants, {refused} refused"])
