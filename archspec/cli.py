@@ -7,6 +7,7 @@ Exit codes: 0 success (warnings allowed unless --strict), 1 spec errors, 2 usage
 from __future__ import annotations
 
 import io
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -95,8 +96,10 @@ def cli() -> None:
     \b
     Analyse a spec without running it:   archspec check specs/googlenet.arch
     See what blocks and repeats made:    archspec expand specs/resnet18.arch
-    Draw it (Graphviz or Mermaid):       archspec graph specs/resnet18.arch --depth 1
+    Draw it (svg, png, html, dot, mmd):  archspec graph specs/resnet18.arch -o r18.html
     Convert between text and YAML:       archspec convert specs/vgg16.arch --to yaml
+    Compare two specs:                   archspec diff specs/resnet18.arch specs/resnet34.arch
+    Sweep values (every combination):    archspec sweep SPEC --set width=0.5,1 --set depth=18,34
     Eject PyTorch source:                archspec compile specs/resnet18.arch -o model.py
     Train (built-in data, or --data):    archspec train specs/classic/lenet5_1998.arch
     Export to ONNX:                      archspec export specs/resnet18.arch -o r18.onnx
@@ -169,23 +172,38 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--format", "fmt", type=click.Choice(["dot", "mermaid"]), default="dot",
-              show_default=True)
+              show_default=True, help="What to print when no -o is given.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
+              help="Write a file instead, in the format its suffix names: .dot, .mmd, .svg, "
+                   ".png (these two need Graphviz) or .html (a page to explore offline).")
 @click.option("--depth", type=click.IntRange(min=1), default=None,
               help="Levels of blocks to draw; deeper layers fold into their block (default: "
-                   "every layer).")
+                   "every layer). In HTML, the levels open at first.")
 @set_option
 @path_option
 @debug_option
-def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: bool) -> None:
-    """Draw SPEC's expanded network as Graphviz DOT or Mermaid.
+def graph(spec: str, fmt: str, output: str | None, depth: int | None, sets: tuple[str, ...],
+          debug: bool) -> None:
+    """Draw SPEC's expanded network: DOT or Mermaid text, an SVG/PNG picture, or an HTML page.
 
-        archspec graph specs/resnet18.arch --depth 1 | dot -Tsvg > resnet18.svg
+    \b
+    Examples:
+      archspec graph specs/resnet18.arch --depth 1 -o resnet18.svg
+      archspec graph specs/googlenet.arch --depth 1 -o googlenet.html
+      archspec graph specs/resnet18.arch --format mermaid
     """
-    from archspec.analysis.diagram import dot, mermaid
-    from archspec.expander import expand as run_expand
+    from archspec.analysis.drawing import SUFFIXES, draw, format_for
 
-    expanded = run_expand(_load(spec, sets))
-    click.echo((dot if fmt == "dot" else mermaid)(expanded, depth))
+    if output is None:
+        click.echo(draw(_load(spec, sets), fmt, depth).decode("utf-8"))
+        return
+    out_fmt = format_for(output)
+    if out_fmt is None:
+        raise click.BadParameter(f"{output} has no known suffix; use one of "
+                                 f"{', '.join(SUFFIXES)}", param_hint="-o/--output")
+    _check_output(output, spec)
+    write_atomic(output, draw(_load(spec, sets), out_fmt, depth))
+    click.echo(f"wrote {output}", err=True)
 
 
 @cli.command(name="compile", context_settings=_CONTEXT)
@@ -342,6 +360,146 @@ def bench(spec: str, backend: str, batch: int, device: str, threads: int | None,
         if debug:
             raise
         raise click.ClickException(str(exc)) from None
+
+
+input_option = click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+                            help="Override an input's per-sample shape, e.g. --input "
+                                 "x=3x299x299.")
+analysis_options = (
+    click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Batch size the counts and memory are for."),
+    click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
+                 default="float32", show_default=True, help="Element type for memory figures."),
+    click.option("--convention", type=click.Choice(
+        ["torchvision", "torchinfo", "fvcore", "ptflops", "thop"]), default="torchvision",
+        show_default=True, help="How MACs are counted (see docs/conventions.md)."),
+)
+
+
+def _analysis_options(f: Any) -> Any:
+    for option in reversed(analysis_options):
+        f = option(f)
+    return f
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec_a", metavar="A", type=click.Path(dir_okay=False))
+@click.argument("spec_b", metavar="B", type=click.Path(dir_okay=False))
+@click.option("--depth", type=click.IntRange(min=1), default=2, show_default=True,
+              help="Levels of blocks to align; deeper layers fold into block subtotals.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
+              default="table", show_default=True)
+@click.option("--only-changes", is_flag=True, help="Leave out the rows that are the same.")
+@input_option
+@set_option
+@_analysis_options
+@path_option
+@debug_option
+def diff(spec_a: str, spec_b: str, depth: int, fmt: str, only_changes: bool,
+         inputs: tuple[str, ...], sets: tuple[str, ...], batch: int, dtype: str,
+         convention: str, debug: bool) -> None:
+    """Compare two specs layer by layer and block by block: shape, params, MACs, memory.
+
+    Rows are aligned by name (+ added in B, - removed, ~ changed), then the totals of both
+    with their difference. --set and --input apply to both specs. Example:
+
+        archspec diff specs/resnet18.arch specs/resnet34.arch --only-changes
+    """
+    from archspec.analysis import diff as compare
+    from archspec.analysis.report import analyze
+
+    reports = [analyze(_load(path, sets, inputs), batch=batch, dtype=dtype,
+                       convention=convention) for path in (spec_a, spec_b)]
+    result = compare.diff(*reports, depth=depth)
+    if fmt == "json":
+        click.echo(result.to_json())
+    else:
+        click.echo((compare.table if fmt == "table" else compare.markdown)(result, only_changes))
+
+
+def _split_top(text: str) -> list[str]:
+    """``0.5,1,[2, 3],"a,b"`` -> its comma-separated items, commas inside brackets or quotes
+    kept."""
+    items, depth, quote, start = [], 0, "", 0
+    for i, c in enumerate(text):
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            depth -= 1
+        elif c == "," and depth == 0:
+            items.append(text[start:i])
+            start = i + 1
+    return [item.strip() for item in [*items, text[start:]]]
+
+
+def _sweep_axes(sets: tuple[str, ...], inputs: tuple[str, ...]) -> dict[str, list[Any]]:
+    """``--set K=V1,V2`` (repeatable, values parsed as --set values are) and ``--input
+    NAME=CxHxW`` (repeat a name to give several shapes) as sweep axes."""
+    from archspec.analysis.sweep import INPUT_PREFIX
+
+    axes: dict[str, list[Any]] = {}
+    for pair in sets:
+        key, sep, values = pair.partition("=")
+        if not sep or not key.strip() or not values.strip():
+            raise click.BadParameter(f"expected KEY=V1,V2,..., got {pair!r}", param_hint="--set")
+        axes.setdefault(key.strip(), []).extend(map(_parse_value, _split_top(values)))
+    for pair in inputs:
+        for name, shape in _input_shapes((pair,)).items():
+            axes.setdefault(INPUT_PREFIX + name, []).append(shape)
+    return axes
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="K=V1,V2,...",
+              help="A network parameter and the values to sweep, e.g. --set width=0.5,1,2. "
+                   "Repeatable: every combination runs.")
+@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+              help="An input shape to sweep; repeat with the same NAME for several shapes.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
+              show_default=True)
+@click.option("--plot", type=click.Path(dir_okay=False), default=None,
+              help="Also draw params vs MACs (marker area: activation memory) to this .png, "
+                   ".svg or .pdf file. Needs matplotlib (pip install 'archspec[plot]').")
+@_analysis_options
+@path_option
+@debug_option
+def sweep(spec: str, sets: tuple[str, ...], inputs: tuple[str, ...], fmt: str,
+          plot: str | None, batch: int, dtype: str, convention: str, debug: bool) -> None:
+    """Analyse SPEC at every combination of parameter and input values, in one process.
+
+    The spec is parsed once. A combination the spec refuses is listed with its error.
+
+    \b
+    Examples:
+      archspec sweep specs/examples/resnet_family.arch --set width=0.5,1,2 --set depth=18,34
+      archspec sweep specs/resnet18.arch --input x=3x160x160 --input x=3x224x224 --format csv
+    """
+    from archspec.analysis import sweep as sweeps
+
+    axes = _sweep_axes(sets, inputs)
+    if sweeps.count(axes) > sweeps.MAX_VARIANTS:
+        raise click.BadParameter(f"{sweeps.count(axes):,} combinations; at most "
+                                 f"{sweeps.MAX_VARIANTS:,}", param_hint="--set/--input")
+    plot_fmt = Path(plot).suffix.lower().lstrip(".") if plot else None
+    if plot and plot_fmt not in ("png", "svg", "pdf"):
+        raise click.BadParameter(f"{plot}: use a .png, .svg or .pdf file", param_hint="--plot")
+    _check_output(plot, spec)
+    parsed = _load(spec, ())
+    variants = sweeps.sweep(parsed, axes, batch=batch, dtype=dtype, convention=convention)
+    if fmt == "json":
+        click.echo(json.dumps(sweeps.to_dict(variants), separators=(",", ":")))
+    else:
+        click.echo((sweeps.table if fmt == "table" else sweeps.to_csv)(variants), nl=fmt != "csv")
+    if plot and plot_fmt:
+        from archspec.analysis.plot import plot as draw_plot
+
+        write_atomic(plot, draw_plot(variants, parsed.name, plot_fmt, parsed.span))
+        click.echo(f"wrote {plot}", err=True)
 
 
 @cli.command(context_settings=_CONTEXT)

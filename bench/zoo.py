@@ -32,14 +32,16 @@ A spec with a builder in the second column, loaded with the network parameters a
 torchvision's module names, so the builder's `state_dict` loads strictly, and its `init` rules
 draw the same weights from the same seed (segmentation models aside, see below). Numbers are
 archspec's static analysis at the input shown, batch 1, float32, every output counted: MACs as
-torchvision's `_ops` counts them (conv/linear multiply-accumulates), activations as the sum of
-every layer's output, peak as the largest set of activations alive at once.
+torchvision's `_ops` counts them (conv/linear multiply-accumulates and attention's QK^T and AV
+products), activations as the sum of every layer's output, peak as the largest set of
+activations (and attention scores) alive at once.
 
 Checks, in tests/test_zoo.py, against the live torchvision model:
 
 - **static** (every row; torchvision built on the meta device): params, buffers, MACs
   (FlopCounterMode / 2) and state_dict keys and shapes equal torchvision's, every module with
-  weights or dropout has torchvision's class and hyperparameters; the spec's header quotes the
+  weights or dropout has torchvision's class (or, for a class torch.nn does not define, its
+  name and torch.nn base) and hyperparameters; the spec's header quotes the
   published weights' `num_params` and `_ops`, which the row marked *published* reproduces.
 - **full** (the smallest member of each family, at the input side in brackets): torchvision's
   state_dict loads strictly and gives the same eval outputs, every output (randomised

@@ -165,7 +165,8 @@ def test_graph_dot_and_mermaid(capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     code, out, _ = run_cli(["graph", "specs/resnet18.arch", "--depth", "1"], capsys)
     assert code == 0 and out.startswith('digraph "resnet18"')
-    assert 'n5 [label="layer1\\ngroup 64x56x56"]' in out and "layer1.0" not in out
+    assert 'n5 [label="layer1\\ngroup 64x56x56\\nparams 147,968"]' in out
+    assert "layer1.0" not in out
     assert 'n5 -> n6 [label="64x56x56"' in out  # nodes are numbered; names are labels only
     code, out, _ = run_cli(["graph", "specs/googlenet.arch", "--format", "mermaid"], capsys)
     assert code == 0 and out.startswith("flowchart TD") and "inception3a.branch2.1.conv" in out

@@ -158,8 +158,10 @@ LABEL_MARKUP = "<b>|'#%"
 _DOT_STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _DOT_LINES = [re.compile(p) for p in (r"digraph S \{", r"  rankdir=TB;",
                                       r"  node \[shape=box, fontsize=10\];",
-                                      r"  n\d+ \[label=S\];",
-                                      r"  n\d+ -> n\d+ \[label=S, fontsize=8\];", r"\}")]
+                                      r"(  )+n\d+ \[label=S\];",
+                                      r"(  )+subgraph cluster_\d+ \{",
+                                      r"(  )+label=S; style=rounded; color=gray60;",
+                                      r"  n\d+ -> n\d+ \[label=S, fontsize=8\];", r"(  )*\}")]
 _MERMAID_TEXT = r'(?:[A-Za-z0-9 _\-.,:/()\[\]+*=]|#\d+;)*'
 _MERMAID_LINES = [re.compile(p) for p in (
     "flowchart TD", rf'  n\d+\["{_MERMAID_TEXT}(?:<br/>{_MERMAID_TEXT})*"\]',
@@ -189,7 +191,8 @@ def test_dot_keeps_every_name_inside_its_quoted_string() -> None:
             assert f"{name}\ninput 3x8x8" in strings, name
     assert f"g{LABEL_MARKUP}\nrelu 3x8x8" in strings
     g = folded(graph, None)
-    assert len(text.split("\n")) == 4 + g.number_of_nodes() + g.number_of_edges()
+    clusters = text.count("subgraph cluster_")
+    assert len(text.split("\n")) == 4 + 3 * clusters + g.number_of_nodes() + g.number_of_edges()
 
 
 def test_mermaid_writes_names_as_entity_codes_only() -> None:
