@@ -184,6 +184,7 @@ def test_onnx_export_matches_torch_in_onnxruntime(call, shape, reference, opsets
 
 @pytest.mark.parametrize(("call", "shape", "code", "text"), [
     ("shifted_window_attention(3, 7)", (96, 14, 14), "E301", "`heads` (=3) must divide"),
+    ("shifted_window_attention(5, 7)", (14, 14, 96), "E301", "must divide the 96 input"),
     ("shifted_window_attention(3, 7)", (14, 96), "E303", "channels-last (H, W, C)"),
     ("shifted_window_attention(3, 7, 7)", (14, 14, 96), "E301", "smaller than `window`"),
     ("shifted_window_attention_v2(3, (7, 7, 7))", (14, 14, 96), "E301", "needs 2 values"),
@@ -198,13 +199,20 @@ def test_shape_errors_are_located(call, shape, code, text) -> None:
         archspec.expand(_spec(call, shape))
     diag = info.value.diagnostic
     assert diag.code == code and text in diag.message and diag.span.line == 3
+    if shape == (96, 14, 14):
+        assert "permute([1, 2, 0])" in diag.hint
 
 
 @pytest.mark.parametrize("call", ["shifted_window_attention(0, 7)",
                                   "shifted_window_attention(3, 7, -1)",
                                   "shifted_window_attention(3, 7, dropout=1.5)",
+                                  "shifted_window_attention(3, 10 ** 6)",
+                                  "swin_block_v2(3, 7, mlp_ratio=1e9)",
+                                  "window_partition(10 ** 9)",
                                   "patch_merging(eps=0)"])
 def test_bad_attributes_are_located(call: str) -> None:
+    """Out-of-domain attributes, and sizes no real network uses (which `compile` could not
+    allocate), are errors at the layer."""
     with pytest.raises(ArchspecError) as info:
         archspec.expand(_spec(call, (14, 14, 96)))
     assert info.value.diagnostic.span.line == 3

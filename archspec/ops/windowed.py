@@ -44,6 +44,10 @@ from archspec.ops.base import (
 CPB_HIDDEN = 512  # width of Swin v2's continuous position bias MLP (torchvision's cpb_mlp)
 LOGIT_CAP = math.log(100.0)  # Swin v2 clamps the learned logit scale at log(100)
 MASK = -100.0  # the logit torchvision adds where a shifted window joins rolled regions
+MAX_WINDOW = 1024
+"""Largest window side: far beyond any real network (Swin uses 7 to 24), so that a slip such as
+``window=10**6`` is a located error, not a (2w - 1)^2-row bias table that `compile` cannot
+allocate."""
 
 
 def channels_last(op: str, x: Shape) -> Shape:
@@ -69,7 +73,8 @@ class WindowAttentionAttrs(Attrs):
 
     @model_validator(mode="after")
     def _domains(self) -> WindowAttentionAttrs:
-        check_range(self, ("heads", "window"), 1)
+        check_range(self, ("heads",), 1)
+        check_range(self, ("window",), 1, MAX_WINDOW)
         check_range(self, ("shift",), 0)
         for name in ("attention_dropout", "dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
@@ -103,8 +108,11 @@ def _window_attention_infer(op: str, x: Shape, a: WindowAttentionAttrs) -> Shape
     """A channels-last map whose channels the heads divide; the output has its shape."""
     channels_last(op, x)
     if x[2] % a.heads:
-        raise ShapeError(f"`heads` (={a.heads}) must divide the {x[2]} input channels",
-                         hint="choose a divisor of the channel count")
+        looks_first = x[0] % a.heads == 0 and x[0] > x[2]
+        raise ShapeError(f"`heads` (={a.heads}) must divide the {x[2]} input channels (the last "
+                         "dim of a channels-last map)",
+                         hint="a (C, H, W) map goes channels-last with `permute([1, 2, 0])`"
+                         if looks_first else "choose a divisor of the channel count")
     _window(a)
     return x
 
@@ -423,7 +431,7 @@ class PartitionAttrs(Attrs):
 
     @model_validator(mode="after")
     def _domains(self) -> PartitionAttrs:
-        check_range(self, ("p",), 1)
+        check_range(self, ("p",), 1, MAX_WINDOW)
         return self
 
 
@@ -466,7 +474,7 @@ class DepartitionAttrs(Attrs):
 
     @model_validator(mode="after")
     def _domains(self) -> DepartitionAttrs:
-        check_range(self, ("p", "h", "w"), 1)
+        check_range(self, ("p", "h", "w"), 1, MAX_WINDOW)
         return self
 
 
@@ -603,6 +611,8 @@ class SwinBlockAttrs(WindowAttentionAttrs):
         if not 0.0 <= self.sd <= 1.0:
             raise ValueError(f"`sd` (={self.sd}) must be between 0 and 1")
         check_positive_float(self, "mlp_ratio", "eps")
+        if self.mlp_ratio > MAX_WINDOW:
+            raise ValueError(f"`mlp_ratio` (={self.mlp_ratio}) must be at most {MAX_WINDOW}")
         return self
 
 
