@@ -15,6 +15,7 @@ import click
 
 from archspec.atomic import same_file, write_atomic
 from archspec.diagnostics import MAX_ERRORS, ArchspecError, Diagnostic, printable
+from archspec.extras import MissingExtra
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -67,23 +68,58 @@ def _check_output(output: str | None, *sources: str | None) -> None:
                                      "it", param_hint="-o/--output")
 
 
-def _load(spec_path: str, sets: tuple[str, ...], inputs: tuple[str, ...] = ()) -> Any:
-    from archspec.syntax.loader import load, with_input_shapes
+def _store(key: str, parse: Any) -> Any:
+    """A click callback that parses an option's values and keeps them in ``ctx.meta[key]``."""
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        ctx.meta[key] = parse(value)
+    return callback
 
-    paths = click.get_current_context().meta.get("archspec.path", ())
-    spec = load(spec_path, search_path=paths, **_overrides(sets))
-    return with_input_shapes(spec, _input_shapes(inputs)) if inputs else spec
 
-
-set_option = click.option("--set", "sets", multiple=True, metavar="K=V",
-                           help="Override a network parameter, e.g. --set num_classes=10. "
-                                "Repeatable.")
 path_option = click.option(
     "--path", multiple=True, metavar="DIR", expose_value=False,
-    type=click.Path(file_okay=False),
-    callback=lambda ctx, _param, value: ctx.meta.__setitem__("archspec.path", value),
+    type=click.Path(file_okay=False), callback=_store("archspec.path", tuple),
     help="A folder `import` may search besides the spec's own (and $ARCHSPEC_PATH). "
          "Repeatable.")
+
+
+def network_options(command: Any) -> Any:
+    """Decorate a command that builds the network with ``--input``, ``--set`` and ``--path``.
+
+    The values are kept in the click context; :func:`load_spec` applies them. Every command
+    that builds the network uses this one decorator, so the options read the same everywhere.
+    """
+    options = (
+        click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+                     expose_value=False, callback=_store("archspec.inputs", _input_shapes),
+                     help="Override an input's per-sample shape, e.g. --input x=3x299x299. "
+                          "Repeatable."),
+        click.option("--set", "sets", multiple=True, metavar="K=V", expose_value=False,
+                     callback=_store("archspec.sets", _overrides),
+                     help="Override a network parameter, e.g. --set num_classes=10. "
+                          "Repeatable."),
+        path_option,
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_spec(spec_path: str, *extras: str) -> Any:
+    """Load ``spec_path`` with the current command's ``--set``, ``--input`` and ``--path``
+    (see :func:`network_options`), then check that the optional ``extras`` it needs (keys of
+    ``archspec.extras.EXTRAS``) are installed."""
+    from archspec.extras import require
+    from archspec.syntax.loader import load, with_input_shapes
+
+    ctx = click.get_current_context()
+    spec = load(spec_path, search_path=ctx.meta.get("archspec.path", ()),
+                **ctx.meta.get("archspec.sets", {}))
+    inputs = ctx.meta.get("archspec.inputs", {})
+    spec = with_input_shapes(spec, inputs) if inputs else spec
+    require(f"`archspec {ctx.info_name}`", *extras, at=spec.span)
+    return spec
+
+
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks.")
 
 
@@ -107,12 +143,9 @@ def cli() -> None:
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
-              help="Override an input's per-sample shape, e.g. --input x=3x299x299.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
               help="Concrete batch size (default: symbolic N; counts are per sample).")
-@set_option
-@path_option
+@network_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
 @click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True,
@@ -124,8 +157,8 @@ def cli() -> None:
     show_default=True, help="How MACs are counted (see docs/conventions.md).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @debug_option
-def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str, ...],
-          fmt: str, depth: int, dtype: str, convention: str, strict: bool, debug: bool) -> None:
+def check(spec: str, batch: int | None, fmt: str, depth: int, dtype: str, convention: str,
+          strict: bool, debug: bool) -> None:
     """Analyse SPEC statically: per-layer output shape, params, MACs, FLOPs, memory.
 
     Never imports torch. Example:
@@ -135,7 +168,7 @@ def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str
     from archspec.analysis.render import markdown, table
     from archspec.analysis.report import analyze
 
-    report = analyze(_load(spec, sets, inputs), batch=batch or 1, dtype=dtype,
+    report = analyze(load_spec(spec), batch=batch or 1, dtype=dtype,
                      convention=convention)
     report.symbolic_batch = batch is None
     _warn(report.warnings)
@@ -150,10 +183,9 @@ def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
-@set_option
-@path_option
+@network_options
 @debug_option
-def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
+def expand(spec: str, debug: bool) -> None:
     """Print SPEC fully expanded: one line per op, with its inputs and output shape.
 
     Shows exactly what blocks, repeats, loops and conditions produced.
@@ -161,7 +193,7 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
     from archspec.expander import expand as run_expand
     from archspec.syntax.printer import graph_text
 
-    graph = run_expand(_load(spec, sets))
+    graph = run_expand(load_spec(spec))
     _warn(graph.warnings)
     click.echo(graph_text(graph))
 
@@ -173,10 +205,9 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
 @click.option("--depth", type=click.IntRange(min=1), default=None,
               help="Levels of blocks to draw; deeper layers fold into their block (default: "
                    "every layer).")
-@set_option
-@path_option
+@network_options
 @debug_option
-def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: bool) -> None:
+def graph(spec: str, fmt: str, depth: int | None, debug: bool) -> None:
     """Draw SPEC's expanded network as Graphviz DOT or Mermaid.
 
         archspec graph specs/resnet18.arch --depth 1 | dot -Tsvg > resnet18.svg
@@ -184,7 +215,7 @@ def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: 
     from archspec.analysis.diagram import dot, mermaid
     from archspec.expander import expand as run_expand
 
-    expanded = run_expand(_load(spec, sets))
+    expanded = run_expand(load_spec(spec))
     click.echo((dot if fmt == "dot" else mermaid)(expanded, depth))
 
 
@@ -192,10 +223,9 @@ def graph(spec: str, fmt: str, depth: int | None, sets: tuple[str, ...], debug: 
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the source here (default: standard output).")
-@set_option
-@path_option
+@network_options
 @debug_option
-def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) -> None:
+def compile_(spec: str, output: str | None, debug: bool) -> None:
     """Eject SPEC as standalone PyTorch source (imports only torch).
 
     One nn.Module class per block, named like it; module paths equal the spec's layer names,
@@ -203,10 +233,11 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
 
         archspec compile specs/resnet18.arch -o resnet18.py
     """
+    _check_output(output, spec)
+    network = load_spec(spec, "torch")
     from archspec.backends.eject import eject
 
-    _check_output(output, spec)
-    text = eject(_load(spec, sets))
+    text = eject(network)
     if output:
         write_atomic(output, text)
         click.echo(f"wrote {output}", err=True)
@@ -242,13 +273,12 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
 @click.option("--aux-weight", type=click.FloatRange(min=0), default=0.4, show_default=True,
               help="Loss weight of auxiliary heads: outputs after the first with its shape.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@set_option
-@path_option
+@network_options
 @debug_option
 def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
           optimizer: str, device: str, amp: bool, compile_: bool, out: str | None,
           resume: str | None, samples: int, seed: int, workers: int, aux_weight: float,
-          quiet: bool, sets: tuple[str, ...], debug: bool) -> None:
+          quiet: bool, debug: bool) -> None:
     """Train SPEC on a built-in dataset or an image folder, on CPU, GPU or several processes.
 
     \b
@@ -257,6 +287,7 @@ def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
       archspec train specs/resnet18.arch --data photos/ --set num_classes=5 --amp
       torchrun --nproc-per-node 2 -m archspec train specs/examples/cnn1.arch --out runs/ddp
     """
+    network = load_spec(spec, "torch")
     from archspec.train import TrainConfig
     from archspec.train import train as run_train
 
@@ -265,7 +296,7 @@ def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
                       resume=resume, samples=samples, seed=seed, workers=workers,
                       progress=not quiet, aux_weight=aux_weight)
     try:
-        run_train(_load(spec, sets), cfg, log=lambda msg: click.echo(msg, err=True))
+        run_train(network, cfg, log=lambda msg: click.echo(msg, err=True))
     except RuntimeError as exc:
         if debug:
             raise
@@ -292,21 +323,21 @@ def _batch(value: str) -> str | int:
 @click.option("--batch", default="dynamic", show_default=True,
               help="`dynamic` (a symbolic batch dimension) or a fixed batch size.")
 @click.option("--fp16", is_flag=True, help="float16 weights, input and output.")
-@set_option
-@path_option
+@network_options
 @debug_option
 def export(spec: str, output: str, weights: str | None, opset: int, batch: str, fp16: bool,
-           sets: tuple[str, ...], debug: bool) -> None:
+           debug: bool) -> None:
     """Export SPEC to ONNX by direct lowering (no tracing): milliseconds, deterministic bytes.
 
     Node and initialiser names are the spec's layer names. Example:
 
         archspec export specs/resnet18.arch --weights resnet18.pth -o resnet18.onnx
     """
+    _check_output(output, spec, weights)
+    network = load_spec(spec, "torch", "onnx")
     from archspec.backends.onnx import export_onnx
 
-    _check_output(output, spec, weights)
-    model = export_onnx(_load(spec, sets), output, weights=weights, opset=opset,
+    model = export_onnx(network, output, weights=weights, opset=opset,
                         batch=_batch(batch), fp16=fp16)
     size = Path(output).stat().st_size
     click.echo(f"wrote {output} ({size / 1e6:.1f} MB, {len(model.graph.node)} nodes, "
@@ -322,21 +353,21 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Intra-op threads for both runtimes (default: their own).")
 @click.option("--runs", type=click.IntRange(min=3), default=30, show_default=True)
-@set_option
-@path_option
+@network_options
 @debug_option
 def bench(spec: str, backend: str, batch: int, device: str, threads: int | None, runs: int,
-          sets: tuple[str, ...], debug: bool) -> None:
+          debug: bool) -> None:
     """Latency (median, p90) and throughput of the compiled torch module and the exported ONNX
     model (onnxruntime), side by side, with the same weights.
 
     Uses CUDAExecutionProvider with --device cuda when onnxruntime-gpu sees a GPU, and says
     which execution provider ran.
     """
+    network = load_spec(spec, "torch", "onnx")
     from archspec.runtime_bench import run_bench
 
     try:
-        for line in run_bench(_load(spec, sets), backend, batch, device, threads, runs):
+        for line in run_bench(network, backend, batch, device, threads, runs):
             click.echo(line)
     except RuntimeError as exc:
         if debug:
@@ -358,7 +389,7 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
     from archspec.syntax.yaml_form import to_yaml
 
     _check_output(output, spec)
-    text = (to_text if to == "arch" else to_yaml)(_load(spec, ()))
+    text = (to_text if to == "arch" else to_yaml)(load_spec(spec))
     if output:
         write_atomic(output, text)
     else:
@@ -439,6 +470,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _show_click_error(exc)
         sys.exit(exc.exit_code)
+    except MissingExtra as exc:
+        click.echo(exc.diagnostic.render(), err=True)
+        sys.exit(2)
     except ArchspecError as exc:
         if debug:
             raise

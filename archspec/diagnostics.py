@@ -27,6 +27,7 @@ CODES: dict[str, str] = {
     "E003": "the file is not UTF-8 text",
     "E004": "the file is empty",
     "E005": "the file is too large for a spec",
+    "E010": "an optional extra the command needs is not installed (exit 2)",
     "E101": "syntax: unexpected character",
     "E102": "syntax: unexpected end of file",
     "E103": "syntax: unexpected token",
