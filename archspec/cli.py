@@ -148,8 +148,9 @@ def cli() -> None:
 @network_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
-@click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Levels of blocks to show; deeper layers fold into block subtotals.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Levels of blocks to show; deeper layers fold into block subtotals; 0: the "
+                   "network as one row. Default: 3 in tables, every layer in JSON.")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
               default="float32", show_default=True, help="Element type for memory figures.")
 @click.option("--convention", type=click.Choice(
@@ -157,7 +158,7 @@ def cli() -> None:
     show_default=True, help="How MACs are counted (see docs/conventions.md).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @debug_option
-def check(spec: str, batch: int | None, fmt: str, depth: int, dtype: str, convention: str,
+def check(spec: str, batch: int | None, fmt: str, depth: int | None, dtype: str, convention: str,
           strict: bool, debug: bool) -> None:
     """Analyse SPEC statically: per-layer output shape, params, MACs, FLOPs, memory.
 
@@ -168,14 +169,12 @@ def check(spec: str, batch: int | None, fmt: str, depth: int, dtype: str, conven
     from archspec.analysis.render import markdown, table
     from archspec.analysis.report import analyze
 
-    report = analyze(load_spec(spec), batch=batch or 1, dtype=dtype,
-                     convention=convention)
-    report.symbolic_batch = batch is None
+    report = analyze(load_spec(spec), batch=batch, dtype=dtype, convention=convention)
     _warn(report.warnings)
     if fmt == "json":
-        click.echo(report.to_json())
+        click.echo(report.to_json(depth))
     else:
-        click.echo((table if fmt == "table" else markdown)(report, depth))
+        click.echo((table if fmt == "table" else markdown)(report, 3 if depth is None else depth))
     if strict and report.warnings:
         click.echo(f"error: {len(report.warnings)} warning(s) with --strict", err=True)
         sys.exit(1)
