@@ -138,6 +138,7 @@ def cli() -> None:
     Export to ONNX:                      archspec export specs/resnet18.arch -o r18.onnx
     Time torch against onnxruntime:      archspec bench specs/resnet18.arch
     List the layer kinds:                archspec ops
+    List the shipped specs:              archspec specs
     """
 
 
@@ -415,6 +416,34 @@ def ops(name: str | None, markdown: bool) -> None:
         for op in unique_ops():
             alias = f" (alias: {', '.join(op.aliases)})" if op.aliases else ""
             click.echo(f"{signature(op)}{alias}")
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def specs(fmt: str) -> None:
+    """List the specs shipped with archspec, with params and MACs (torchvision convention).
+
+    Import their blocks from any folder with `import "std/blocks/resnet.arch"`; check one
+    with `archspec check` on the path `archspec specs --format json` prints.
+    """
+    import json
+    from dataclasses import asdict
+
+    from archspec.analysis.render import human
+    from archspec.library import entries, std_root
+
+    found = entries()
+    if fmt == "json":
+        click.echo(json.dumps({"root": str(std_root()), "specs": [asdict(e) for e in found]}))
+        return
+    width = max(len(e.name) for e in found)
+    click.echo(f"{'spec':<{width}}  {'input':<14}{'params':>10}{'MACs':>11}  about")
+    for e in found:
+        shape = "x".join(map(str, next(iter(e.inputs.values()), [])))
+        click.echo(f"{e.name:<{width}}  {shape:<14}{human(e.params):>10}{human(e.macs):>11}  "
+                   f"{e.about[:60]}")
+    click.echo(f"{len(found)} specs under {std_root()}")
 
 
 @cli.command(context_settings=_CONTEXT)
