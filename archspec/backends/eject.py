@@ -30,6 +30,7 @@ from torch import nn
 from archspec import ir
 from archspec.backends.naming import Namespace
 from archspec.backends.torch import lower, may_overwrite_input, resolve
+from archspec.diagnostics import ArchspecError
 from archspec.expander import expand
 from archspec.graph import Graph
 from archspec.initializers import Init, plan
@@ -153,6 +154,7 @@ class ClassDef:
     result: tuple[tuple[str, Value], ...]
     params: tuple[tuple[str, str], ...] = ()
     inits: tuple[InitGroup, ...] = ()
+    defaults: tuple[tuple[str, Any], ...] = ()  # parameter label -> default value
 
 
 Visit = Callable[[Any, str], Any]  # (constant, the name of the argument it is) -> replacement
@@ -753,7 +755,10 @@ class Writer:
 
         scope = self.names.child()
         scope.taken.update(params.values())
-        signature = ["self", *(f"{params[label]}: {note}" for label, note in cls.params)]
+        defaults = dict(cls.defaults)
+        signature = ["self", *(f"{params[label]}: {note}" + (
+            f" = {literal(defaults[label])}" if label in defaults else "")
+            for label, note in cls.params)]
         return [f"class {self.class_names[index]}(nn.Module):", *docstring([cls.doc], 4), "",
                 f"    {wrap_call('def __init__', signature, 4, 9)} -> None:",
                 "        super().__init__()",
@@ -773,6 +778,86 @@ def helper_targets(calls: list[Module | Function]) -> list[str]:
     return list(dict.fromkeys(c.target for c in calls if c.target.startswith(HELPERS)))
 
 
+def _probes(value: Any) -> tuple[Any, ...]:
+    """Other values to try for a network parameter whose value is ``value``: nearby numbers
+    (a bool, string or list is not probed: it rarely only changes layer arguments)."""
+    if isinstance(value, bool):
+        return ()
+    if isinstance(value, int):
+        return (value + 1, value + 2)
+    if isinstance(value, float):
+        return (value / 2, (value + 1) / 2) if value else (0.5,)
+    return ()
+
+
+def _probe(spec: ir.Spec, name: str, value: Any) -> list[ClassDef] | None:
+    """The classes of ``spec`` with parameter ``name`` set to ``value``, or None when that
+    value is not valid for the spec."""
+    from archspec.syntax.loader import with_overrides
+
+    try:
+        probed = with_overrides(spec, {name: value})
+        return Ejector(expand(probed), probed.inits).run()
+    except ArchspecError:
+        return None
+
+
+def parameter_slots(spec: ir.Spec, graph: Graph, classes: list[ClassDef]) -> dict[int, str]:
+    """Network parameters that only change constructor arguments of the network class:
+    position (in :func:`skeleton` order) -> parameter name.
+
+    A parameter qualifies when the spec, built again with another value of it, gives the same
+    classes except network-class constants, and each constant that changed equals the
+    parameter's value in both builds (``linear(num_classes)``, an inferred ``in_channels``
+    equal to a ``channels`` parameter). Anything else (a repeat count, a width scaled by a
+    factor, a value used inside a block class) keeps the spec's value in the code."""
+    shape, values, _ = skeleton(classes[-1])
+    slots: dict[int, str] = {}
+    for name, value in graph.params.items():
+        for probe in _probes(value):
+            other = _probe(spec, name, probe)
+            if other is None:
+                continue
+            found = _changed(shape, values, classes, other, (value, probe))
+            if found is not None and found and not set(found) & set(slots):
+                slots.update(dict.fromkeys(found, name))
+            break
+    return slots
+
+
+def _changed(shape: ClassDef, values: list[Any], classes: list[ClassDef],
+             other: list[ClassDef], pair: tuple[Any, Any]) -> list[int] | None:
+    """Positions of the network-class constants that went from ``pair[0]`` to ``pair[1]``,
+    or None when anything else differs between ``classes`` and ``other``."""
+    other_shape, other_values, _ = skeleton(other[-1])
+    if classes[:-1] != other[:-1] or shape != other_shape:
+        return None
+    before, after = _key(pair[0]), _key(pair[1])
+    found = []
+    for i, (a, b) in enumerate(zip(values, other_values, strict=True)):
+        if _key(a) == _key(b):
+            continue
+        if (_key(_tupled(a)), _key(_tupled(b))) != (before, after):
+            return None
+        found.append(i)
+    return found
+
+
+def with_network_params(spec: ir.Spec, graph: Graph, classes: list[ClassDef]) -> ClassDef:
+    """The network class whose constructor takes the parameters of :func:`parameter_slots`,
+    with the spec's values as defaults."""
+    slots = parameter_slots(spec, graph, classes)
+    network = classes[-1]
+    if not slots:
+        return network
+    shape, values, _ = skeleton(network)
+    filled = iter([Param(slots[i]) if i in slots else v for i, v in enumerate(values)])
+    names = [n for n in graph.params if n in slots.values()]
+    return replace(map_constants(shape, lambda value, name: next(filled)),
+                   params=tuple((n, _annotation((graph.params[n],))) for n in names),
+                   defaults=tuple((n, graph.params[n]) for n in names))
+
+
 def eject(spec: ir.Spec) -> str:
     """Standalone PyTorch source for ``spec``; its last class is the network. The spec's file
     name is not written: only names the spec gives, each as an identifier, a ``repr`` or
@@ -780,6 +865,7 @@ def eject(spec: ir.Spec) -> str:
     graph = expand(spec)
     ej = Ejector(graph, spec.inits)
     classes = ej.run()
+    classes[-1] = with_network_params(spec, graph, classes)
     helpers = helper_targets(list(ej.lowered.values()))
     writer = Writer(classes, tuple(t.rsplit(".", 1)[1] for t in helpers))
     network = writer.class_names[-1]

@@ -1,0 +1,70 @@
+"""Ejected code takes the network parameters that only change layer arguments as constructor
+arguments with the spec's defaults; checked against torchvision's constructors."""
+
+from __future__ import annotations
+
+import inspect
+
+import torch
+import torchvision
+from conftest import ROOT
+from test_eject import _load_source
+
+import archspec
+from archspec.backends.eject import eject
+
+
+def _network(spec: archspec.ir.Spec) -> type:
+    """The ejected network class (what the generated ``build()`` returns)."""
+    return inspect.signature(_load_source(eject(spec)).build).return_annotation
+
+
+def test_resnet18_takes_num_classes_like_torchvision() -> None:
+    """Resnet18(num_classes=10) loads torchvision's resnet18(num_classes=10) strictly and
+    gives its outputs."""
+    cls = _network(archspec.load(ROOT / "specs" / "resnet18.arch"))
+    params = inspect.signature(cls).parameters
+    assert list(params) == ["num_classes"] and params["num_classes"].default == 1000
+    torch.manual_seed(0)
+    theirs = torchvision.models.resnet18(num_classes=10).eval()
+    ours = cls(num_classes=10).eval()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x))
+
+
+def test_googlenet_takes_dropout_but_not_structure() -> None:
+    """`dropout` and `num_classes` only change layer arguments; `aux_logits` adds layers, so
+    it keeps the spec's value."""
+    cls = _network(archspec.load(ROOT / "specs" / "googlenet.arch"))
+    params = inspect.signature(cls).parameters
+    assert {"num_classes", "dropout"} <= set(params) and "aux_logits" not in params
+    assert params["dropout"].default == 0.2
+    ours = cls(num_classes=5, dropout=0.5)
+    theirs = torchvision.models.googlenet(num_classes=5, dropout=0.5, aux_logits=False,
+                                          init_weights=False)
+    assert ours.dropout.p == theirs.dropout.p == 0.5
+    assert {k: v.shape for k, v in ours.state_dict().items()} == {
+        k: v.shape for k, v in theirs.state_dict().items()}
+
+
+def test_inferred_channels_follow_a_channels_parameter() -> None:
+    """cnn3's `channels` sets the first conv's in_channels; `size` changes no layer argument,
+    so it is not a constructor argument. Cnn3(channels=1, num_classes=7) equals the spec
+    compiled with those values."""
+    spec = archspec.load(ROOT / "specs" / "examples" / "cnn3.arch")
+    cls = _network(spec)
+    assert list(inspect.signature(cls).parameters) == ["channels", "num_classes"]
+    compiled = archspec.to_torch(archspec.load(ROOT / "specs" / "examples" / "cnn3.arch",
+                                               channels=1, num_classes=7), device="meta")
+    assert {k: v.shape for k, v in cls(channels=1, num_classes=7).state_dict().items()} == {
+        k: v.shape for k, v in compiled.state_dict().items()}
+
+
+def test_derived_widths_keep_their_value() -> None:
+    spec = archspec.loads("network w(width: int = 8)\ninput x: 3x8x8\n"
+                          "a: conv2d(width * 2, 3)\nb: conv2d(width, 1)\n")
+    cls = _network(spec)
+    assert list(inspect.signature(cls).parameters) == []
+    assert cls().a.out_channels == 16 and cls().b.out_channels == 8
