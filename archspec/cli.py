@@ -402,6 +402,7 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
 def ops(name: str | None, markdown: bool) -> None:
     """List the layer kinds, or show one op's signature and rules."""
     from archspec.ops import REGISTRY
+    from archspec.ops.plugins import PLUGINS
     from archspec.ops.reference import markdown as reference
     from archspec.ops.reference import signature, unique_ops
 
@@ -411,7 +412,8 @@ def ops(name: str | None, markdown: bool) -> None:
         op = REGISTRY.get(name)
         if op is None:
             raise click.BadParameter(f"unknown op {name!r}", param_hint="NAME")
-        click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category.value}")
+        origin = f"\nplugin: from the `{PLUGINS[op.name]}` package" if op.name in PLUGINS else ""
+        click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category.value}{origin}")
     else:
         for op in unique_ops():
             alias = f" (alias: {', '.join(op.aliases)})" if op.aliases else ""

@@ -28,6 +28,7 @@ CODES: dict[str, str] = {
     "E004": "the file is empty",
     "E005": "the file is too large for a spec",
     "E010": "an optional extra the command needs is not installed (exit 2)",
+    "E011": "a plugin op that cannot be loaded (import error, not an OpDef, a name taken)",
     "E101": "syntax: unexpected character",
     "E102": "syntax: unexpected end of file",
     "E103": "syntax: unexpected token",

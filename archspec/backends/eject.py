@@ -35,6 +35,7 @@ from archspec.expander import expand
 from archspec.graph import Graph
 from archspec.initializers import Init, plan
 from archspec.ops import REGISTRY, Ctx, Function, Module
+from archspec.ops.plugins import PLUGIN_ROOTS
 
 HELPERS = "archspec.backends.modules."  # targets whose class source the ejected file carries
 
@@ -526,7 +527,7 @@ def qualified_source(target: str) -> str:
     """How generated code names a qualified target: ``torch.nn.Conv2d`` -> ``nn.Conv2d``."""
     if target.startswith("torch.nn.") and target.count(".") == 2:
         return "nn." + target.rsplit(".", 1)[1]
-    if target.startswith((HELPERS, "builtins.")):
+    if carried(target) or target.startswith("builtins."):
         return target.rsplit(".", 1)[1]
     if target.startswith("operator."):
         raise ValueError(f"no source for {target!r}: write it as an operator")
@@ -775,7 +776,13 @@ def _attr_path(path: tuple[str, ...]) -> str:
 
 def helper_targets(calls: list[Module | Function]) -> list[str]:
     """The targets, in first-use order, whose source the ejected file carries."""
-    return list(dict.fromkeys(c.target for c in calls if c.target.startswith(HELPERS)))
+    return list(dict.fromkeys(c.target for c in calls if carried(c.target)))
+
+
+def carried(target: str) -> bool:
+    """Whether the ejected file carries the source of ``target``'s class: archspec's helpers
+    and the classes of plugin packages (which, like the helpers, use nothing but torch)."""
+    return target.startswith(HELPERS) or target.split(".")[0] in PLUGIN_ROOTS
 
 
 def _probes(value: Any) -> tuple[Any, ...]:

@@ -1,7 +1,8 @@
 """The op registry. Importing this package registers every layer kind (one file per family).
 
 To add a layer kind: add an ``OpDef`` to the family file (or a new file imported here) and a
-case to tests/test_ops.py.
+case to tests/test_ops.py. Other packages add theirs through the ``archspec.ops`` entry-point
+group (ops/plugins.py), loaded after the built-in ones.
 """
 
 from archspec.ops import (  # noqa: F401  (registers)
@@ -28,6 +29,9 @@ from archspec.ops.base import (
     Step,
     TorchCall,
 )
+from archspec.ops.plugins import load_plugins
+
+load_plugins()
 
 __all__ = ["REGISTRY", "Attrs", "Category", "Cost", "Ctx", "Function", "Module", "OpDef",
            "Shape", "ShapeError", "Step", "TorchCall"]
