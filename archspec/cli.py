@@ -401,15 +401,14 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
 @click.option("--markdown", is_flag=True, help="Print the whole reference as Markdown.")
 def ops(name: str | None, markdown: bool) -> None:
     """List the layer kinds, or show one op's signature and rules."""
-    from archspec.ops import REGISTRY
-    from archspec.ops.plugins import PLUGINS
+    from archspec.ops.plugins import PLUGINS, lookup
     from archspec.ops.reference import markdown as reference
     from archspec.ops.reference import signature, unique_ops
 
     if markdown:
         click.echo(reference())
     elif name:
-        op = REGISTRY.get(name)
+        op = lookup(name)
         if op is None:
             raise click.BadParameter(f"unknown op {name!r}", param_hint="NAME")
         origin = f"\nplugin: from the `{PLUGINS[op.name]}` package" if op.name in PLUGINS else ""

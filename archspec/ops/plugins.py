@@ -26,6 +26,9 @@ PLUGINS: dict[str, str] = {}
 # top-level modules of plugin packages: where their torch rules' targets may point
 PLUGIN_ROOTS: set[str] = set()
 
+# Scanning installed packages takes ~0.1 s, so it waits until a name is not a built-in op.
+_SCANNED: list[bool] = []
+
 
 def _origin(ep: EntryPoint) -> str:
     return ep.dist.name if ep.dist is not None else ep.value
@@ -55,8 +58,18 @@ def _ops_of(ep: EntryPoint) -> tuple[OpDef, ...]:
 
 def load_plugins() -> None:
     """Register the ops of every installed ``archspec.ops`` entry point (once per process)."""
+    if _SCANNED:
+        return
+    _SCANNED.append(True)
     for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.value, e.name)):
         for op in _ops_of(ep):
             register(op)
             PLUGINS.update(dict.fromkeys((op.name, *op.aliases), _origin(ep)))
         PLUGIN_ROOTS.add(ep.module.split(".")[0])
+
+
+def lookup(name: str) -> OpDef | None:
+    """The op called ``name``: a built-in one, else one from a plugin, else None."""
+    if name not in REGISTRY:
+        load_plugins()
+    return REGISTRY.get(name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from archspec.evaluate import show
 from archspec.ops.base import REGISTRY, OpDef
-from archspec.ops.plugins import PLUGINS
+from archspec.ops.plugins import PLUGINS, load_plugins
 
 
 def signature(op: OpDef) -> str:
@@ -18,7 +18,8 @@ def signature(op: OpDef) -> str:
 
 
 def unique_ops() -> list[OpDef]:
-    """Registered ops without alias duplicates, sorted by name."""
+    """Registered ops (built-in and plugins) without alias duplicates, sorted by name."""
+    load_plugins()
     seen: dict[str, OpDef] = {}
     for op in REGISTRY.values():
         seen.setdefault(op.name, op)
