@@ -287,7 +287,7 @@ def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
       archspec train specs/resnet18.arch --data photos/ --set num_classes=5 --amp
       torchrun --nproc-per-node 2 -m archspec train specs/examples/cnn1.arch --out runs/ddp
     """
-    network = load_spec(spec, "torch")
+    network = load_spec(spec, "torch", *(("vision",) if data else ()))
     from archspec.train import TrainConfig
     from archspec.train import train as run_train
 

@@ -16,6 +16,7 @@ from archspec.source import NOWHERE, Span
 EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch",),
     "onnx": ("onnx", "onnxruntime"),
+    "vision": ("torchvision",),
 }
 
 

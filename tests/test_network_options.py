@@ -31,13 +31,14 @@ def test_core_install_pulls_no_torch_or_onnx() -> None:
     (["compile", "specs/examples/mlp.arch"], "torch"),
     (["export", "specs/examples/mlp.arch", "-o", "never.onnx"], "torch,onnx"),
     (["train", "specs/examples/mlp.arch"], "torch"),
+    (["train", "specs/examples/mlp.arch", "--data", "specs"], "torch,vision"),
     (["bench", "specs/examples/mlp.arch"], "torch,onnx"),
 ])
 def test_missing_extra_is_named_and_exits_2(command, extra, capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: (
-        None if name in ("torch", "onnx", "onnxruntime") else real(name, *a)))
+        None if name in ("torch", "onnx", "onnxruntime", "torchvision") else real(name, *a)))
     code, _, err = run_cli(command, capsys)
     assert code == 2, err
     assert f"pip install 'archspec[{extra}]'" in err and "error[E010]" in err
