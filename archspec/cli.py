@@ -425,26 +425,13 @@ def ops(name: str | None, markdown: bool) -> None:
 def specs(fmt: str) -> None:
     """List the specs shipped with archspec, with params and MACs (torchvision convention).
 
-    Import their blocks from any folder with `import "std/blocks/resnet.arch"`; check one
-    with `archspec check` on the path `archspec specs --format json` prints.
+    \b
+    Import their blocks from any folder:  import "std/blocks/resnet.arch"
+    Check one by its name:                archspec check std/resnet18.arch
     """
-    import json
-    from dataclasses import asdict
+    from archspec.library import as_json, as_table
 
-    from archspec.analysis.render import human
-    from archspec.library import entries, std_root
-
-    found = entries()
-    if fmt == "json":
-        click.echo(json.dumps({"root": str(std_root()), "specs": [asdict(e) for e in found]}))
-        return
-    width = max(len(e.name) for e in found)
-    click.echo(f"{'spec':<{width}}  {'input':<14}{'params':>10}{'MACs':>11}  about")
-    for e in found:
-        shape = "x".join(map(str, next(iter(e.inputs.values()), [])))
-        click.echo(f"{e.name:<{width}}  {shape:<14}{human(e.params):>10}{human(e.macs):>11}  "
-                   f"{e.about[:60]}")
-    click.echo(f"{len(found)} specs under {std_root()}")
+    click.echo(as_json() if fmt == "json" else as_table())
 
 
 @cli.command(context_settings=_CONTEXT)

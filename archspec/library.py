@@ -3,7 +3,8 @@ which specs it holds and what each one builds."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from functools import cache
 from pathlib import Path
 
@@ -51,3 +52,23 @@ def entries() -> tuple[Entry, ...]:
                          about=_about(path), inputs={k: v[1:] for k, v in report.inputs.items()},
                          params=report.totals["params"], macs=report.totals["macs"]))
     return tuple(out)
+
+
+def as_json() -> str:
+    """``{"root": the library folder, "specs": [Entry fields, ...]}`` on one line."""
+    return json.dumps({"root": str(std_root()), "specs": [asdict(e) for e in entries()]})
+
+
+def as_table() -> str:
+    """One line per shipped network: name, input, params, MACs, first comment line."""
+    from archspec.analysis.render import human
+
+    found = entries()
+    width = max(len(e.name) for e in found)
+    lines = [f"{'spec':<{width}}  {'input':<14}{'params':>10}{'MACs':>11}  about"]
+    for e in found:
+        shape = "x".join(map(str, next(iter(e.inputs.values()), [])))
+        lines.append(f"{e.name:<{width}}  {shape:<14}{human(e.params):>10}"
+                     f"{human(e.macs):>11}  {e.about[:60]}")
+    lines.append(f"{len(found)} specs under {std_root()}")
+    return "\n".join(lines)

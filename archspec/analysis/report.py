@@ -21,7 +21,8 @@ METRICS = ("params", "buffers", "macs", "flops", "activation_bytes")
 
 @dataclass(frozen=True)
 class Row:
-    """One layer (``kind="op"``) or one block/group subtotal (``kind="block"``).
+    """One layer (``kind="op"``), one block/group subtotal (``kind="block"``) or the whole
+    network (``kind="network"``: the row at depth 0 and the root of the JSON tree).
 
     ``output_shape`` includes the batch. Counts are for the whole batch; ``params`` and
     ``buffers`` are element counts; ``activation_bytes`` is the size of the output tensor(s).
