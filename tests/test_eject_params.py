@@ -11,7 +11,7 @@ from conftest import ROOT
 from test_eject import _load_source
 
 import archspec
-from archspec.backends.eject import eject
+from archspec.backends.eject import MAX_PROBED_PARAMS, eject
 
 
 def _network(spec: archspec.ir.Spec) -> type:
@@ -68,3 +68,15 @@ def test_derived_widths_keep_their_value() -> None:
     cls = _network(spec)
     assert list(inspect.signature(cls).parameters) == []
     assert cls().a.out_channels == 16 and cls().b.out_channels == 8
+
+
+def test_probing_is_bounded() -> None:
+    """Only the first MAX_PROBED_PARAMS number parameters are probed (each probe builds the
+    network again); the rest keep their values in the code."""
+    n = MAX_PROBED_PARAMS + 1
+    head = ", ".join(f"w{i}: int = {i + 1}" for i in range(n))
+    body = "\n".join(f"l{i}: linear(w{i})" for i in range(n))
+    cls = _network(archspec.loads(f"network many({head})\ninput x: 4\n{body}\n"))
+    assert list(inspect.signature(cls).parameters) == [f"w{i}" for i in range(n - 1)]
+    assert cls(w0=5).l0.out_features == 5 and cls(w0=5).l1.in_features == 5
+    assert getattr(cls(), f"l{n - 1}").out_features == n

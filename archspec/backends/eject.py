@@ -785,6 +785,11 @@ def carried(target: str) -> bool:
     return target.startswith(HELPERS) or target.split(".")[0] in PLUGIN_ROOTS
 
 
+# Network parameters probed for constructor arguments (each probe builds the network again):
+# beyond this many, the rest keep the spec's values, so that eject time stays bounded.
+MAX_PROBED_PARAMS = 16
+
+
 def _probes(value: Any) -> tuple[Any, ...]:
     """Other values to try for a network parameter whose value is ``value``: nearby numbers
     (a bool, string or list is not probed: it rarely only changes layer arguments)."""
@@ -817,10 +822,12 @@ def parameter_slots(spec: ir.Spec, graph: Graph, classes: list[ClassDef]) -> dic
     classes except network-class constants, and each constant that changed equals the
     parameter's value in both builds (``linear(num_classes)``, an inferred ``in_channels``
     equal to a ``channels`` parameter). Anything else (a repeat count, a width scaled by a
-    factor, a value used inside a block class) keeps the spec's value in the code."""
+    factor, a value used inside a block class) keeps the spec's value in the code, as do the
+    parameters after the first :data:`MAX_PROBED_PARAMS` numbers."""
     shape, values, _ = skeleton(classes[-1])
     slots: dict[int, str] = {}
-    for name, value in graph.params.items():
+    numbers = [(n, v) for n, v in graph.params.items() if _probes(v)]
+    for name, value in numbers[:MAX_PROBED_PARAMS]:
         for probe in _probes(value):
             other = _probe(spec, name, probe)
             if other is None:
