@@ -80,3 +80,27 @@ def test_probing_is_bounded() -> None:
     assert list(inspect.signature(cls).parameters) == [f"w{i}" for i in range(n - 1)]
     assert cls(w0=5).l0.out_features == 5 and cls(w0=5).l1.in_features == 5
     assert getattr(cls(), f"l{n - 1}").out_features == n
+
+
+def test_a_parameter_used_inside_a_block_is_passed_on() -> None:
+    """Inception-v3's `num_classes` sizes the auxiliary head's block too: the network class
+    passes it to that block's class, and both heads match torchvision's at 10 classes."""
+    cls = _network(archspec.load(ROOT / "specs" / "inception_v3.arch"))
+    assert inspect.signature(cls).parameters["num_classes"].default == 1000
+    ours = cls(num_classes=10)
+    theirs = torchvision.models.inception_v3(num_classes=10, aux_logits=True,
+                                             init_weights=False)
+    for head in ("fc", "AuxLogits.fc"):
+        assert ours.get_submodule(head).weight.shape == theirs.get_submodule(head).weight.shape
+    assert ours.get_submodule("AuxLogits.fc").out_features == 10
+
+
+def test_a_parameter_two_classes_deep_keeps_its_value() -> None:
+    """A class built by another block's class cannot receive the network's argument: the
+    value stays in the code, and the network takes no such parameter."""
+    spec = archspec.loads("network n(num_classes: int = 3)\ninput x: 8\n"
+                          "block head() {\n    fc: linear(num_classes)\n    act: relu\n}\n"
+                          "block wrap() {\n    h: head\n    out: linear(4)\n}\nw: wrap\n")
+    cls = _network(spec)
+    assert list(inspect.signature(cls).parameters) == []
+    assert cls().w.h.fc.out_features == 3
