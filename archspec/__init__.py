@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from archspec.diagnostics import ArchspecError, Diagnostic
+from archspec.extras import MissingExtra, require
 from archspec.ir import Spec
 from archspec.syntax.loader import load, loads
 
@@ -20,8 +21,8 @@ if TYPE_CHECKING:
     from archspec.graph import Graph
 
 __version__ = "0.1.0"
-__all__ = ["ArchspecError", "Diagnostic", "Spec", "load", "loads", "expand", "analyze",
-           "to_torch", "export_onnx", "__version__"]
+__all__ = ["ArchspecError", "Diagnostic", "MissingExtra", "Spec", "load", "loads", "expand",
+           "analyze", "to_torch", "export_onnx", "__version__"]
 
 
 def expand(spec: Spec) -> Graph:
@@ -43,7 +44,9 @@ def analyze(spec: Spec, batch: int = 1, **options: Any) -> Report:
 
 def to_torch(spec: Spec, device: Any = None) -> Any:
     """Compile ``spec`` to a ``torch.fx.GraphModule`` whose submodules sit at the spec's dotted
-    names. ``device="meta"`` builds it without allocating memory. Imports torch."""
+    names. ``device="meta"`` builds it without allocating memory. Imports torch (the `torch`
+    extra; :class:`MissingExtra` when it is not installed)."""
+    require("archspec.to_torch", "torch", at=spec.span)
     from archspec.backends.torch import to_torch as _to_torch
 
     return _to_torch(spec, device=device)
@@ -56,6 +59,7 @@ def export_onnx(spec: Spec, path: Any, weights: Any = None, opset: int = 17,
     ``weights``: a ``torch.save(state_dict)`` file (e.g. torchvision's), an `archspec train`
     checkpoint, a mapping, or None for a fresh initialisation; files are read with
     ``torch.load(weights_only=True)``. ``batch``: "dynamic" or a fixed size."""
+    require("archspec.export_onnx", "torch", "onnx", at=spec.span)
     from archspec.backends.onnx import export_onnx as _export
 
     return _export(spec, path, weights=weights, opset=opset, batch=batch, fp16=fp16)

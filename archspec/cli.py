@@ -16,6 +16,7 @@ import click
 
 from archspec.atomic import same_file, write_atomic
 from archspec.diagnostics import MAX_ERRORS, ArchspecError, Diagnostic, printable
+from archspec.extras import MissingExtra
 
 _CONTEXT = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
@@ -68,23 +69,58 @@ def _check_output(output: str | None, *sources: str | None) -> None:
                                      "it", param_hint="-o/--output")
 
 
-def _load(spec_path: str, sets: tuple[str, ...], inputs: tuple[str, ...] = ()) -> Any:
-    from archspec.syntax.loader import load, with_input_shapes
+def _store(key: str, parse: Any) -> Any:
+    """A click callback that parses an option's values and keeps them in ``ctx.meta[key]``."""
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        ctx.meta[key] = parse(value)
+    return callback
 
-    paths = click.get_current_context().meta.get("archspec.path", ())
-    spec = load(spec_path, search_path=paths, **_overrides(sets))
-    return with_input_shapes(spec, _input_shapes(inputs)) if inputs else spec
 
-
-set_option = click.option("--set", "sets", multiple=True, metavar="K=V",
-                           help="Override a network parameter, e.g. --set num_classes=10. "
-                                "Repeatable.")
 path_option = click.option(
     "--path", multiple=True, metavar="DIR", expose_value=False,
-    type=click.Path(file_okay=False),
-    callback=lambda ctx, _param, value: ctx.meta.__setitem__("archspec.path", value),
+    type=click.Path(file_okay=False), callback=_store("archspec.path", tuple),
     help="A folder `import` may search besides the spec's own (and $ARCHSPEC_PATH). "
          "Repeatable.")
+
+
+def network_options(command: Any) -> Any:
+    """Decorate a command that builds the network with ``--input``, ``--set`` and ``--path``.
+
+    The values are kept in the click context; :func:`load_spec` applies them. Every command
+    that builds the network uses this one decorator, so the options read the same everywhere.
+    """
+    options = (
+        click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+                     expose_value=False, callback=_store("archspec.inputs", _input_shapes),
+                     help="Override an input's per-sample shape, e.g. --input x=3x299x299. "
+                          "Repeatable."),
+        click.option("--set", "sets", multiple=True, metavar="K=V", expose_value=False,
+                     callback=_store("archspec.sets", _overrides),
+                     help="Override a network parameter, e.g. --set num_classes=10. "
+                          "Repeatable."),
+        path_option,
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def load_spec(spec_path: str, *extras: str) -> Any:
+    """Load ``spec_path`` with the current command's ``--set``, ``--input`` and ``--path``
+    (see :func:`network_options`), then check that the optional ``extras`` it needs (keys of
+    ``archspec.extras.EXTRAS``) are installed."""
+    from archspec.extras import require
+    from archspec.syntax.loader import load, with_input_shapes
+
+    ctx = click.get_current_context()
+    spec = load(spec_path, search_path=ctx.meta.get("archspec.path", ()),
+                **ctx.meta.get("archspec.sets", {}))
+    inputs = ctx.meta.get("archspec.inputs", {})
+    spec = with_input_shapes(spec, inputs) if inputs else spec
+    require(f"`archspec {ctx.info_name}`", *extras, at=spec.span)
+    return spec
+
+
 debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks.")
 
 
@@ -105,21 +141,20 @@ def cli() -> None:
     Export to ONNX:                      archspec export specs/resnet18.arch -o r18.onnx
     Time torch against onnxruntime:      archspec bench specs/resnet18.arch
     List the layer kinds:                archspec ops
+    List the shipped specs:              archspec specs
     """
 
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
-              help="Override an input's per-sample shape, e.g. --input x=3x299x299.")
 @click.option("--batch", type=click.IntRange(min=1), default=None,
               help="Concrete batch size (default: symbolic N; counts are per sample).")
-@set_option
-@path_option
+@network_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True, help="Output format.")
-@click.option("--depth", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Levels of blocks to show; deeper layers fold into block subtotals.")
+@click.option("--depth", type=click.IntRange(min=0), default=None,
+              help="Levels of blocks to show; deeper layers fold into block subtotals; 0: the "
+                   "network as one row. Default: 3 in tables, every layer in JSON.")
 @click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
               default="float32", show_default=True, help="Element type for memory figures.")
 @click.option("--convention", type=click.Choice(
@@ -127,8 +162,8 @@ def cli() -> None:
     show_default=True, help="How MACs are counted (see docs/conventions.md).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors (exit 1).")
 @debug_option
-def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str, ...],
-          fmt: str, depth: int, dtype: str, convention: str, strict: bool, debug: bool) -> None:
+def check(spec: str, batch: int | None, fmt: str, depth: int | None, dtype: str, convention: str,
+          strict: bool, debug: bool) -> None:
     """Analyse SPEC statically: per-layer output shape, params, MACs, FLOPs, memory.
 
     Never imports torch. Example:
@@ -138,14 +173,12 @@ def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str
     from archspec.analysis.render import markdown, table
     from archspec.analysis.report import analyze
 
-    report = analyze(_load(spec, sets, inputs), batch=batch or 1, dtype=dtype,
-                     convention=convention)
-    report.symbolic_batch = batch is None
+    report = analyze(load_spec(spec), batch=batch, dtype=dtype, convention=convention)
     _warn(report.warnings)
     if fmt == "json":
-        click.echo(report.to_json())
+        click.echo(report.to_json(depth))
     else:
-        click.echo((table if fmt == "table" else markdown)(report, depth))
+        click.echo((table if fmt == "table" else markdown)(report, 3 if depth is None else depth))
     if strict and report.warnings:
         click.echo(f"error: {len(report.warnings)} warning(s) with --strict", err=True)
         sys.exit(1)
@@ -153,10 +186,9 @@ def check(spec: str, inputs: tuple[str, ...], batch: int | None, sets: tuple[str
 
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
-@set_option
-@path_option
+@network_options
 @debug_option
-def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
+def expand(spec: str, debug: bool) -> None:
     """Print SPEC fully expanded: one line per op, with its inputs and output shape.
 
     Shows exactly what blocks, repeats, loops and conditions produced.
@@ -164,7 +196,7 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
     from archspec.expander import expand as run_expand
     from archspec.syntax.printer import graph_text
 
-    graph = run_expand(_load(spec, sets))
+    graph = run_expand(load_spec(spec))
     _warn(graph.warnings)
     click.echo(graph_text(graph))
 
@@ -179,11 +211,9 @@ def expand(spec: str, sets: tuple[str, ...], debug: bool) -> None:
 @click.option("--depth", type=click.IntRange(min=1), default=None,
               help="Levels of blocks to draw; deeper layers fold into their block (default: "
                    "every layer). In HTML, the levels open at first.")
-@set_option
-@path_option
+@network_options
 @debug_option
-def graph(spec: str, fmt: str, output: str | None, depth: int | None, sets: tuple[str, ...],
-          debug: bool) -> None:
+def graph(spec: str, fmt: str, output: str | None, depth: int | None, debug: bool) -> None:
     """Draw SPEC's expanded network: DOT or Mermaid text, an SVG/PNG picture, or an HTML page.
 
     \b
@@ -195,14 +225,14 @@ def graph(spec: str, fmt: str, output: str | None, depth: int | None, sets: tupl
     from archspec.analysis.drawing import SUFFIXES, draw, format_for
 
     if output is None:
-        click.echo(draw(_load(spec, sets), fmt, depth).decode("utf-8"))
+        click.echo(draw(load_spec(spec), fmt, depth).decode("utf-8"))
         return
     out_fmt = format_for(output)
     if out_fmt is None:
         raise click.BadParameter(f"{output} has no known suffix; use one of "
                                  f"{', '.join(SUFFIXES)}", param_hint="-o/--output")
     _check_output(output, spec)
-    write_atomic(output, draw(_load(spec, sets), out_fmt, depth))
+    write_atomic(output, draw(load_spec(spec), out_fmt, depth))
     click.echo(f"wrote {output}", err=True)
 
 
@@ -210,10 +240,9 @@ def graph(spec: str, fmt: str, output: str | None, depth: int | None, sets: tupl
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("-o", "--output", type=click.Path(dir_okay=False), default=None,
               help="Write the source here (default: standard output).")
-@set_option
-@path_option
+@network_options
 @debug_option
-def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) -> None:
+def compile_(spec: str, output: str | None, debug: bool) -> None:
     """Eject SPEC as standalone PyTorch source (imports only torch).
 
     One nn.Module class per block, named like it; module paths equal the spec's layer names,
@@ -221,10 +250,11 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
 
         archspec compile specs/resnet18.arch -o resnet18.py
     """
+    _check_output(output, spec)
+    network = load_spec(spec, "torch")
     from archspec.backends.eject import eject
 
-    _check_output(output, spec)
-    text = eject(_load(spec, sets))
+    text = eject(network)
     if output:
         write_atomic(output, text)
         click.echo(f"wrote {output}", err=True)
@@ -260,13 +290,12 @@ def compile_(spec: str, output: str | None, sets: tuple[str, ...], debug: bool) 
 @click.option("--aux-weight", type=click.FloatRange(min=0), default=0.4, show_default=True,
               help="Loss weight of auxiliary heads: outputs after the first with its shape.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
-@set_option
-@path_option
+@network_options
 @debug_option
 def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
           optimizer: str, device: str, amp: bool, compile_: bool, out: str | None,
           resume: str | None, samples: int, seed: int, workers: int, aux_weight: float,
-          quiet: bool, sets: tuple[str, ...], debug: bool) -> None:
+          quiet: bool, debug: bool) -> None:
     """Train SPEC on a built-in dataset or an image folder, on CPU, GPU or several processes.
 
     \b
@@ -275,6 +304,7 @@ def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
       archspec train specs/resnet18.arch --data photos/ --set num_classes=5 --amp
       torchrun --nproc-per-node 2 -m archspec train specs/examples/cnn1.arch --out runs/ddp
     """
+    network = load_spec(spec, "torch", *(("vision",) if data else ()))
     from archspec.train import TrainConfig
     from archspec.train import train as run_train
 
@@ -283,7 +313,7 @@ def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
                       resume=resume, samples=samples, seed=seed, workers=workers,
                       progress=not quiet, aux_weight=aux_weight)
     try:
-        run_train(_load(spec, sets), cfg, log=lambda msg: click.echo(msg, err=True))
+        run_train(network, cfg, log=lambda msg: click.echo(msg, err=True))
     except RuntimeError as exc:
         if debug:
             raise
@@ -310,21 +340,21 @@ def _batch(value: str) -> str | int:
 @click.option("--batch", default="dynamic", show_default=True,
               help="`dynamic` (a symbolic batch dimension) or a fixed batch size.")
 @click.option("--fp16", is_flag=True, help="float16 weights, input and output.")
-@set_option
-@path_option
+@network_options
 @debug_option
 def export(spec: str, output: str, weights: str | None, opset: int, batch: str, fp16: bool,
-           sets: tuple[str, ...], debug: bool) -> None:
+           debug: bool) -> None:
     """Export SPEC to ONNX by direct lowering (no tracing): milliseconds, deterministic bytes.
 
     Node and initialiser names are the spec's layer names. Example:
 
         archspec export specs/resnet18.arch --weights resnet18.pth -o resnet18.onnx
     """
+    _check_output(output, spec, weights)
+    network = load_spec(spec, "torch", "onnx")
     from archspec.backends.onnx import export_onnx
 
-    _check_output(output, spec, weights)
-    model = export_onnx(_load(spec, sets), output, weights=weights, opset=opset,
+    model = export_onnx(network, output, weights=weights, opset=opset,
                         batch=_batch(batch), fp16=fp16)
     size = Path(output).stat().st_size
     click.echo(f"wrote {output} ({size / 1e6:.1f} MB, {len(model.graph.node)} nodes, "
@@ -340,21 +370,21 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Intra-op threads for both runtimes (default: their own).")
 @click.option("--runs", type=click.IntRange(min=3), default=30, show_default=True)
-@set_option
-@path_option
+@network_options
 @debug_option
 def bench(spec: str, backend: str, batch: int, device: str, threads: int | None, runs: int,
-          sets: tuple[str, ...], debug: bool) -> None:
+          debug: bool) -> None:
     """Latency (median, p90) and throughput of the compiled torch module and the exported ONNX
     model (onnxruntime), side by side, with the same weights.
 
     Uses CUDAExecutionProvider with --device cuda when onnxruntime-gpu sees a GPU, and says
     which execution provider ran.
     """
+    network = load_spec(spec, "torch", "onnx")
     from archspec.runtime_bench import run_bench
 
     try:
-        for line in run_bench(_load(spec, sets), backend, batch, device, threads, runs):
+        for line in run_bench(network, backend, batch, device, threads, runs):
             click.echo(line)
     except RuntimeError as exc:
         if debug:
@@ -362,9 +392,6 @@ def bench(spec: str, backend: str, batch: int, device: str, threads: int | None,
         raise click.ClickException(str(exc)) from None
 
 
-input_option = click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
-                            help="Override an input's per-sample shape, e.g. --input "
-                                 "x=3x299x299.")
 analysis_options = (
     click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
                  help="Batch size the counts and memory are for."),
@@ -390,14 +417,11 @@ def _analysis_options(f: Any) -> Any:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),
               default="table", show_default=True)
 @click.option("--only-changes", is_flag=True, help="Leave out the rows that are the same.")
-@input_option
-@set_option
+@network_options
 @_analysis_options
-@path_option
 @debug_option
-def diff(spec_a: str, spec_b: str, depth: int, fmt: str, only_changes: bool,
-         inputs: tuple[str, ...], sets: tuple[str, ...], batch: int, dtype: str,
-         convention: str, debug: bool) -> None:
+def diff(spec_a: str, spec_b: str, depth: int, fmt: str, only_changes: bool, batch: int,
+         dtype: str, convention: str, debug: bool) -> None:
     """Compare two specs layer by layer and block by block: shape, params, MACs, memory.
 
     Rows are aligned by name (+ added in B, - removed, ~ changed), then the totals of both
@@ -408,8 +432,8 @@ def diff(spec_a: str, spec_b: str, depth: int, fmt: str, only_changes: bool,
     from archspec.analysis import diff as compare
     from archspec.analysis.report import analyze
 
-    reports = [analyze(_load(path, sets, inputs), batch=batch, dtype=dtype,
-                       convention=convention) for path in (spec_a, spec_b)]
+    reports = [analyze(load_spec(path), batch=batch, dtype=dtype, convention=convention)
+               for path in (spec_a, spec_b)]
     result = compare.diff(*reports, depth=depth)
     if fmt == "json":
         click.echo(result.to_json())
@@ -489,7 +513,7 @@ def sweep(spec: str, sets: tuple[str, ...], inputs: tuple[str, ...], fmt: str,
     if plot and plot_fmt not in ("png", "svg", "pdf"):
         raise click.BadParameter(f"{plot}: use a .png, .svg or .pdf file", param_hint="--plot")
     _check_output(plot, spec)
-    parsed = _load(spec, ())
+    parsed = load_spec(spec)
     variants = sweeps.sweep(parsed, axes, batch=batch, dtype=dtype, convention=convention)
     if fmt == "json":
         click.echo(json.dumps(sweeps.to_dict(variants), separators=(",", ":")))
@@ -516,7 +540,7 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
     from archspec.syntax.yaml_form import to_yaml
 
     _check_output(output, spec)
-    text = (to_text if to == "arch" else to_yaml)(_load(spec, ()))
+    text = (to_text if to == "arch" else to_yaml)(load_spec(spec))
     if output:
         write_atomic(output, text)
     else:
@@ -528,21 +552,37 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
 @click.option("--markdown", is_flag=True, help="Print the whole reference as Markdown.")
 def ops(name: str | None, markdown: bool) -> None:
     """List the layer kinds, or show one op's signature and rules."""
-    from archspec.ops import REGISTRY
+    from archspec.ops.plugins import PLUGINS, lookup
     from archspec.ops.reference import markdown as reference
     from archspec.ops.reference import signature, unique_ops
 
     if markdown:
         click.echo(reference())
     elif name:
-        op = REGISTRY.get(name)
+        op = lookup(name)
         if op is None:
             raise click.BadParameter(f"unknown op {name!r}", param_hint="NAME")
-        click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category.value}")
+        origin = f"\nplugin: from the `{PLUGINS[op.name]}` package" if op.name in PLUGINS else ""
+        click.echo(f"{signature(op)}\n\n{op.doc}\n\ncategory: {op.category.value}{origin}")
     else:
         for op in unique_ops():
             alias = f" (alias: {', '.join(op.aliases)})" if op.aliases else ""
             click.echo(f"{signature(op)}{alias}")
+
+
+@cli.command(context_settings=_CONTEXT)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+              show_default=True)
+def specs(fmt: str) -> None:
+    """List the specs shipped with archspec, with params and MACs (torchvision convention).
+
+    \b
+    Import their blocks from any folder:  import "std/blocks/resnet.arch"
+    Check one by its name:                archspec check std/resnet18.arch
+    """
+    from archspec.library import as_json, as_table
+
+    click.echo(as_json() if fmt == "json" else as_table())
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -597,6 +637,9 @@ def main(argv: list[str] | None = None) -> None:
     except click.ClickException as exc:
         _show_click_error(exc)
         sys.exit(exc.exit_code)
+    except MissingExtra as exc:
+        click.echo(exc.diagnostic.render(), err=True)
+        sys.exit(2)
     except ArchspecError as exc:
         if debug:
             raise

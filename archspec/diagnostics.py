@@ -27,6 +27,8 @@ CODES: dict[str, str] = {
     "E003": "the file is not UTF-8 text",
     "E004": "the file is empty",
     "E005": "the file is too large for a spec",
+    "E010": "an optional extra the command needs is not installed (exit 2)",
+    "E011": "a plugin op that cannot be loaded (import error, not an OpDef, a name taken)",
     "E101": "syntax: unexpected character",
     "E102": "syntax: unexpected end of file",
     "E103": "syntax: unexpected token",
@@ -94,7 +96,6 @@ CODES: dict[str, str] = {
     "E706": "a YAML document too deep or too large once aliases are expanded",
     "E707": "too much expression work",
     "E801": "a program a command needs is not installed (Graphviz's `dot`)",
-    "E802": "a Python package a command needs is not installed (an extra)",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
 }

@@ -19,6 +19,7 @@ from archspec.graph import Graph, OpNode, Scope, valid_label
 from archspec.limits import MAX_ITERATIONS, MAX_LAYERS, MAX_NESTING
 from archspec.ops import REGISTRY, OpDef, ShapeError
 from archspec.ops.base import Shape, fmt_shape
+from archspec.ops.plugins import lookup
 from archspec.ops.reference import signature
 from archspec.source import Span
 
@@ -261,7 +262,7 @@ class Expander:
         targets, each with its ``index``. The statement's value is the last result."""
         names = (self.label_text(s.label, frame), *s.more)
         (c,) = s.elements if len(s.elements) == 1 else (None,)
-        op = REGISTRY.get(c.callee) if isinstance(c, ir.LayerCall) else None
+        op = lookup(c.callee) if isinstance(c, ir.LayerCall) else None
         if op is None or op.outputs is None:
             raise error("E215", f"only an op with several results can be assigned to "
                         f"{len(names)} names", s.span,
@@ -336,7 +337,7 @@ class Expander:
     def call(self, c: ir.LayerCall, cur: Value, frame: Frame, label: str | None) -> Value:
         if c.callee in self.blocks:
             return self.block_call(c, cur, frame, label)
-        op = REGISTRY.get(c.callee)
+        op = lookup(c.callee)
         if op is None:
             raise error("E201", f"unknown op or block `{c.callee}`", c.span,
                         hint=did_you_mean(c.callee, [*REGISTRY, *self.blocks]) or

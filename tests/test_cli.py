@@ -24,12 +24,13 @@ def test_json_contract(capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     d = check_json(capsys, "specs/googlenet.arch")
     assert d["network"] == "googlenet"
-    assert d["inputs"] == {"x": [1, 3, 224, 224]} and d["outputs"] == {"fc": [1, 1000]}
+    assert d["inputs"] == {"x": ["N", 3, 224, 224]} and d["outputs"] == {"fc": ["N", 1000]}
+    assert d["batch"] == "N" and d["counts_for_batch"] == 1
     assert {"params", "trainable_params", "buffers", "macs", "flops",
             "activation_bytes"} <= set(d["totals"])
     assert d["totals"]["params"] == 6_624_904
     layer = next(x for x in d["layers"] if x["name"] == "inception3a.branch2.1.conv")
-    assert layer["op"] == "conv2d" and layer["output_shape"] == [1, 128, 28, 28]
+    assert layer["op"] == "conv2d" and layer["output_shape"] == ["N", 128, 28, 28]
     assert {"name", "op", "output_shape", "params", "macs", "flops"} <= set(layer)
 
 
@@ -47,7 +48,7 @@ def test_set_and_input_overrides(capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     d = check_json(capsys, "specs/examples/cnn3.arch", "--set", "size=128", "--set",
                    "num_classes=7", "--input", "x=1x128x128")
-    assert d["inputs"]["x"] == [1, 1, 128, 128] and d["outputs"]["output"] == [1, 7]
+    assert d["inputs"]["x"] == ["N", 1, 128, 128] and d["outputs"]["output"] == ["N", 7]
 
 
 def test_table_has_exact_totals_and_convention(capsys, monkeypatch) -> None:

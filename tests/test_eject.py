@@ -88,7 +88,7 @@ def test_compile_set_overrides(capsys, monkeypatch) -> None:
     monkeypatch.chdir(ROOT)
     code, out, _ = run_cli(["compile", str(SPECS / "examples" / "cnn3.arch"), "--set",
                             "num_classes=9"], capsys)
-    assert code == 0 and "nn.Linear(64, 9)" in out
+    assert code == 0 and "nn.Linear(64, num_classes)" in out and "num_classes: int = 9" in out
 
 
 def _norm_class(shape: tuple[int, int]) -> ClassDef:

@@ -73,7 +73,7 @@ def test_missing_graphviz_is_a_located_error_naming_what_to_install(capsys, tmp_
     assert "apt-get install graphviz" in err and not (tmp_path / "a.svg").exists()
     monkeypatch.setitem(sys.modules, "graphviz", None)
     code, _, err = run_cli(["graph", RESNET18, "-o", str(tmp_path / "a.png")], capsys)
-    assert code == 1 and "error[E802]" in err and "archspec[graph]" in err
+    assert code == 2 and "error[E010]" in err and "archspec[graph]" in err
 
 
 def test_unknown_suffix_is_a_usage_error(capsys, tmp_path) -> None:

@@ -75,7 +75,7 @@ def test_plot_and_its_missing_extra(capsys, tmp_path, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     code, _, err = run_cli(["sweep", FAMILY, "--set", "width=1", "--plot",
                             str(tmp_path / "b.png")], capsys)
-    assert code == 1 and "error[E802]" in err and "archspec[plot]" in err
+    assert code == 2 and "error[E010]" in err and "archspec[plot]" in err
     assert not (tmp_path / "b.png").exists()
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from archspec import ir
 from archspec.diagnostics import error
+from archspec.extras import missing_extra
 from archspec.source import Span
 
 IMAGE_FORMATS = ("svg", "png")
@@ -51,9 +52,7 @@ def render(dot_text: str, fmt: str, where: Span) -> bytes:
     try:
         import graphviz
     except ImportError:
-        raise error("E802", f"drawing {fmt.upper()} needs the `graphviz` Python package", where,
-                    hint="pip install 'archspec[graph]' (or write .dot, .mmd or .html, which "
-                         "need nothing)") from None
+        raise missing_extra(f"drawing {fmt.upper()}", "graph", at=where) from None
     try:
         return graphviz.Source(dot_text).pipe(format=fmt)
     except graphviz.ExecutableNotFound:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 
 from archspec.analysis.sweep import Variant, value_text
-from archspec.diagnostics import error
+from archspec.extras import missing_extra
 from archspec.source import Span
 
 # Marker areas (points^2) of the smallest and the largest activation memory in the sweep.
@@ -32,8 +32,7 @@ def plot(variants: list[Variant], title: str, fmt: str, where: Span) -> bytes:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise error("E802", "--plot needs the `matplotlib` Python package", where,
-                    hint="pip install 'archspec[plot]'") from None
+        raise missing_extra("--plot", "plot", at=where) from None
     ok = [v for v in variants if v.totals is not None]
     fig, ax = plt.subplots(figsize=(8, 6), dpi=100)
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -20,10 +21,13 @@ METRICS = ("params", "buffers", "macs", "flops", "activation_bytes")
 
 @dataclass(frozen=True)
 class Row:
-    """One layer (``kind="op"``) or one block/group subtotal (``kind="block"``).
+    """One layer (``kind="op"``), one block/group subtotal (``kind="block"``) or the whole
+    network (``kind="network"``: the row at depth 0 and the root of the JSON tree).
 
     ``output_shape`` includes the batch. Counts are for the whole batch; ``params`` and
     ``buffers`` are element counts; ``activation_bytes`` is the size of the output tensor(s).
+    ``inputs`` are the layers or graph inputs it reads (for a block, those from outside it);
+    ``source`` is ``file:line:col`` of the statement that made it (maybe an imported file).
     """
 
     name: str
@@ -39,11 +43,16 @@ class Row:
     receptive_field: int | float | None = None
     stride: int | float | None = None
     line: int = 0
+    source: str = ""
+    inputs: tuple[str, ...] = ()
 
 
-@dataclass
+@dataclass(repr=False)
 class Report:
-    """Everything ``archspec check`` prints. ``to_dict()`` is the documented JSON contract."""
+    """Everything ``archspec check`` prints; ``print(report)`` prints the table.
+
+    ``to_dict()`` is the documented JSON contract. With ``symbolic_batch`` the batch is the
+    name ``N`` in shapes (counts are for N=1)."""
 
     network: str
     batch: int
@@ -58,28 +67,113 @@ class Report:
     params: dict[str, Any] = field(default_factory=dict)
     symbolic_batch: bool = False
 
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dict: network, inputs, outputs, totals, layers, blocks, warnings."""
+    def __str__(self) -> str:
+        return self.to_table()
+
+    def __repr__(self) -> str:
+        return (f"<Report {self.network}: {self.totals['params']:,} params, "
+                f"{self.totals['macs']:,} MACs ({self.convention})>")
+
+    def to_table(self, depth: int | None = 3) -> str:
+        """The terminal table of ``archspec check``, blocks folded below ``depth`` levels
+        (``None``: every layer; 0: the network as one row)."""
+        from archspec.analysis.render import table
+
+        return table(self, depth)
+
+    def to_markdown(self, depth: int | None = 3) -> str:
+        """The same rows as a GitHub-flavoured Markdown table, then the totals."""
+        from archspec.analysis.render import markdown
+
+        return markdown(self, depth)
+
+    def shape(self, dims: list[int]) -> list[int | str]:
+        """A shape with its batch dimension as the name ``N`` when the batch is symbolic."""
+        return ["N" if self.symbolic_batch else dims[0], *dims[1:]] if dims else []
+
+    def row_dict(self, row: Row) -> dict[str, Any]:
+        """One row as JSON: its fields, the shape with a symbolic batch as ``N``."""
+        return {**vars(row), "output_shape": self.shape(row.output_shape),
+                "inputs": list(row.inputs)}
+
+    def to_dict(self, depth: int | None = None) -> dict[str, Any]:
+        """JSON-ready dict: network, inputs, outputs, totals, layers, blocks, the block
+        ``tree`` and warnings. With ``depth``, ``layers``, ``blocks`` and ``tree`` hold only
+        the rows shown at that depth (0: the network alone); totals are always whole."""
+        rows = list(visible_rows(self, depth))
         return {
-            "network": self.network, "batch": self.batch, "dtype": self.dtype,
+            "network": self.network, "batch": "N" if self.symbolic_batch else self.batch,
+            "counts_for_batch": self.batch, "dtype": self.dtype,
             "convention": {"name": self.convention,
                            "macs": CONVENTIONS[self.convention].doc},
-            "params": self.params, "inputs": self.inputs, "outputs": self.outputs,
+            "params": self.params, "depth": depth,
+            "inputs": {k: self.shape(v) for k, v in self.inputs.items()},
+            "outputs": {k: self.shape(v) for k, v in self.outputs.items()},
             "totals": self.totals,
-            "layers": [dict(vars(r)) for r in self.layers],
-            "blocks": [dict(vars(r)) for r in self.blocks],
+            "layers": [self.row_dict(r) for r in rows if r.kind == "op"],
+            "blocks": [self.row_dict(r) for r in rows if r.kind == "block"],
+            "tree": self._tree(rows),
             "warnings": [{"code": d.code, "message": d.message, "file": d.span.file,
                           "line": d.span.line, "col": d.span.col} for d in self.warnings],
         }
 
-    def to_json(self) -> str:
-        """Compact JSON (one line; pipe through ``python -m json.tool`` to read it)."""
-        return json.dumps(self.to_dict(), separators=(",", ":"))
+    def _tree(self, rows: list[Row]) -> dict[str, Any]:
+        """The visible rows nested by block: the network row with ``children`` lists."""
+        root = {**self.row_dict(self.network_row()), "children": []}
+        if rows and rows[0].kind == "network":
+            return root
+        stack: list[tuple[str, dict[str, Any]]] = [("", root)]
+        for row in rows:
+            while stack[-1][0] and not row.name.startswith(stack[-1][0] + "."):
+                stack.pop()
+            node = {**self.row_dict(row), "children": []}
+            stack[-1][1]["children"].append(node)
+            if row.kind == "block":
+                stack.append((row.name, node))
+        return root
+
+    def network_row(self) -> Row:
+        """The whole network as one row: totals, the first output's shape."""
+        t = self.totals
+        return Row(name=self.network, op="network", kind="network", depth=0,
+                   output_shape=next(iter(self.outputs.values()), []), params=t["params"],
+                   buffers=t["buffers"], macs=t["macs"], flops=t["flops"],
+                   activation_bytes=t["activation_bytes"], inputs=tuple(self.inputs))
+
+    def to_json(self, depth: int | None = None) -> str:
+        """Compact JSON of :meth:`to_dict` (one line; pipe through ``python -m json.tool``)."""
+        return json.dumps(self.to_dict(depth), separators=(",", ":"))
 
 
-def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",
+def visible_rows(report: Report, depth: int | None) -> Iterator[Row]:
+    """Layer and block rows in source order, blocks before their contents, to ``depth`` levels.
+
+    A block at the last visible level is shown as one subtotal row; at depth 0 the network
+    is one row.
+    """
+    if depth == 0:
+        yield report.network_row()
+        return
+    blocks = {b.name: b for b in report.blocks}
+    shown: set[str] = set()
+    for layer in report.layers:
+        parts = layer.name.split(".")
+        for i in range(1, len(parts)):
+            prefix = ".".join(parts[:i])
+            if prefix in blocks and prefix not in shown and (depth is None or i - 1 < depth):
+                shown.add(prefix)
+                yield blocks[prefix]
+        if depth is None or layer.depth < depth:
+            yield layer
+
+
+def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
             convention: str = "torchvision", graph: Graph | None = None) -> Report:
-    """Run every pass over ``spec`` (or an already expanded ``graph``) and build a Report."""
+    """Run every pass over ``spec`` (or an already expanded ``graph``) and build a Report.
+
+    ``batch=None`` is a symbolic batch ``N``: shapes show ``N``, counts are for N=1."""
+    symbolic = batch is None
+    batch = batch or 1
     if dtype not in passes.DTYPE_BYTES:
         raise ValueError(f"dtype must be one of {sorted(passes.DTYPE_BYTES)}, got {dtype!r}")
     if convention not in CONVENTIONS:
@@ -91,6 +185,7 @@ def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",
     input_bytes = {k: numel(s) * batch * width for k, s in g.inputs.items()}
     totals = {m: sum(getattr(r, m) for r in layers) for m in METRICS}
     totals["trainable_params"] = totals["params"]
+    totals["non_trainable_params"] = 0
     totals["input_bytes"] = sum(input_bytes.values())
     totals["param_bytes"] = totals["params"] * width
     scratch = passes.scratch_bytes(g, passes.costs(g), batch, dtype)
@@ -99,12 +194,14 @@ def analyze(spec: ir.Spec, batch: int = 1, dtype: str = "float32",
         g, {r.name: r.activation_bytes for r in layers}, input_bytes, scratch)
     totals["layers"] = len(layers)
     totals.update(_other_tools_memory(layers))
+    totals["estimated_total_bytes"] = (totals["input_bytes"] + totals["param_bytes"]
+                                       + totals["torchinfo_forward_backward_bytes"])
     return Report(
         network=g.name, batch=batch, dtype=dtype, convention=convention,
         inputs={k: [batch, *s] for k, s in g.inputs.items()},
         outputs={k: [batch, *g.shape_of(v)] for k, v in g.outputs.items()},
         layers=layers, blocks=blocks, totals=totals, warnings=list(g.warnings),
-        params=g.params)
+        params=g.params, symbolic_batch=symbolic)
 
 
 def _other_tools_memory(layers: list[Row]) -> dict[str, int]:
@@ -130,7 +227,8 @@ def _layer_rows(g: Graph, batch: int, dtype: str, convention: str) -> list[Row]:
                 buffers=costs[n.id].buffers, macs=macs[n.id],
                 flops=_flops(costs[n.id], batch), activation_bytes=mem[n.id],
                 receptive_field=_number(fields[n.id].size),
-                stride=_number(fields[n.id].stride), line=n.span.line) for n in g]
+                stride=_number(fields[n.id].stride), line=n.span.line, source=str(n.span),
+                inputs=n.inputs) for n in g]
 
 
 def _flops(cost: Cost, batch: int) -> int:
@@ -156,12 +254,27 @@ def _block_rows(g: Graph, layers: list[Row]) -> list[Row]:
                 for m in METRICS:
                     sums[prefix][m] += getattr(row, m)
     by_name = {r.name: r for r in layers}
+    entering = _entering(g)
     rows = []
     for path, scope in g.scopes.items():
         out = [layers[0].output_shape[0], *g.shape_of(scope.output)] if layers else []
         last = by_name.get(scope.output)
         rows.append(Row(name=path, op=scope.kind, kind="block", depth=path.count("."),
-                        output_shape=out, line=scope.span.line, **sums[path],
+                        output_shape=out, line=scope.span.line, source=str(scope.span),
+                        inputs=entering[path], **sums[path],
                         receptive_field=last.receptive_field if last else None,
                         stride=last.stride if last else None))
     return rows
+
+
+def _entering(g: Graph) -> dict[str, tuple[str, ...]]:
+    """Per scope, the producers outside it that its layers read, in first-use order."""
+    seen: dict[str, dict[str, None]] = {p: {} for p in g.scopes}
+    for n in g:
+        parts = n.id.split(".")
+        for k in range(1, len(parts)):
+            prefix = ".".join(parts[:k])
+            if prefix in seen:
+                seen[prefix].update((i, None) for i in n.inputs
+                                    if not i.startswith(prefix + "."))
+    return {p: tuple(v) for p, v in seen.items()}

@@ -37,10 +37,12 @@ from archspec.backends.torch import (
     may_overwrite_input,
     resolve,
 )
+from archspec.diagnostics import ArchspecError
 from archspec.expander import expand
 from archspec.graph import Graph
 from archspec.initializers import Init, block_plans, plan
 from archspec.ops import REGISTRY, Ctx, Function, Learned, Module
+from archspec.ops.plugins import PLUGIN_ROOTS
 
 HELPERS = "archspec.backends.modules."  # targets whose class source the ejected file carries
 
@@ -163,6 +165,7 @@ class ClassDef:
     result: tuple[tuple[str, Value], ...]
     params: tuple[tuple[str, str], ...] = ()
     inits: tuple[InitGroup, ...] = ()
+    defaults: tuple[tuple[str, Any], ...] = ()  # parameter label -> default value
 
 
 Visit = Callable[[Any, str], Any]  # (constant, the name of the argument it is) -> replacement
@@ -556,7 +559,7 @@ def qualified_source(target: str) -> str:
     """How generated code names a qualified target: ``torch.nn.Conv2d`` -> ``nn.Conv2d``."""
     if target.startswith("torch.nn.") and target.count(".") == 2:
         return "nn." + target.rsplit(".", 1)[1]
-    if target.startswith((HELPERS, "builtins.")):
+    if carried(target) or target.startswith("builtins."):
         return target.rsplit(".", 1)[1]
     if target.startswith("operator."):
         raise ValueError(f"no source for {target!r}: write it as an operator")
@@ -804,7 +807,10 @@ class Writer:
 
         scope = self.names.child()
         scope.taken.update(params.values())
-        signature = ["self", *(f"{params[label]}: {note}" for label, note in cls.params)]
+        defaults = dict(cls.defaults)
+        signature = ["self", *(f"{params[label]}: {note}" + (
+            f" = {literal(defaults[label])}" if label in defaults else "")
+            for label, note in cls.params)]
         return [f"class {self.class_names[index]}(nn.Module):", *docstring([cls.doc], 4), "",
                 f"    {wrap_call('def __init__', signature, 4, 9)} -> None:",
                 "        super().__init__()",
@@ -824,9 +830,163 @@ def helper_targets(calls: list[Module | Function | Learned]) -> list[str]:
     builds other helpers (its ``requires``: their class names) comes after them."""
     flat = [part for c in calls
             for part in ((c.factory, c.combine) if isinstance(c, Learned) else (c,))]
-    targets = [c.target for c in flat if c.target.startswith(HELPERS)]
+    targets = [c.target for c in flat if carried(c.target)]
     return list(dict.fromkeys(needed for target in targets for needed in (
-        *(HELPERS + name for name in getattr(resolve(target), "requires", ())), target)))
+        *(f"{target.rpartition('.')[0]}.{name}"
+          for name in getattr(resolve(target), "requires", ())), target)))
+
+
+def carried(target: str) -> bool:
+    """Whether the ejected file carries the source of ``target``'s class: archspec's helpers
+    and the classes of plugin packages (which, like the helpers, use nothing but torch)."""
+    return target.startswith(HELPERS) or target.split(".")[0] in PLUGIN_ROOTS
+
+
+# Network parameters probed for constructor arguments (each probe builds the network again):
+# beyond this many, the rest keep the spec's values, so that eject time stays bounded.
+MAX_PROBED_PARAMS = 16
+
+
+def _probes(value: Any) -> tuple[Any, ...]:
+    """Other values to try for a network parameter whose value is ``value``: nearby numbers
+    (a bool, string or list is not probed: it rarely only changes layer arguments)."""
+    if isinstance(value, bool):
+        return ()
+    if isinstance(value, int):
+        return (value + 1, value + 2)
+    if isinstance(value, float):
+        return (value / 2, (value + 1) / 2) if value else (0.5,)
+    return ()
+
+
+def _probe(spec: ir.Spec, name: str, value: Any) -> list[ClassDef] | None:
+    """The classes of ``spec`` with parameter ``name`` set to ``value``, or None when that
+    value is not valid for the spec."""
+    from archspec.syntax.loader import with_overrides
+
+    try:
+        probed = with_overrides(spec, {name: value})
+        return Ejector(expand(probed), probed.inits).run()
+    except ArchspecError:
+        return None
+
+
+Slots = dict[tuple[int, int], str]  # (class index, constant position) -> network parameter
+
+
+def parameter_slots(spec: ir.Spec, graph: Graph, classes: list[ClassDef]) -> Slots:
+    """Network parameters that only change constructor arguments: (class index, position in
+    :func:`skeleton` order) -> parameter name.
+
+    A parameter qualifies when the spec, built again with another value of it, gives the same
+    classes up to constants, and each constant that changed equals the parameter's value in
+    both builds (``linear(num_classes)``, an inferred ``in_channels`` equal to a ``channels``
+    parameter), in the network class or in classes only the network class builds. Anything
+    else (a repeat count, a width scaled by a factor, a value inside a class other classes
+    build) keeps the spec's value in the code, as do the parameters after the first
+    :data:`MAX_PROBED_PARAMS` numbers."""
+    slots: Slots = {}
+    numbers = [(n, v) for n, v in graph.params.items() if _probes(v)]
+    for name, value in numbers[:MAX_PROBED_PARAMS]:
+        for probe in _probes(value):
+            other = _probe(spec, name, probe)
+            if other is None:
+                continue
+            found = _changed(classes, other, (value, probe))
+            if found and not set(found) & set(slots) and _reachable(classes, found, name):
+                slots.update(dict.fromkeys(found, name))
+            break
+    return slots
+
+
+def _changed(classes: list[ClassDef], other: list[ClassDef],
+             pair: tuple[Any, Any]) -> list[tuple[int, int]]:
+    """(class, position) of the constants that went from ``pair[0]`` to ``pair[1]``; none
+    when anything else differs between ``classes`` and ``other``."""
+    if len(classes) != len(other):
+        return []
+    before, after = _key(pair[0]), _key(pair[1])
+    found = []
+    for index, (mine, theirs) in enumerate(zip(classes, other, strict=True)):
+        shape, values, _ = skeleton(mine)
+        other_shape, other_values, _ = skeleton(theirs)
+        if shape != other_shape:
+            return []
+        for i, (a, b) in enumerate(zip(values, other_values, strict=True)):
+            if _key(a) == _key(b):
+                continue
+            if (_key(_tupled(a)), _key(_tupled(b))) != (before, after):
+                return []
+            found.append((index, i))
+    return found
+
+
+def _refs(obj: Any) -> Iterator[int]:
+    """The class numbers ``obj`` (a class or one of its members) builds directly."""
+    if isinstance(obj, Ref):
+        yield obj.cls
+    elif isinstance(obj, Seq):
+        for item in obj.items:
+            yield from _refs(item)
+    elif isinstance(obj, Holder | ClassDef):
+        for _, member in obj.members:
+            yield from _refs(member)
+
+
+def _reachable(classes: list[ClassDef], found: list[tuple[int, int]], name: str) -> bool:
+    """Whether the network class can pass parameter ``name`` to every class in ``found``:
+    only it builds them, and ``name`` is not already one of their parameters."""
+    last = len(classes) - 1
+    inner = {c for c, _ in found if c != last}
+    built_elsewhere = {r for c in classes[:-1] for r in _refs(c)}
+    return not inner & built_elsewhere and all(
+        name not in dict(classes[c].params) for c in inner)
+
+
+def _fill(cls: ClassDef, slots: dict[int, str]) -> ClassDef:
+    """``cls`` with the constants at ``slots`` replaced by parameters of those names."""
+    shape, values, _ = skeleton(cls)
+    filled = iter([Param(slots[i]) if i in slots else v for i, v in enumerate(values)])
+    return replace(shape, members=map_constants(shape, lambda v, n: next(filled)).members)
+
+
+def _pass(obj: Any, cls: int, names: list[str]) -> Any:
+    """``obj`` with each construction of class ``cls`` passing ``names`` on as arguments."""
+    if isinstance(obj, Ref) and obj.cls == cls:
+        return replace(obj, args=(*obj.args, *((n, Param(n)) for n in names)))
+    if isinstance(obj, Seq):
+        return Seq(tuple(_pass(item, cls, names) for item in obj.items))
+    if isinstance(obj, Holder):
+        return Holder(tuple((label, _pass(m, cls, names)) for label, m in obj.members))
+    return obj
+
+
+def with_network_params(spec: ir.Spec, graph: Graph,
+                        classes: list[ClassDef]) -> list[ClassDef]:
+    """``classes`` with the parameters of :func:`parameter_slots` as constructor arguments:
+    the network class's with the spec's values as defaults, the classes it builds receiving
+    them from it."""
+    slots = parameter_slots(spec, graph, classes)
+    if not slots:
+        return classes
+    out = list(classes)
+    last = len(out) - 1
+    # The network's own constants first: passing arguments on adds constants to it.
+    for index in sorted({c for c, _ in slots}, key=lambda c: c != last):
+        names = {i: n for (c, i), n in slots.items() if c == index}
+        out[index] = _fill(out[index], names)
+        if index == last:
+            continue
+        order = [n for n in graph.params if n in names.values()]
+        out[index] = replace(out[index], params=(*out[index].params, *(
+            (n, _annotation((graph.params[n],))) for n in order)))
+        out[last] = replace(out[last],
+                            members=_pass(Holder(out[last].members), index, order).members)
+    names = [n for n in graph.params if n in slots.values()]
+    out[last] = replace(out[last], params=tuple(
+        (n, _annotation((graph.params[n],))) for n in names),
+        defaults=tuple((n, graph.params[n]) for n in names))
+    return out
 
 
 def eject(spec: ir.Spec) -> str:
@@ -836,6 +996,7 @@ def eject(spec: ir.Spec) -> str:
     graph = expand(spec)
     ej = Ejector(graph, spec.inits)
     classes = ej.run()
+    classes = with_network_params(spec, graph, classes)
     helpers = helper_targets(list(ej.lowered.values()))
     writer = Writer(classes, tuple(t.rsplit(".", 1)[1] for t in helpers))
     network = writer.class_names[-1]

@@ -22,6 +22,7 @@ from archspec.expander import expand
 from archspec.graph import Graph, OpNode, valid_label
 from archspec.initializers import BlockPlan, Init, block_plans, plan
 from archspec.ops import REGISTRY, Ctx, Learned, Module, ShapeError, TorchCall
+from archspec.ops.plugins import PLUGIN_ROOTS
 
 # Where a torch rule's qualified names may point: nothing else is ever imported by name.
 ALLOWED_ROOTS = ("torch", "operator", "builtins", "archspec.backends.modules")
@@ -56,9 +57,10 @@ def lower(node: OpNode, inplace: bool = False) -> TorchCall:
 
 def resolve(target: str) -> Any:
     """The object a qualified name (``torch.nn.Conv2d``, ``operator.add``) names; only names
-    under :data:`ALLOWED_ROOTS` resolve."""
-    if not any(target == r or target.startswith(r + ".") for r in ALLOWED_ROOTS):
-        raise ValueError(f"torch rule target {target!r} is outside {ALLOWED_ROOTS}")
+    under :data:`ALLOWED_ROOTS` or a plugin package (ops/plugins.py) resolve."""
+    roots = (*ALLOWED_ROOTS, *sorted(PLUGIN_ROOTS))
+    if not any(target == r or target.startswith(r + ".") for r in roots):
+        raise ValueError(f"torch rule target {target!r} is outside {roots}")
     path, _, name = target.rpartition(".")
     owner: Any = None
     for cut in range(len(path.split(".")), 0, -1):  # the longest importable prefix

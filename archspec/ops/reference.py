@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from archspec.evaluate import show
 from archspec.ops.base import REGISTRY, OpDef
+from archspec.ops.plugins import PLUGINS, load_plugins
 
 
 def signature(op: OpDef) -> str:
@@ -17,7 +18,8 @@ def signature(op: OpDef) -> str:
 
 
 def unique_ops() -> list[OpDef]:
-    """Registered ops without alias duplicates, sorted by name."""
+    """Registered ops (built-in and plugins) without alias duplicates, sorted by name."""
+    load_plugins()
     seen: dict[str, OpDef] = {}
     for op in REGISTRY.values():
         seen.setdefault(op.name, op)
@@ -37,6 +39,8 @@ def markdown() -> str:
                  f"ONNX opset: {op.min_opset}+"]
         if op.aliases:
             extra.append(f"aliases: {', '.join(op.aliases)}")
+        if op.name in PLUGINS:
+            extra.append(f"plugin: from the `{PLUGINS[op.name]}` package")
         if op.inputs != (1, 1):
             extra.append(f"inputs: {op.inputs[0]}{'+' if op.inputs[1] is None else ''}")
         lines += [f"- {e}" for e in extra] + [""]

@@ -27,7 +27,16 @@ MAX_IMPORT_DEPTH = 64
 SEARCH_PATH_ENV = "ARCHSPEC_PATH"
 
 _SEARCH_HINT = "imports resolve under the importing file's folder, --path folders and " \
-    f"${SEARCH_PATH_ENV}"
+    f"${SEARCH_PATH_ENV}; `std/...` names the shipped library"
+
+# The spec library shipped inside the package (the repository's specs/): `import
+# "std/blocks/resnet.arch"` resolves here from any folder, and may not leave it.
+STD_PREFIX = "std/"
+
+
+def std_root() -> Path:
+    """The folder of the shipped spec library (``archspec/std``, resolved)."""
+    return (Path(__file__).resolve().parent.parent / "std").resolve()
 
 
 def read_source(path: str | Path, where: Span | None = None) -> SourceFile:
@@ -189,16 +198,20 @@ def _inside(path: Path, folders: Iterable[Path]) -> bool:
 
 
 def _locate(rel: str, base: Path, roots: tuple[Path, ...], at: Span) -> Path:
-    """The resolved file ``rel`` names under ``base`` or a search root; it may not leave them."""
+    """The resolved file ``rel`` names under ``base`` or a search root (under the shipped
+    library for ``std/...``); it may not leave them."""
     if Path(rel).is_absolute() or Path(rel).drive or rel.startswith(("/", "\\")):
         raise error("E115", f"`import \"{rel}\"`: an absolute path may not be imported", at,
                     hint=f"write the path relative to the importing file; {_SEARCH_HINT}")
-    if os.path.normpath(rel).split(os.sep)[0] == os.pardir:
-        raise error("E115", f"`import \"{rel}\"`: `..` leaves the importing file's folder", at,
+    std = rel.startswith(STD_PREFIX)
+    inner = rel.removeprefix(STD_PREFIX) if std else rel
+    if os.path.normpath(inner).split(os.sep)[0] == os.pardir:
+        where = "the shipped library" if std else "the importing file's folder"
+        raise error("E115", f"`import \"{rel}\"`: `..` leaves {where}", at,
                     hint=f"add the folder with --path or ${SEARCH_PATH_ENV}; {_SEARCH_HINT}")
-    folders = (base.resolve(), *roots)
+    folders = (std_root(),) if std else (base.resolve(), *roots)
     for folder in folders:
-        candidate = folder / rel
+        candidate = folder / inner
         if os.path.lexists(candidate):
             try:
                 path = candidate.resolve()
@@ -257,10 +270,12 @@ def loads(text: str, format: str = "arch", name: str = "<string>",
 
 def load(path: str | Path, *, search_path: Iterable[str | Path] = (),
          **overrides: Any) -> ir.Spec:
-    """Read and parse the spec at ``path``; imports resolve under its folder and
-    ``search_path`` (then ``$ARCHSPEC_PATH``); other keyword arguments override network
-    parameters."""
+    """Read and parse the spec at ``path`` (``std/...`` names a shipped spec unless such a
+    local file exists); imports resolve under its folder and ``search_path`` (then
+    ``$ARCHSPEC_PATH``); other keyword arguments override network parameters."""
     p = Path(path)
+    if str(path).startswith(STD_PREFIX) and not os.path.lexists(p):
+        p = _locate(str(path), Path.cwd(), (), Span(SourceFile(str(path), ""), 1, 1))
     source = read_source(p)
     spec = _Imports(search_roots(search_path)).resolve(parse_source(source, format_of(p)),
                                                        source, p.parent, (p.resolve(),))
