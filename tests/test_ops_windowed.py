@@ -208,6 +208,7 @@ def test_shape_errors_are_located(call, shape, code, text) -> None:
                                   "shifted_window_attention(3, 7, dropout=1.5)",
                                   "shifted_window_attention(3, 10 ** 6)",
                                   "swin_block_v2(3, 7, mlp_ratio=1e9)",
+                                  "swin_block_v2(3, 7, qkv_bias=false)",
                                   "window_partition(10 ** 9)",
                                   "patch_merging(eps=0)"])
 def test_bad_attributes_are_located(call: str) -> None:

@@ -82,7 +82,7 @@ class WindowAttentionAttrs(Attrs):
         return self
 
 
-def _window(a: WindowAttentionAttrs) -> tuple[tuple[int, int], tuple[int, int]]:
+def _window(a: WindowAttentionAttrs | SwinBlockAttrs) -> tuple[tuple[int, int], tuple[int, int]]:
     """Window and shift sizes (height, width); a shift must be smaller than its window."""
     w = tuple_of(a.window, 2, "window")
     s = tuple_of(a.shift, 2, "shift")
@@ -104,7 +104,7 @@ def _shifts(x: Shape, a: WindowAttentionAttrs) -> tuple[int, int]:
                  zip(window, _padded(x, window), shift))  # type: ignore[return-value]
 
 
-def _window_attention_infer(op: str, x: Shape, a: WindowAttentionAttrs) -> Shape:
+def _window_attention_infer(op: str, x: Shape, a: WindowAttentionAttrs | SwinBlockAttrs) -> Shape:
     """A channels-last map whose channels the heads divide; the output has its shape."""
     channels_last(op, x)
     if x[2] % a.heads:
@@ -601,13 +601,19 @@ register(OpDef(
 # ------------------------------------------------------------------ Swin v2 block
 
 
-class SwinBlockAttrs(WindowAttentionAttrs):
+class SwinBlockAttrs(Attrs):
+    heads: int
+    window: IntOrTuple
+    shift: IntOrTuple = 0
     sd: float = 0.0
     mlp_ratio: float = 4.0
     eps: float = 1e-5
 
     @model_validator(mode="after")
     def _block_domains(self) -> SwinBlockAttrs:
+        check_range(self, ("heads",), 1)
+        check_range(self, ("window",), 1, MAX_WINDOW)
+        check_range(self, ("shift",), 0)
         if not 0.0 <= self.sd <= 1.0:
             raise ValueError(f"`sd` (={self.sd}) must be between 0 and 1")
         check_positive_float(self, "mlp_ratio", "eps")
