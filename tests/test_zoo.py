@@ -173,20 +173,25 @@ def test_static_state_dict_keys_and_shapes_equal_torchvision(model: ZooModel) ->
     theirs = _meta_torchvision(model)
     assert [(k, v.shape) for k, v in ours.state_dict().items()] == \
         [(k, v.shape) for k, v in theirs.state_dict().items()]
-    described = {name: m for name, m in theirs.named_modules() if _described(m)}
-    assert {n: _hyperparameters(m) for n, m in described.items()} == \
-        {n: _hyperparameters(ours.get_submodule(n)) for n in described}
+    described = {name: m for name, m in theirs.named_modules()
+                 if _described(m) and not _plain(ours.get_submodule(name))}
+    pairs = {n: _hyperparameters(m, ours.get_submodule(n)) for n, m in described.items()}
+    assert {n: theirs for n, (theirs, _) in pairs.items()} == \
+        {n: mine for n, (_, mine) in pairs.items()}
 
 
 def _described(module: nn.Module) -> bool:
-    """Whether the class check covers ``module``: a dropout, or a module holding weights
-    itself, except a torchvision container whose only own weights are learnable tensors (ViT's
-    class token, ConvNeXt's layer scale), which the key and shape check covers."""
-    if isinstance(module, nn.Dropout):
-        return True
-    if next(module.parameters(recurse=False), None) is None:
-        return False
-    return next(module.children(), None) is None or type(module).__module__.startswith("torch.")
+    """Whether the class check covers a torchvision module: a dropout, or a module holding
+    weights itself (composite ones too: Swin's window attention)."""
+    return isinstance(module, nn.Dropout) or \
+        next(module.parameters(recurse=False), None) is not None
+
+
+def _plain(module: nn.Module) -> bool:
+    """A plain container of archspec's (a scope), which holds learnable tensors where
+    torchvision has a class of its own (ViT's class token, ConvNeXt's layer scale): the key and
+    shape check covers those."""
+    return type(module) is nn.Module or isinstance(module, torch.fx.GraphModule)
 
 
 def _class(module: nn.Module) -> object:
@@ -199,12 +204,19 @@ def _class(module: nn.Module) -> object:
     return cls.__name__, next(c for c in cls.__mro__ if c.__module__.startswith("torch."))
 
 
-def _hyperparameters(module: nn.Module) -> tuple[object, str]:
-    """The class and its `extra_repr`, or a dropout's probability alone (torchvision drops some
-    in place, which computes the same)."""
-    if isinstance(module, nn.Dropout):
-        return type(module), f"p={module.p}"
-    return _class(module), module.extra_repr()
+def _hyperparameters(theirs: nn.Module, ours: nn.Module) -> tuple[object, object]:
+    """The class and its `extra_repr` of both, or a dropout's probability alone (torchvision
+    drops some in place, which computes the same). A class with no `extra_repr` (Swin's and
+    MaxViT's attention) is described by the public settings torchvision's keeps (window and
+    shift sizes, heads, ...), read from both."""
+    if isinstance(theirs, nn.Dropout):
+        return (type(theirs), f"p={theirs.p}"), (type(ours), f"p={getattr(ours, 'p', None)}")
+    if theirs.extra_repr():
+        return (_class(theirs), theirs.extra_repr()), (_class(ours), ours.extra_repr())
+    names = [k for k, v in vars(theirs).items() if not k.startswith("_") and k != "training"
+             and isinstance(v, int | float | str | list)]
+    return ((_class(theirs), {k: getattr(theirs, k) for k in names}),
+            (_class(ours), {k: getattr(ours, k, None) for k in names}))
 
 
 # ------------------------------------------------------------------------------------ FULL

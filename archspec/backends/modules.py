@@ -240,6 +240,19 @@ class ShiftedWindowAttention(torch.nn.Module):
                 f"num_heads={self.num_heads}, cosine={self.cosine}")
 
 
+class ShiftedWindowAttentionV2(ShiftedWindowAttention):
+    """Swin v2's window attention, torchvision's ``ShiftedWindowAttentionV2``:
+    :class:`ShiftedWindowAttention` with ``cosine=True``."""
+
+    requires = ("ShiftedWindowAttention",)
+
+    def __init__(self, dim: int, window_size: list[int], shift_size: list[int], num_heads: int,
+                 qkv_bias: bool = True, proj_bias: bool = True, attention_dropout: float = 0.0,
+                 dropout: float = 0.0) -> None:
+        super().__init__(dim, window_size, shift_size, num_heads, qkv_bias, proj_bias,
+                         attention_dropout, dropout, cosine=True)
+
+
 class PatchMerging(torch.nn.Module):
     """Swin's patch merging of an (N, H, W, C) channels-last map into (N, ceil(H/2), ceil(W/2),
     2C), as torchvision's ``PatchMerging`` (``v2=False``: LayerNorm(4C), then the 4C -> 2C
@@ -352,19 +365,19 @@ class RelativePositionalMultiHeadAttention(torch.nn.Module):
 class SwinTransformerBlockV2(torch.nn.Module):
     """Swin v2's block (res-post-norm) of an (N, H, W, C) channels-last map, as torchvision's
     ``SwinTransformerBlockV2``: ``x + sd(norm1(attn(x)))``, then ``x + sd(norm2(mlp(x)))``,
-    with cosine window attention (:class:`ShiftedWindowAttention`), an MLP (linear to
+    with cosine window attention (:class:`ShiftedWindowAttentionV2`), an MLP (linear to
     ``mlp_ratio`` x C, GELU, dropout, linear back, dropout) initialised in the constructor
     (xavier-uniform weights, normal(std 1e-6) biases), and row-wise stochastic depth
     (:class:`StochasticDepth`). Modules registered in torchvision's order."""
 
-    requires = ("ShiftedWindowAttention", "StochasticDepth")
+    requires = ("ShiftedWindowAttention", "ShiftedWindowAttentionV2", "StochasticDepth")
 
     def __init__(self, dim: int, num_heads: int, window_size: list[int], shift_size: list[int],
                  stochastic_depth_prob: float = 0.0, mlp_ratio: float = 4.0,
                  eps: float = 1e-5) -> None:
         super().__init__()
         self.norm1 = torch.nn.LayerNorm(dim, eps=eps)
-        self.attn = ShiftedWindowAttention(dim, window_size, shift_size, num_heads, cosine=True)
+        self.attn = ShiftedWindowAttentionV2(dim, window_size, shift_size, num_heads)
         self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
         self.norm2 = torch.nn.LayerNorm(dim, eps=eps)
         hidden = int(dim * mlp_ratio)

@@ -150,13 +150,13 @@ def make_window_attention(cosine: bool) -> OpDef:
     def to_torch(ctx: Ctx) -> Module:
         a: WindowAttentionAttrs = ctx.attrs
         window, shift = _window(a)
-        return module("archspec.backends.modules.ShiftedWindowAttention", ctx.x[2],
+        name = "ShiftedWindowAttentionV2" if cosine else "ShiftedWindowAttention"
+        return module(f"archspec.backends.modules.{name}", ctx.x[2],
                       list(window), list(shift), a.heads,
                       **changed({"qkv_bias": True, "proj_bias": True, "attention_dropout": 0.0,
-                                 "dropout": 0.0, "cosine": False},
+                                 "dropout": 0.0},
                                 qkv_bias=a.qkv_bias, proj_bias=a.proj_bias,
-                                attention_dropout=a.attention_dropout, dropout=a.dropout,
-                                cosine=cosine))
+                                attention_dropout=a.attention_dropout, dropout=a.dropout))
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
         _window_attention_onnx(ctx, b, inputs[0], output, cosine)
