@@ -166,13 +166,8 @@ class FolderPipeline:
 
 
 def _torchvision() -> Any:
-    """torchvision with its io module loaded (its decoders' deprecation notice silenced: it
-    points at torchcodec, which archspec does not use)."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            import torchvision
-            import torchvision.io  # noqa: F401
+        import torchvision
     except ImportError:
         raise MissingExtra("--data needs torchvision (image decoding): pip install "
                            "'archspec[vision]'") from None
@@ -205,7 +200,9 @@ class ImageFiles(Dataset):
         c, h, w = self.shape
         mode = ImageReadMode.GRAY if c == 1 else ImageReadMode.RGB
         try:
-            img = decode_image(read_file(path), mode=mode)
+            with warnings.catch_warnings():  # torchvision 0.29 points at torchcodec on each call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                img = decode_image(read_file(path), mode=mode)
         except Exception as exc:  # any decoder error: report and skip the file
             print(f"warning: skipping unreadable image {path}: {exc}", file=sys.stderr)
             return None, label
