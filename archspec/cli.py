@@ -361,26 +361,69 @@ def _batch(value: str) -> str | int:
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True)
 @click.option("--batch", default="dynamic", show_default=True,
               help="`dynamic` (a symbolic batch dimension) or a fixed batch size.")
-@click.option("--fp16", is_flag=True, help="float16 weights, input and output.")
+@click.option("--fp16", is_flag=True,
+              help="float16 weights, input and output (see docs/onnx.md for its checks).")
+@click.option("--external-data", is_flag=True,
+              help="Weights in OUTPUT.data (ONNX external data); automatic above 2 GB.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Write an int8 model (onnxruntime static quantisation: QDQ, per-channel) "
+                   "and report its size, latency and top-1 agreement with the float model.")
+@click.option("--calibrate", default="builtin", show_default=True, metavar="DIR|builtin",
+              help="With --quantize: an image folder, or the built-in shapes.")
+@click.option("--calibration-samples", type=click.IntRange(min=4), default=200,
+              show_default=True, help="With --quantize: images, 3/4 to calibrate, 1/4 held out.")
 @set_option
 @path_option
 @debug_option
 def export(spec: str, output: str, weights: str | None, opset: int, batch: str, fp16: bool,
+           external_data: bool, quantize: str | None, calibrate: str, calibration_samples: int,
            sets: tuple[str, ...], debug: bool) -> None:
     """Export SPEC to ONNX by direct lowering (no tracing): milliseconds, deterministic bytes.
 
-    Node and initialiser names are the spec's layer names. Example:
+    Node and initialiser names are the spec's layer names. Examples:
 
-        archspec export specs/resnet18.arch --weights resnet18.pth -o resnet18.onnx
+    \b
+      archspec export specs/resnet18.arch --weights resnet18.pth -o resnet18.onnx
+      archspec export specs/resnet18.arch --weights best.pt --quantize int8 --calibrate photos/ \\
+          -o resnet18-int8.onnx
     """
     from archspec.backends.onnx import export_onnx
+    from archspec.backends.onnx_file import EXTERNAL_ABOVE
 
     _check_output(output, spec, weights)
-    model = export_onnx(_load(spec, sets), output, weights=weights, opset=opset,
-                        batch=_batch(batch), fp16=fp16)
+    if quantize and (fp16 or external_data):
+        raise click.BadParameter("--quantize int8 starts from a float32 model held in one file",
+                                 param_hint="--fp16/--external-data")
+    loaded = _load(spec, sets)
+    if quantize:
+        _run_training(debug, _export_int8, loaded, output, weights, opset, batch, calibrate,
+                      calibration_samples)
+        return
+    model = export_onnx(loaded, output, weights=weights, opset=opset, batch=_batch(batch),
+                        fp16=fp16, external_above=0 if external_data else EXTERNAL_ABOVE)
     size = Path(output).stat().st_size
-    click.echo(f"wrote {output} ({size / 1e6:.1f} MB, {len(model.graph.node)} nodes, "
+    data = Path(output + ".data")  # initialisers stay in the returned model when external
+    extra = f" + {data} ({data.stat().st_size / 1e6:.1f} MB)" if model.graph.initializer else ""
+    click.echo(f"wrote {output} ({size / 1e6:.1f} MB{extra}, {len(model.graph.node)} nodes, "
                f"opset {opset})", err=True)
+
+
+def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch: str,
+                 calibrate: str, samples: int) -> None:
+    """Export float32 to a temporary file, quantise it into ``output``, print the report."""
+    import tempfile
+
+    from archspec.backends.onnx import export_onnx
+    from archspec.backends.quantize import calibration_images, quantize_int8
+
+    images = calibration_images(spec, calibrate, samples)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        export_onnx(spec, float_path, weights=weights, opset=opset, batch=_batch(batch))
+        report = quantize_int8(float_path, Path(output), images)
+    click.echo(f"wrote {output} (int8, QDQ, per-channel)", err=True)
+    for line in report.lines():
+        click.echo(line)
 
 
 @cli.command(context_settings=_CONTEXT)

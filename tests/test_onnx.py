@@ -141,9 +141,9 @@ def test_weights_that_do_not_fit_list_the_differences(tmp_path, capsys, monkeypa
 def test_train_checkpoint_exports(tmp_path, capsys) -> None:
     spec = str(SPECS / "examples" / "cnn3.arch")
     assert run_cli(["train", spec, "--set", "size=16", "--samples", "100", "--epochs", "1",
-                    "--out", str(tmp_path), "--quiet"], capsys)[0] == 0
+                    "--out", str(tmp_path), "--quiet", "--workers", "0"], capsys)[0] == 0
     code, _, err = run_cli(["export", spec, "--set", "size=16", "--weights",
-                            str(tmp_path / "model.pt"), "-o", str(tmp_path / "m.onnx")], capsys)
+                            str(tmp_path / "last.pt"), "-o", str(tmp_path / "m.onnx")], capsys)
     assert code == 0, err
     onnx.checker.check_model(onnx.load(tmp_path / "m.onnx"), full_check=True)
 
