@@ -433,23 +433,27 @@ def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch:
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Intra-op threads for both runtimes (default: their own).")
+              help="Intra-op threads for both runtimes; the process is pinned to as many "
+                   "cores (default: every core it may use).")
 @click.option("--runs", type=click.IntRange(min=3), default=30, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed runs of each runtime before timing.")
 @set_option
 @path_option
 @debug_option
 def bench(spec: str, backend: str, batch: int, device: str, threads: int | None, runs: int,
-          sets: tuple[str, ...], debug: bool) -> None:
+          warmup: int, sets: tuple[str, ...], debug: bool) -> None:
     """Latency (median, p90) and throughput of the compiled torch module and the exported ONNX
     model (onnxruntime), side by side, with the same weights.
 
     Uses CUDAExecutionProvider with --device cuda when onnxruntime-gpu sees a GPU, and says
-    which execution provider ran.
+    which execution provider ran. Reports median, p90 and spread ((p90 - p10) / median).
     """
     from archspec.runtime_bench import run_bench
 
     try:
-        for line in run_bench(_load(spec, sets), backend, batch, device, threads, runs):
+        for line in run_bench(_load(spec, sets), backend, batch, device, threads, runs,
+                              warmup):
             click.echo(line)
     except RuntimeError as exc:
         if debug:
