@@ -178,7 +178,8 @@ def loader(ds: Dataset, cfg: TrainConfig, d: Dist, shuffle: bool, pin: bool) -> 
                       generator=torch.Generator().manual_seed(cfg.seed))
 
 
-def _autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+def autocast(device: torch.device, amp: bool) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast with ``amp`` (fp16 on GPUs without bf16), else nothing."""
     if not amp:
         return contextlib.nullcontext()
     dtype = torch.float16
@@ -248,7 +249,7 @@ def evaluate(model: nn.Module, data: DataLoader, pipeline: Pipeline, device: tor
     model.eval()
     total, hits, loss_sum = 0, [0, 0], 0.0
     start = time.perf_counter()
-    with torch.no_grad(), _autocast(device, amp):
+    with torch.no_grad(), autocast(device, amp):
         for x, y in batches(data, pipeline, device, channels_last, train=False):
             out = split_outputs(model(x))[0].float()
             loss_sum += nn.functional.cross_entropy(out, y, reduction="sum").item()
@@ -372,7 +373,7 @@ class Trainer:
     def step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """One optimiser step on a batch; returns the (detached) loss and main logits."""
         self.optimizer.zero_grad(set_to_none=True)
-        with _autocast(self.device, bool(self.cfg.amp)):
+        with autocast(self.device, bool(self.cfg.amp)):
             loss, out = loss_of(self.net(x), y, self.cfg.aux_weight, self.cfg.label_smoothing)
         self.scaler.scale(loss).backward()
         if self.cfg.clip_grad:
