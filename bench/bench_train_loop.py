@@ -1,7 +1,8 @@
 """`archspec train` end to end against its training step alone, in images per second.
 
 1. The step alone: the compiled spec, its optimiser and one batch already on the device, as
-   bench_train_step.py times it (same AMP / channels_last / compile settings as the run).
+   bench_train_step.py times it (same AMP / channels_last / compile settings as the run);
+   and the built-in data alone, with no model.
 2. `archspec train` on the built-in data (drawn a batch at a time on the device).
 3. `archspec train --data` on a generated folder of JPEGs (320x256, 10 classes).
 
@@ -25,7 +26,7 @@ import torch
 
 import archspec
 from archspec.syntax.loader import with_input_shapes
-from archspec.train import TrainConfig, Trainer, autocast, pick_device
+from archspec.train import TrainConfig, Trainer, autocast, batches, pick_device
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -60,6 +61,23 @@ def step_alone(spec: archspec.Spec, cfg: TrainConfig, steps: int) -> float:
         one()
     sync()
     return steps * cfg.batch_size / (time.perf_counter() - start)
+
+
+def data_alone(spec: archspec.Spec, cfg: TrainConfig) -> float:
+    """Images/s of the built-in data by itself: the DataLoader's workers drawing the random
+    numbers and the device drawing the batches, with no model (second pass over the train
+    split: the first starts the workers)."""
+    trainer = Trainer(spec, cfg, log=lambda _: None)
+    sync = torch.cuda.synchronize if trainer.device.type == "cuda" else (lambda: None)
+    rate = 0.0
+    for _ in range(2):
+        start, seen = time.perf_counter(), 0
+        for x, _ in batches(trainer.train_loader, trainer.data.pipeline, trainer.device,
+                            bool(trainer.cfg.channels_last), train=True):
+            seen += x.shape[0]
+        sync()
+        rate = seen / (time.perf_counter() - start)
+    return rate
 
 
 def train_loop(spec: archspec.Spec, cfg: TrainConfig) -> float:
@@ -106,6 +124,7 @@ def main() -> None:
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
         f"CPU ({torch.get_num_threads()} threads)"
     alone = step_alone(spec, cfg, args.steps)
+    data = data_alone(spec, cfg)
     builtin = train_loop(spec, cfg)
     with tempfile.TemporaryDirectory() as tmp:
         make_jpegs(Path(tmp), min(args.jpegs, samples))
@@ -115,8 +134,8 @@ def main() -> None:
           f"{args.batch}, {workers} workers, amp/channels_last "
           f"{'on' if cfg.on(device).amp else 'off'}, compile {'on' if args.compile else 'off'}")
     print("| measure | images/s | x step alone |\n|---|---:|---:|")
-    for label, value in (("training step alone", alone), ("`archspec train`, built-in data",
-                                                          builtin),
+    for label, value in (("training step alone", alone), ("built-in data alone (no model)", data),
+                         ("`archspec train`, built-in data", builtin),
                          ("`archspec train --data`, JPEG folder", folder)):
         print(f"| {label} | {value:,.0f} | {value / alone:.2f} |")
 

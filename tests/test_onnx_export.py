@@ -90,3 +90,20 @@ def test_int8_quantisation_is_qdq_per_channel_and_reported(tmp_path, capsys) -> 
     assert "top-1 agreement with the float model" in stdout and "on 10 held-out" in stdout
     x = np.random.default_rng(2).random((4, 3, 16, 16), dtype=np.float32)
     assert ort.InferenceSession(str(out)).run(None, {"x": x})[0].shape == (4, 4)
+
+
+def test_fp16_export_agrees_with_float32_torch() -> None:
+    """The documented --fp16 check: float16 logits within 1% of the float32 logits' scale of
+    torch's, with the same top-1 class."""
+    spec = archspec.load(SPECS / "examples" / "cnn3.arch", size=16)
+    torch.manual_seed(3)
+    state = archspec.to_torch(spec).state_dict()
+    half = to_onnx(spec, state, fp16=True)
+    onnx.checker.check_model(half, full_check=True)
+    x = np.random.default_rng(3).random((8, 3, 16, 16), dtype=np.float32)
+    got = ort.InferenceSession(half.SerializeToString()).run(
+        None, {"x": x.astype(np.float16)})[0]
+    assert got.dtype == np.float16
+    want = _torch_logits(spec, state, x)
+    assert np.abs(got.astype(np.float32) - want).max() <= 0.01 * np.abs(want).max()
+    assert (got.argmax(1) == want.argmax(1)).all()
