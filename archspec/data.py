@@ -55,6 +55,10 @@ SHAPES: tuple[tuple[str, Mask], ...] = (
 #: Random numbers per built-in image before its colour and noise: x, y, radius and 3 spare.
 _PARAMS = 6
 
+#: The most pixels an image file may declare (PIL's decompression-bomb threshold): larger
+#: files are skipped before decoding, so a small file cannot make a worker allocate gigabytes.
+MAX_IMAGE_PIXELS = 89_478_485
+
 
 class MissingExtra(RuntimeError):
     """An optional package a feature needs is not installed (the CLI exits 2)."""
@@ -200,6 +204,7 @@ class ImageFiles(Dataset):
         c, h, w = self.shape
         mode = ImageReadMode.GRAY if c == 1 else ImageReadMode.RGB
         try:
+            _check_size(path)
             with warnings.catch_warnings():  # torchvision 0.29 points at torchcodec on each call
                 warnings.simplefilter("ignore", DeprecationWarning)
                 img = decode_image(read_file(path), mode=mode)
@@ -207,6 +212,23 @@ class ImageFiles(Dataset):
             print(f"warning: skipping unreadable image {path}: {exc}", file=sys.stderr)
             return None, label
         return resize(img, [h, w], antialias=True), label
+
+
+def _check_size(path: str) -> None:
+    """Refuse a file whose header declares more than :data:`MAX_IMAGE_PIXELS` (read with PIL,
+    which parses the header only; a header PIL cannot read is left to the decoder)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
+        if isinstance(exc, Image.DecompressionBombError):
+            raise ValueError(f"it declares too many pixels ({exc})") from None
+        return
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"it declares {width}x{height} pixels, more than "
+                         f"{MAX_IMAGE_PIXELS:,}")
 
 
 def collate_skipping_unreadable(batch: list[tuple[Any, int]]) -> Any:

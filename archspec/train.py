@@ -321,24 +321,32 @@ class Trainer:
         if cfg.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.optimizer = self._optimizer()
-        per_epoch = max(len(self.train_loader), 1)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(
-            step, cfg.epochs * per_epoch, round(cfg.warmup * per_epoch), cfg.schedule,
-            per_epoch, cfg.lr_step))
+        self.scheduler = self._scheduler()
         self.metrics = Metrics()
         self.start_epoch = 1
         if cfg.resume:
             self._resume(Path(cfg.resume))
-        self.net: nn.Module = self.model
-        if self.dist.world > 1:
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
-        if cfg.compile:
-            self.net = torch.compile(self.net)
+        self.net = self._wrap()
         use_scaler = bool(cfg.amp) and self.device.type == "cuda" and \
             not torch.cuda.is_bf16_supported()
         self.scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
         self.runlog = RunLog(out, log)
+
+    def _scheduler(self) -> torch.optim.lr_scheduler.LambdaLR:
+        """The per-step learning-rate schedule (:func:`lr_factor`) over the whole run."""
+        cfg, per_epoch = self.cfg, max(len(self.train_loader), 1)
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda step: lr_factor(
+            step, cfg.epochs * per_epoch, round(cfg.warmup * per_epoch), cfg.schedule,
+            per_epoch, cfg.lr_step))
+
+    def _wrap(self) -> nn.Module:
+        """The module the steps call: DDP under torchrun, compiled with --compile."""
+        net: nn.Module = self.model
+        if self.dist.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            net = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+            torch.manual_seed(self.cfg.seed + self.dist.rank)  # each rank its own crops, flips
+        return torch.compile(net) if self.cfg.compile else net
 
     def _optimizer(self) -> torch.optim.Optimizer:
         groups = param_groups(self.model, self.cfg.weight_decay)

@@ -77,3 +77,18 @@ def test_image_files_decode_resize_and_skip(tmp_path, capsys) -> None:
     broken, label = ds[2]
     assert broken is None and label == 1
     assert "skipping unreadable image" in capsys.readouterr().err
+
+
+def test_an_image_declaring_too_many_pixels_is_skipped_before_decoding(tmp_path, capsys,
+                                                                       monkeypatch) -> None:
+    """A PNG whose header declares more pixels than the limit never reaches the decoder."""
+    from PIL import Image
+
+    import archspec.data
+
+    (tmp_path / "a").mkdir()
+    Image.new("L", (300, 200)).save(tmp_path / "a" / "wide.png")
+    monkeypatch.setattr(archspec.data, "MAX_IMAGE_PIXELS", 300 * 200 - 1)
+    img, _ = ImageFiles(tmp_path, (1, 8, 8))[0]
+    assert img is None
+    assert "declares 300x200 pixels" in capsys.readouterr().err
