@@ -76,7 +76,7 @@ class RunLog:
         self.files(metrics)
         if self.writer is not None:
             for key in SERIES:
-                self.writer.add_scalar(f"{key}", getattr(metrics, key)[-1], epoch)
+                self.writer.add_scalar(key, getattr(metrics, key)[-1], epoch)
             self.writer.flush()
 
     def files(self, metrics: Metrics) -> None:

@@ -107,3 +107,18 @@ def test_fp16_export_agrees_with_float32_torch() -> None:
     want = _torch_logits(spec, state, x)
     assert np.abs(got.astype(np.float32) - want).max() <= 0.01 * np.abs(want).max()
     assert (got.argmax(1) == want.argmax(1)).all()
+
+
+def test_int8_calibrated_on_an_image_folder(tmp_path, capsys) -> None:
+    from PIL import Image
+
+    for k in range(2):
+        (tmp_path / "data" / f"c{k}").mkdir(parents=True)
+        for i in range(5):
+            Image.new("RGB", (20, 18), (40 * i, 200 * k, 90)).save(
+                tmp_path / "data" / f"c{k}" / f"{i}.png")
+    code, stdout, err = run_cli(["export", str(SPECS / "examples" / "cnn3.arch"), "--set",
+                                 "size=16", "-o", str(tmp_path / "q.onnx"), "--quantize", "int8",
+                                 "--calibrate", str(tmp_path / "data")], capsys)
+    assert code == 0, err
+    assert "on 3 held-out images (7 calibrated)" in stdout

@@ -76,6 +76,12 @@ def test_image_folder_with_an_unreadable_file(tmp_path, capsys) -> None:
     assert code == 0, err
     assert "skipping unreadable image" in err and "broken.png" in err
     assert (tmp_path / "out" / "metrics.json").exists()
+    code, out, err = run_cli(["eval", str(SPECS / "examples" / "cnn3.arch"), "--set", "size=16",
+                              "--set", "num_classes=2", "--data", str(tmp_path / "data"),
+                              "--weights", str(tmp_path / "out" / "best.pt"), "--workers", "0"],
+                             capsys)
+    assert code == 0, err
+    assert out.startswith("24 images:") and "broken.png" in err  # every readable image
 
 
 def test_too_few_outputs_for_the_data_is_a_clear_error(tmp_path, capsys) -> None:
@@ -243,3 +249,21 @@ def test_image_folder_without_torchvision_names_the_extra(tmp_path, capsys, monk
     monkeypatch.setitem(sys.modules, "torchvision", None)
     code, err = _train(capsys, str(SPECS / "examples" / "cnn3.arch"), "--data", str(tmp_path))
     assert code == 2 and "archspec[vision]" in err and "Traceback" not in err
+
+
+def test_without_tensorboard_the_run_says_so_and_writes_json_and_csv(tmp_path,
+                                                                     monkeypatch) -> None:
+    from archspec.train_log import Metrics, RunLog
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
+    said: list[str] = []
+    runlog = RunLog(tmp_path, said.append)
+    metrics = Metrics()
+    metrics.add({"train_loss": 1.0, "train_accuracy": 0.5, "val_loss": 0.9, "val_accuracy": 0.6,
+                 "val_top5": 1.0, "lr": 0.1, "images_per_s": 10.0, "epoch_time_s": 2.0})
+    runlog.epoch(metrics, 1)
+    runlog.close()
+    assert len(said) == 1 and "pip install 'archspec[tensorboard]'" in said[0]
+    assert json.loads((tmp_path / "metrics.json").read_text())["val_accuracy"] == [0.6]
+    assert (tmp_path / "metrics.csv").read_text().splitlines()[1].startswith("1,1,0.5,0.9,0.6")
+    assert not (tmp_path / "tensorboard").exists()
