@@ -92,11 +92,6 @@ class ShapesDataset(Dataset):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
         return torch.rand(self.draws, generator=g), i % self.classes
 
-    def image(self, i: int) -> torch.Tensor:
-        """Image ``i`` alone, ``(C, H, W)`` on the CPU."""
-        draws, label = self[i]
-        return self.render(draws[None], torch.tensor([label]))[0]
-
     def render(self, draws: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Images ``(B, C, H, W)`` on ``draws``' device from draws ``(B, 6 + C + C*H*W)`` and
         labels ``(B,)`` (any device): one tensor op per shape kind for the whole batch."""
