@@ -138,6 +138,7 @@ def cli() -> None:
     Sweep values (every combination):    archspec sweep SPEC --set width=0.5,1 --set depth=18,34
     Eject PyTorch source:                archspec compile specs/resnet18.arch -o model.py
     Train (built-in data, or --data):    archspec train specs/classic/lenet5_1998.arch
+    Score trained weights:               archspec eval SPEC --weights best.pt --data DIR
     Export to ONNX:                      archspec export specs/resnet18.arch -o r18.onnx
     Time torch against onnxruntime:      archspec bench specs/resnet18.arch
     List the layer kinds:                archspec ops
@@ -262,62 +263,130 @@ def compile_(spec: str, output: str | None, debug: bool) -> None:
         click.echo(text, nl=False)
 
 
+data_option = click.option(
+    "--data", type=click.Path(file_okay=False, exists=True), default=None,
+    help="Image folder (one sub-folder per class), decoded with torchvision.io. Default: a "
+         "built-in procedural dataset of shapes at the spec's input size.")
+device_option = click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]),
+                             default="auto", show_default=True, help="auto: CUDA when available.")
+workers_option = click.option(
+    "--workers", type=click.IntRange(min=0), default=None,
+    help="DataLoader worker processes per training process (default: the CPU cores less one, "
+         "shared by the processes on the machine, at most 16).")
+amp_option = click.option(
+    "--amp/--no-amp", default=None,
+    help="Mixed precision: bf16 autocast (fp16 with a grad scaler on GPUs without bf16). "
+         "Default: on with CUDA, off on the CPU.")
+channels_last_option = click.option(
+    "--channels-last/--no-channels-last", default=None,
+    help="NHWC memory layout. Default: on with CUDA, off on the CPU.")
+
+
+def _run_training(debug: bool, fn: Any, *args: Any) -> Any:
+    """Call ``fn``; a missing optional package exits 2 naming the extra, another runtime
+    problem exits 1 with its message."""
+    from archspec.data import MissingExtra
+
+    try:
+        return fn(*args)
+    except MissingExtra as exc:
+        if debug:
+            raise
+        raise click.UsageError(str(exc)) from None
+    except RuntimeError as exc:
+        if debug:
+            raise
+        raise click.ClickException(str(exc)) from None
+
+
 @cli.command(context_settings=_CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--data", type=click.Path(file_okay=False, exists=True), default=None,
-              help="Image folder (one sub-folder per class); split 7:2:1 train/val/test. "
-                   "Default: a built-in procedural dataset of shapes at the spec's input size.")
+@data_option
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
 @click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=1e-3,
-              show_default=True, help="Learning rate.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3,
+              show_default=True, help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="adamw",
               show_default=True)
-@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
-              show_default=True, help="auto: CUDA when available.")
-@click.option("--amp", is_flag=True, help="Mixed precision (bf16, or fp16 with a grad scaler) "
-                                          "and channels_last.")
+@click.option("--schedule", type=click.Choice(["cosine", "step", "none"]), default="cosine",
+              show_default=True, help="Learning-rate schedule after the warm-up, per step.")
+@click.option("--warmup", type=click.FloatRange(min=0), default=0.0, show_default=True,
+              help="Epochs of linear warm-up from lr/steps to lr.")
+@click.option("--lr-step", type=click.IntRange(min=1), default=30, show_default=True,
+              help="With --schedule step: x0.1 every this many epochs.")
+@click.option("--label-smoothing", type=click.FloatRange(0, 1, max_open=True), default=0.0,
+              show_default=True)
+@click.option("--weight-decay", type=click.FloatRange(min=0), default=1e-4, show_default=True,
+              help="Decoupled (AdamW) or L2 (SGD) decay of weights; never of biases and "
+                   "normalisation parameters.")
+@click.option("--clip-grad", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Clip the gradients' global L2 norm to this value.")
+@click.option("--patience", type=click.IntRange(min=1), default=None,
+              help="Stop after this many epochs without a better validation top-1.")
+@device_option
+@amp_option
+@channels_last_option
 @click.option("--compile", "compile_", is_flag=True, help="Use torch.compile.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Write model.pt (checkpoint, every epoch, atomically) and metrics.json here.")
+              help="Write last.pt (every epoch) and best.pt (best validation top-1), "
+                   "metrics.json, metrics.csv and TensorBoard event files here, atomically.")
 @click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="Continue from a model.pt checkpoint.")
+              help="Continue from a last.pt (or best.pt) checkpoint.")
 @click.option("--samples", type=click.IntRange(min=10), default=12000, show_default=True,
               help="Size of the built-in dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--workers", type=click.IntRange(min=0), default=0, show_default=True,
-              help="DataLoader worker processes.")
+@workers_option
 @click.option("--aux-weight", type=click.FloatRange(min=0), default=0.4, show_default=True,
               help="Loss weight of auxiliary heads: outputs after the first with its shape.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @network_options
 @debug_option
-def train(spec: str, data: str | None, epochs: int, batch_size: int, lr: float,
-          optimizer: str, device: str, amp: bool, compile_: bool, out: str | None,
-          resume: str | None, samples: int, seed: int, workers: int, aux_weight: float,
-          quiet: bool, debug: bool) -> None:
+def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -> None:
     """Train SPEC on a built-in dataset or an image folder, on CPU, GPU or several processes.
 
     \b
     Examples:
       archspec train specs/classic/lenet5_1998.arch --epochs 3 --out runs/lenet
-      archspec train specs/resnet18.arch --data photos/ --set num_classes=5 --amp
+      archspec train specs/resnet18.arch --data photos/ --set num_classes=5 --warmup 1
       torchrun --nproc-per-node 2 -m archspec train specs/examples/cnn1.arch --out runs/ddp
     """
-    network = load_spec(spec, "torch", *(("vision",) if data else ()))
+    network = load_spec(spec, "torch", *(("vision",) if options.get("data") else ()))
     from archspec.train import TrainConfig
     from archspec.train import train as run_train
 
-    cfg = TrainConfig(data=data, epochs=epochs, batch_size=batch_size, lr=lr,
-                      optimizer=optimizer, device=device, amp=amp, compile=compile_, out=out,
-                      resume=resume, samples=samples, seed=seed, workers=workers,
-                      progress=not quiet, aux_weight=aux_weight)
-    try:
-        run_train(network, cfg, log=lambda msg: click.echo(msg, err=True))
-    except RuntimeError as exc:
-        if debug:
-            raise
-        raise click.ClickException(str(exc)) from None
+    cfg = TrainConfig(**options, compile=compile_, progress=not quiet)
+    _run_training(debug, run_train, network, cfg,
+                  lambda msg: click.echo(msg, err=True))
+
+
+@cli.command(name="eval", context_settings=_CONTEXT)
+@click.argument("spec", type=click.Path(dir_okay=False))
+@click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True,
+              help="A torch.save(state_dict) file or an `archspec train` checkpoint.")
+@data_option
+@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--samples", type=click.IntRange(min=10), default=12000, show_default=True,
+              help="Without --data: the built-in dataset's size (its test split is scored).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@device_option
+@amp_option
+@channels_last_option
+@workers_option
+@network_options
+@debug_option
+def eval_(spec: str, weights: str, debug: bool, **options: Any) -> None:
+    """Score SPEC with trained weights: loss, top-1 and top-5 on every image of --data (or on
+    the built-in data's test split), without training.
+
+        archspec eval specs/resnet18.arch --weights runs/r18/best.pt --data photos/
+    """
+    network = load_spec(spec, "torch", *(("vision",) if options.get("data") else ()))
+    from archspec.train import TrainConfig, evaluate_weights
+
+    score = _run_training(debug, evaluate_weights, network, weights,
+                          TrainConfig(**options))
+    click.echo(f"{score.n} images: loss {score.loss:.4f}, top-1 {score.top1:.4f}, top-5 "
+               f"{score.top5:.4f} ({score.images_per_s:,.0f} images/s)")
 
 
 def _batch(value: str) -> str | int:
@@ -339,26 +408,68 @@ def _batch(value: str) -> str | int:
 @click.option("--opset", type=click.IntRange(13, 21), default=17, show_default=True)
 @click.option("--batch", default="dynamic", show_default=True,
               help="`dynamic` (a symbolic batch dimension) or a fixed batch size.")
-@click.option("--fp16", is_flag=True, help="float16 weights, input and output.")
+@click.option("--fp16", is_flag=True,
+              help="float16 weights, input and output (see docs/onnx.md for its checks).")
+@click.option("--external-data", is_flag=True,
+              help="Weights in OUTPUT.data (ONNX external data); automatic above 2 GB.")
+@click.option("--quantize", type=click.Choice(["int8"]), default=None,
+              help="Write an int8 model (onnxruntime static quantisation: QDQ, per-channel) "
+                   "and report its size, latency and top-1 agreement with the float model.")
+@click.option("--calibrate", default="builtin", show_default=True, metavar="DIR|builtin",
+              help="With --quantize: an image folder, or the built-in shapes.")
+@click.option("--calibration-samples", type=click.IntRange(min=4), default=200,
+              show_default=True, help="With --quantize: images, 3/4 to calibrate, 1/4 held out.")
 @network_options
 @debug_option
 def export(spec: str, output: str, weights: str | None, opset: int, batch: str, fp16: bool,
+           external_data: bool, quantize: str | None, calibrate: str, calibration_samples: int,
            debug: bool) -> None:
     """Export SPEC to ONNX by direct lowering (no tracing): milliseconds, deterministic bytes.
 
-    Node and initialiser names are the spec's layer names. Example:
+    Node and initialiser names are the spec's layer names. Examples:
 
-        archspec export specs/resnet18.arch --weights resnet18.pth -o resnet18.onnx
+    \b
+      archspec export specs/resnet18.arch --weights resnet18.pth -o resnet18.onnx
+      archspec export specs/resnet18.arch --weights best.pt --quantize int8 --calibrate photos/ \\
+          -o resnet18-int8.onnx
     """
     _check_output(output, spec, weights)
     network = load_spec(spec, "torch", "onnx")
     from archspec.backends.onnx import export_onnx
+    from archspec.backends.onnx_file import EXTERNAL_ABOVE
 
-    model = export_onnx(network, output, weights=weights, opset=opset,
-                        batch=_batch(batch), fp16=fp16)
+    if quantize and (fp16 or external_data):
+        raise click.BadParameter("--quantize int8 starts from a float32 model held in one file",
+                                 param_hint="--fp16/--external-data")
+    if quantize:
+        _run_training(debug, _export_int8, network, output, weights, opset, batch, calibrate,
+                      calibration_samples)
+        return
+    model = export_onnx(network, output, weights=weights, opset=opset, batch=_batch(batch),
+                        fp16=fp16, external_above=0 if external_data else EXTERNAL_ABOVE)
     size = Path(output).stat().st_size
-    click.echo(f"wrote {output} ({size / 1e6:.1f} MB, {len(model.graph.node)} nodes, "
+    data = Path(output + ".data")  # initialisers stay in the returned model when external
+    extra = f" + {data} ({data.stat().st_size / 1e6:.1f} MB)" if model.graph.initializer else ""
+    click.echo(f"wrote {output} ({size / 1e6:.1f} MB{extra}, {len(model.graph.node)} nodes, "
                f"opset {opset})", err=True)
+
+
+def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch: str,
+                 calibrate: str, samples: int) -> None:
+    """Export float32 to a temporary file, quantise it into ``output``, print the report."""
+    import tempfile
+
+    from archspec.backends.onnx import export_onnx
+    from archspec.backends.quantize import calibration_images, quantize_int8
+
+    images = calibration_images(spec, calibrate, samples)
+    with tempfile.TemporaryDirectory() as tmp:
+        float_path = Path(tmp) / "float.onnx"
+        export_onnx(spec, float_path, weights=weights, opset=opset, batch=_batch(batch))
+        report = quantize_int8(float_path, Path(output), images)
+    click.echo(f"wrote {output} (int8, QDQ, per-channel)", err=True)
+    for line in report.lines():
+        click.echo(line)
 
 
 @cli.command(context_settings=_CONTEXT)
@@ -368,23 +479,26 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
 @click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="Intra-op threads for both runtimes (default: their own).")
+              help="Intra-op threads for both runtimes; the process is pinned to as many "
+                   "cores (default: every core it may use).")
 @click.option("--runs", type=click.IntRange(min=3), default=30, show_default=True)
+@click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
+              help="Untimed runs of each runtime before timing.")
 @network_options
 @debug_option
 def bench(spec: str, backend: str, batch: int, device: str, threads: int | None, runs: int,
-          debug: bool) -> None:
+          warmup: int, debug: bool) -> None:
     """Latency (median, p90) and throughput of the compiled torch module and the exported ONNX
     model (onnxruntime), side by side, with the same weights.
 
     Uses CUDAExecutionProvider with --device cuda when onnxruntime-gpu sees a GPU, and says
-    which execution provider ran.
+    which execution provider ran. Reports median, p90 and spread ((p90 - p10) / median).
     """
     network = load_spec(spec, "torch", "onnx")
     from archspec.runtime_bench import run_bench
 
     try:
-        for line in run_bench(network, backend, batch, device, threads, runs):
+        for line in run_bench(network, backend, batch, device, threads, runs, warmup):
             click.echo(line)
     except RuntimeError as exc:
         if debug:

@@ -140,7 +140,7 @@ def test_resume_from_a_bad_file_is_a_located_error(case, tmp_path, capsys) -> No
 def test_resume_with_a_wrong_entry_names_the_key(tmp_path, capsys) -> None:
     code, text = _train(tmp_path, capsys, "--out", str(tmp_path / "run"))
     assert code == 0, text
-    ckpt = torch.load(tmp_path / "run" / "model.pt", weights_only=True)
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     ckpt["state_dict"]["conv.weight"] = torch.zeros(4, 3, 3, 3, dtype=torch.int64)
     torch.save(ckpt, tmp_path / "bad.pt")
     code, text = _train(tmp_path, capsys, "--resume", str(tmp_path / "bad.pt"))

@@ -141,9 +141,9 @@ def test_weights_that_do_not_fit_list_the_differences(tmp_path, capsys, monkeypa
 def test_train_checkpoint_exports(tmp_path, capsys) -> None:
     spec = str(SPECS / "examples" / "cnn3.arch")
     assert run_cli(["train", spec, "--set", "size=16", "--samples", "100", "--epochs", "1",
-                    "--out", str(tmp_path), "--quiet"], capsys)[0] == 0
+                    "--out", str(tmp_path), "--quiet", "--workers", "0"], capsys)[0] == 0
     code, _, err = run_cli(["export", spec, "--set", "size=16", "--weights",
-                            str(tmp_path / "model.pt"), "-o", str(tmp_path / "m.onnx")], capsys)
+                            str(tmp_path / "last.pt"), "-o", str(tmp_path / "m.onnx")], capsys)
     assert code == 0, err
     onnx.checker.check_model(onnx.load(tmp_path / "m.onnx"), full_check=True)
 
@@ -157,11 +157,18 @@ def test_uneven_adaptive_pool_is_a_located_error() -> None:
 
 
 def test_bench_command_reports_both_runtimes(capsys, monkeypatch) -> None:
+    import os
+
     monkeypatch.chdir(ROOT)
+    before = os.sched_getaffinity(0)
     code, out, _ = run_cli(["bench", "specs/examples/cnn3.arch", "--set", "size=32",
-                            "--runs", "3", "--threads", "1"], capsys)
+                            "--runs", "3", "--threads", "1", "--warmup", "2"], capsys)
     assert code == 0
     assert "torch eager (cpu)" in out and "onnxruntime (CPUExecutionProvider)" in out
+    first = min(before)
+    assert f"1 threads, pinned to cores [{first}]; 2 warm-up runs" in out
+    assert out.count("spread") == 2
+    assert os.sched_getaffinity(0) == before  # the pin ends with the command
 
 
 # One spec per new layer kind (or form): (body, input shapes, opsets to export at).

@@ -19,7 +19,14 @@ from onnx import TensorProto, helper, numpy_helper
 
 from archspec import __version__, ir
 from archspec.analysis.report import analyze
-from archspec.atomic import write_atomic
+from archspec.backends.onnx_file import (
+    EXTERNAL_ABOVE,
+    Initialiser,
+    to_proto,
+    weight_bytes,
+    write_external,
+    write_inline,
+)
 from archspec.backends.weights import checked_state, read_checkpoint
 from archspec.diagnostics import error
 from archspec.expander import expand
@@ -38,7 +45,7 @@ class Builder:
         self.batch = batch
         self.nodes: list[onnx.NodeProto] = []
         self.value_info: list[onnx.ValueInfoProto] = []
-        self.initializers: dict[str, onnx.TensorProto] = {}
+        self.initializers: dict[str, Initialiser] = {}
         self.counts: dict[str, int] = {}
         self.prefix = ""
 
@@ -55,7 +62,8 @@ class Builder:
 
     def param(self, key: str | None) -> str:
         """The initialiser holding state_dict entry ``key`` of the current layer, named like
-        it. ``None``: the layer's own learnable tensor, whose state_dict key is the layer's
+        it (kept as the array itself: its bytes are copied once, into the file or the in-memory
+        model). ``None``: the layer's own learnable tensor, whose state_dict key is the layer's
         path; as the layer's output already has that name, it is ``<path>::value``."""
         full = self.prefix if key is None else f"{self.prefix}.{key}"
         name = f"{full}::value" if key is None else full
@@ -63,7 +71,7 @@ class Builder:
             array = np.asarray(self.weights[full])
             if array.dtype.kind == "f":
                 array = array.astype(self.np_dtype, copy=False)
-            self.initializers[name] = numpy_helper.from_array(array, name)
+            self.initializers[name] = array
         return name
 
     def const(self, key: str, value: Any, dtype: Any = None) -> str:
@@ -121,7 +129,16 @@ def _lower(node: OpNode, b: Builder) -> None:
 
 def to_onnx(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | int = "dynamic",
             fp16: bool = False) -> onnx.ModelProto:
-    """Build the ONNX model of ``spec`` (see :func:`export_onnx`)."""
+    """Build the ONNX model of ``spec`` in memory, weights included (see :func:`export_onnx`)."""
+    model, initialisers = lower(spec, weights, opset, batch, fp16)
+    model.graph.initializer.extend(to_proto(k, v) for k, v in initialisers.items())
+    return model
+
+
+def lower(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | int = "dynamic",
+          fp16: bool = False) -> tuple[onnx.ModelProto, dict[str, Initialiser]]:
+    """The ONNX model of ``spec`` without initialisers, and its initialisers in order (arrays
+    for weights, TensorProtos for small constants)."""
     graph = expand(spec)
     arrays = load_weights(weights, spec, graph)
     dtype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
@@ -137,7 +154,6 @@ def to_onnx(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | in
             b.node("Identity", [value], [name])
         outputs.append(helper.make_tensor_value_info(name, dtype, [dim, *graph.shape_of(value)]))
     onnx_graph = helper.make_graph(b.nodes, graph.name, inputs, outputs,
-                                   initializer=list(b.initializers.values()),
                                    value_info=b.value_info,
                                    doc_string=_header(spec))
     model = helper.make_model(onnx_graph, producer_name="archspec", producer_version=__version__,
@@ -145,7 +161,7 @@ def to_onnx(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | in
                               doc_string=f"{graph.name}, exported by archspec {__version__}")
     model.ir_version = min(model.ir_version, 10)
     _metadata(model, spec, graph)
-    return model
+    return model, b.initializers
 
 
 def _header(spec: ir.Spec) -> str:
@@ -164,13 +180,19 @@ def _metadata(model: onnx.ModelProto, spec: ir.Spec, graph: Graph) -> None:
 
 
 def export_onnx(spec: ir.Spec, path: str | Path, weights: Any = None, opset: int = 17,
-                batch: str | int = "dynamic", fp16: bool = False) -> onnx.ModelProto:
-    """Lower ``spec`` to an ONNX file at ``path`` and return the model.
+                batch: str | int = "dynamic", fp16: bool = False,
+                external_above: int = EXTERNAL_ABOVE) -> onnx.ModelProto:
+    """Lower ``spec`` to an ONNX file at ``path``; return the model without its initialisers
+    (they are in the file only: the weights' bytes go once, from the arrays to the file).
 
     ``weights``: a state_dict file (e.g. torchvision's), an `archspec train` checkpoint, a
     mapping, or None for a fresh initialisation. ``batch``: "dynamic" (a symbolic ``batch``
-    dimension) or a fixed size. ``fp16``: float16 weights, input and output.
+    dimension) or a fixed size. ``fp16``: float16 weights, input and output. Weights of more
+    than ``external_above`` bytes go to ``<path>.data`` as ONNX external data.
     """
-    model = to_onnx(spec, weights, opset, batch, fp16)
-    write_atomic(path, model.SerializeToString())
+    model, initialisers = lower(spec, weights, opset, batch, fp16)
+    if weight_bytes(initialisers.values()) > external_above:
+        write_external(model, initialisers, path)
+    else:
+        write_inline(model, initialisers, path)
     return model

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -44,8 +45,9 @@ def read_checkpoint(path: str | Path, spec: ir.Spec) -> Mapping[str, Any]:
     path = Path(path)
     if path.stat().st_size == 0:
         raise bad_checkpoint(path, "the file is empty", spec)
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+    try:  # a zip checkpoint is memory-mapped: its tensors are read where they are used
+        data = torch.load(path, map_location="cpu", weights_only=True,
+                          mmap=zipfile.is_zipfile(path))
     except OSError:
         raise
     except Exception as exc:  # torch reports a bad file with many exception types
