@@ -98,6 +98,7 @@ CODES: dict[str, str] = {
     "E801": "a program a command needs is not installed (Graphviz's `dot`)",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
+    "W302": "`linear` over the width of a (C, H, W) map (a forgotten `flatten`)",
 }
 
 

@@ -18,7 +18,7 @@ from archspec.evaluate import Budget, Evaluator, check_type, show, type_name
 from archspec.graph import Graph, OpNode, Scope, valid_label
 from archspec.limits import MAX_ITERATIONS, MAX_LAYERS, MAX_NESTING
 from archspec.ops import REGISTRY, OpDef, ShapeError
-from archspec.ops.base import Shape, fmt_shape
+from archspec.ops.base import ACTIVATIONS, Shape, fmt_shape
 from archspec.ops.plugins import lookup
 from archspec.ops.reference import signature
 from archspec.source import Span
@@ -543,9 +543,30 @@ class Expander:
                 "W301", f"layer `{node_id}` ({opname}) never reads some input: "
                 + "; ".join(dropped), span, hint="adjust the padding, stride or input size",
                 severity="warning", notes=notes))
+        if op.features_last and len(shapes[0]) >= 3 and (src := self._map_source(inputs[0])):
+            self.graph.warnings.append(Diagnostic(
+                "W302", f"`{node_id}` ({opname}) maps the last dim of a {fmt_shape(shapes[0])} "
+                f"map from `{src}` ({self.graph.nodes[src].op}): its width, not its channels",
+                span, hint="add `flatten` (or a global pooling and `flatten`) before it; to map "
+                           "the channels, put them last first (`permute([1, 2, 0])`)",
+                severity="warning"))
         self.graph.nodes[node_id] = OpNode(node_id, op.name, attrs, inputs, shapes, shape, span,
                                            synthetic)
         return node_id
+
+    def _map_source(self, value: Value) -> str | None:
+        """The layer whose (C, *spatial) map ``value`` is, through activations: a
+        ``channels_first`` op (convolution, pooling, batch norm...); None when the layout is
+        not known to be channels-first (a permute, a norm over features, a graph input)."""
+        while value in self.graph.nodes:
+            node = self.graph.nodes[value]
+            op = REGISTRY[node.op]
+            if op.channels_first:
+                return node.id
+            if op.category not in ACTIVATIONS or len(node.inputs) != 1:
+                return None
+            value = node.inputs[0]
+        return None
 
     def _unique(self, frame: Frame, base: str) -> str:
         name, n = base, 1

@@ -46,3 +46,22 @@ def test_attention_scores_are_heads_times_tokens_squared(size: int) -> None:
     assert report.totals["attention_bytes"] == 12 * one_layer
     token_map = 2 * tokens * 768 * 4
     assert report.totals["peak_activation_bytes"] >= one_layer + 3 * token_map
+
+
+@pytest.mark.parametrize(("body", "warns"), [
+    ("conv2d(16, 3) -> relu -> maxpool2d(2) -> linear(10)", True),
+    ("conv2d(16, 3) -> batchnorm2d -> linear(10)", True),
+    ("conv2d(16, 3) -> permute([1, 2, 0]) -> linear(10)", False),   # channels last: ConvNeXt
+    ("conv2d(16, 3) -> permute([1, 2, 0]) -> layernorm -> gelu -> linear(10)", False),
+    ("conv2d(16, 3) -> flatten -> linear(10)", False),
+])
+def test_linear_over_a_channels_first_map_is_a_located_warning(body: str, warns: bool) -> None:
+    """`linear` maps the last dim of any input (tokens, channels-last maps); straight after a
+    convolution or pooling that dim is a map's width, which is a forgotten flatten (W302)."""
+    text = f"network t\ninput x: 3x8x8\ny: {body}\n"
+    graph = archspec.expand(archspec.loads(text))
+    found = [d for d in graph.warnings if d.code == "W302"]
+    assert bool(found) == warns
+    if warns:
+        assert (found[0].span.line, found[0].span.col) == (3, text.splitlines()[2].index(
+            "linear") + 1)

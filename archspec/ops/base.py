@@ -155,6 +155,12 @@ class Category(str, Enum):
     PATCH_MERGING = "patch_merging"  # Swin's 2x2 patch merging (LayerNorm + linear)
 
 
+ACTIVATIONS = frozenset({Category.RELU, Category.LEAKY_RELU, Category.RELU6, Category.SIGMOID,
+                         Category.TANH, Category.GELU, Category.SILU, Category.HARDSWISH,
+                         Category.HARDSIGMOID})
+"""Element-wise activations: they keep their input's shape and layout."""
+
+
 @dataclass(frozen=True)
 class Step:
     """How an op changes the receptive field and the cumulative stride ("jump", in input
@@ -299,6 +305,9 @@ class OpDef:
     aliases: tuple[str, ...] = ()
     fresh_output: bool = True  # False when the output may alias the input (views, identity)
     keeps_output: bool = False  # True when backward needs the op's own output
+    channels_first: bool = False  # its output is a (C, *spatial) map (convolution, pooling)
+    features_last: bool = False  # it reads the last dim as features (linear): on a map straight
+    # from a channels_first op that is likely a forgotten flatten (warning W302)
 
 
 REGISTRY: dict[str, OpDef] = {}

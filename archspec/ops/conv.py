@@ -150,6 +150,7 @@ def make_conv(rank: int) -> OpDef:
                dilations=list(d), pads=[*p, *ends], group=a.groups)
 
     return OpDef(
+        channels_first=True,
         name=name, attrs=ConvAttrs, infer=infer, cost=cost, step=step, warn=warn,
         torch=to_torch, onnx=to_onnx,
         positional=("out", "kernel", "stride", "padding"), category=Category.WEIGHTED,
@@ -243,6 +244,7 @@ def make_conv_transpose(rank: int) -> OpDef:
                pads=[*p, *p], dilations=list(d), output_padding=list(op), group=a.groups)
 
     return OpDef(
+        channels_first=True,
         name=name, attrs=ConvTransposeAttrs, infer=infer, cost=cost, step=step,
         torch=to_torch, onnx=to_onnx, category=Category.TRANSPOSED,
         positional=("out", "kernel", "stride", "padding"),

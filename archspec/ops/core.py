@@ -86,7 +86,7 @@ def _linear_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(name="linear", attrs=LinearAttrs, infer=_linear_infer, cost=_linear_cost,
-               torch=_linear_torch, onnx=_linear_onnx,
+               torch=_linear_torch, onnx=_linear_onnx, features_last=True,
                step=lambda ctx: GLOBAL if len(ctx.x) == 1 else POINTWISE,
                positional=("out", "bias"), category=Category.WEIGHTED,
                doc="Fully connected layer over the last dim (features) of a (features,) or "

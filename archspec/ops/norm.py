@@ -82,7 +82,8 @@ def make_batchnorm(rank: int) -> OpDef:
                [inputs[0], scale, bias, b.param("running_mean"), b.param("running_var")],
                [output], epsilon=a.eps, momentum=1.0 - a.momentum)
 
-    return OpDef(name=name, attrs=BatchNormAttrs, infer=infer, cost=cost,
+    return OpDef(channels_first=True,
+                 name=name, attrs=BatchNormAttrs, infer=infer, cost=cost,
                  category=Category.BATCHNORM, torch=to_torch, onnx=to_onnx,
                  step=lambda ctx: POINTWISE,
                  positional=("eps",),
@@ -162,7 +163,8 @@ def _groupnorm_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     b.node("Add", [b.tmp("scaled"), b.tmp("b")], [output])
 
 
-register(OpDef(name="groupnorm", attrs=GroupNormAttrs, infer=_groupnorm_infer,
+register(OpDef(channels_first=True,
+               name="groupnorm", attrs=GroupNormAttrs, infer=_groupnorm_infer,
                cost=_groupnorm_cost, torch=_groupnorm_torch, onnx=_groupnorm_onnx,
                category=Category.GROUPNORM, step=lambda ctx: POINTWISE,
                positional=("groups", "eps"),
@@ -211,7 +213,8 @@ def _lrn_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     b.node("LRN", inputs, [output], size=a.size, alpha=a.alpha, beta=a.beta, bias=a.k)
 
 
-register(OpDef(name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost, torch=_lrn_torch,
+register(OpDef(channels_first=True,
+               name="lrn", attrs=LRNAttrs, infer=_lrn_infer, cost=_lrn_cost, torch=_lrn_torch,
                onnx=_lrn_onnx, category=Category.LRN, step=lambda ctx: POINTWISE,
                positional=("size", "alpha", "beta", "k"), aliases=("local_response_norm",),
                doc="Local response normalisation across `size` channels (AlexNet): "
@@ -289,7 +292,8 @@ def _layernorm2d_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     b.node("Transpose", [b.tmp("normed")], [output], perm=[0, 3, 1, 2])
 
 
-register(OpDef(name="layernorm2d", attrs=LayerNormAttrs, infer=_layernorm2d_infer,
+register(OpDef(channels_first=True,
+               name="layernorm2d", attrs=LayerNormAttrs, infer=_layernorm2d_infer,
                cost=layernorm_cost(0), category=Category.LAYERNORM2D,
                step=lambda ctx: POINTWISE, min_opset=17, onnx=_layernorm2d_onnx,
                torch=lambda ctx: module("archspec.backends.modules.LayerNorm2d", ctx.x[0],

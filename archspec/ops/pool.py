@@ -114,7 +114,8 @@ def make_pool(kind: str, rank: int) -> OpDef:
                    **common)
 
     attrs_doc = "`kernel`, `stride` (default: kernel), `padding`, `dilation`, `ceil`"
-    return OpDef(name=name, attrs=PoolAttrs, infer=infer, cost=cost, step=step, warn=warn,
+    return OpDef(channels_first=True,
+                 name=name, attrs=PoolAttrs, infer=infer, cost=cost, step=step, warn=warn,
                  torch=to_torch, onnx=to_onnx,
                  positional=("kernel", "stride", "padding"),
                  category=Category.MAXPOOL if kind == "max" else Category.AVGPOOL,
@@ -164,7 +165,8 @@ def make_adaptive(kind: str, rank: int, glob: bool = False) -> OpDef:
         b.node("MaxPool" if kind == "max" else "AveragePool", inputs, [output],
                kernel_shape=k, strides=k)
 
-    return OpDef(name=name, attrs=AdaptiveAttrs, infer=infer, cost=cost, torch=to_torch,
+    return OpDef(channels_first=True,
+                 name=name, attrs=AdaptiveAttrs, infer=infer, cost=cost, torch=to_torch,
                  onnx=to_onnx, step=step,
                  positional=() if glob else ("output",),
                  category=Category.ADAPTIVE_MAX if kind == "max" else Category.ADAPTIVE_AVG,

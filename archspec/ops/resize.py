@@ -164,6 +164,7 @@ def _upsample_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(
+    channels_first=True,
     name="upsample", attrs=UpsampleAttrs, infer=_upsample_infer, cost=_upsample_cost,
     step=_upsample_step, torch=_upsample_torch, onnx=_upsample_onnx, inputs=(1, 2),
     positional=("scale",), aliases=("interpolate",), category=Category.UPSAMPLE_NEAREST,
@@ -228,6 +229,7 @@ def _crop_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 
 register(OpDef(
+    channels_first=True,
     name="center_crop", attrs=CenterCropAttrs, infer=_crop_infer,
     cost=lambda ctx: Cost(in_numel=numel(ctx.out), out_numel=numel(ctx.out)),
     step=lambda ctx: POINTWISE, torch=_crop_torch, onnx=_crop_onnx, inputs=(1, None),

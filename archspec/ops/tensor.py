@@ -99,7 +99,8 @@ def _shuffle_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
     b.node("Reshape", [b.tmp("swapped"), b.const("shape", [0, *ctx.x], "int64")], [output])
 
 
-register(OpDef(name="channel_shuffle", attrs=ShuffleAttrs, infer=_shuffle_infer, cost=_moved,
+register(OpDef(channels_first=True,
+               name="channel_shuffle", attrs=ShuffleAttrs, infer=_shuffle_infer, cost=_moved,
                step=lambda ctx: POINTWISE, category=Category.MOVE, fresh_output=False,
                torch=lambda ctx: module("torch.nn.ChannelShuffle", ctx.attrs.groups),
                onnx=_shuffle_onnx, positional=("groups",),
