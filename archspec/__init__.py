@@ -54,7 +54,9 @@ def to_torch(spec: Spec, device: Any = None) -> Any:
 
 def export_onnx(spec: Spec, path: Any, weights: Any = None, opset: int = 17,
                 batch: str | int = "dynamic", fp16: bool = False) -> Any:
-    """Lower ``spec`` straight to an ONNX file at ``path`` (no tracing) and return the model.
+    """Lower ``spec`` straight to an ONNX file at ``path`` (no tracing) and return the model's
+    graph without its initialisers (the weights go once, straight into the file; load the file
+    with ``onnx.load(path)`` for the whole model).
 
     ``weights``: a ``torch.save(state_dict)`` file (e.g. torchvision's), an `archspec train`
     checkpoint, a mapping, or None for a fresh initialisation; files are read with

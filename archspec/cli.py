@@ -441,6 +441,10 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
     if quantize and (fp16 or external_data):
         raise click.BadParameter("--quantize int8 starts from a float32 model held in one file",
                                  param_hint="--fp16/--external-data")
+    if quantize and batch != "dynamic":
+        raise click.BadParameter("--quantize int8 writes a model with a dynamic batch (its "
+                                 "calibration and agreement run in batches)",
+                                 param_hint="--batch")
     if quantize:
         _run_training(debug, _export_int8, network, output, weights, opset, batch, calibrate,
                       calibration_samples)

@@ -1,7 +1,8 @@
 """Ops from other packages: a distribution declares them under the ``archspec.ops`` entry-point
 group, and they join the registry like built-in ones (specs, check, compile, ONNX, docs).
 
-An entry point names an :class:`~archspec.ops.base.OpDef` or a list of them::
+An entry point names an :class:`~archspec.ops.base.OpDef` or a list of them, and is named like
+its op (a spec naming ``scaled_tanh`` imports only that entry point)::
 
     [project.entry-points."archspec.ops"]
     scaled_tanh = "archspec_demo_ops:SCALED_TANH"
@@ -26,8 +27,10 @@ PLUGINS: dict[str, str] = {}
 # top-level modules of plugin packages: where their torch rules' targets may point
 PLUGIN_ROOTS: set[str] = set()
 
-# Scanning installed packages takes ~0.1 s, so it waits until a name is not a built-in op.
+# Scanning installed packages takes ~0.1 s, so it waits until the ops are listed; a spec
+# loads only the entry point named like an op it does not know.
 _SCANNED: list[bool] = []
+_LOADED: set[tuple[str, str]] = set()
 
 
 def _origin(ep: EntryPoint) -> str:
@@ -56,20 +59,30 @@ def _ops_of(ep: EntryPoint) -> tuple[OpDef, ...]:
     return ops
 
 
+def _load(ep: EntryPoint) -> None:
+    """Register the ops of one entry point (once)."""
+    if (ep.name, ep.value) in _LOADED:
+        return
+    _LOADED.add((ep.name, ep.value))
+    for op in _ops_of(ep):
+        register(op)
+        PLUGINS.update(dict.fromkeys((op.name, *op.aliases), _origin(ep)))
+    PLUGIN_ROOTS.add(ep.module.split(".")[0])
+
+
 def load_plugins() -> None:
     """Register the ops of every installed ``archspec.ops`` entry point (once per process)."""
     if _SCANNED:
         return
     _SCANNED.append(True)
     for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.value, e.name)):
-        for op in _ops_of(ep):
-            register(op)
-            PLUGINS.update(dict.fromkeys((op.name, *op.aliases), _origin(ep)))
-        PLUGIN_ROOTS.add(ep.module.split(".")[0])
+        _load(ep)
 
 
 def lookup(name: str) -> OpDef | None:
-    """The op called ``name``: a built-in one, else one from a plugin, else None."""
+    """The op called ``name``: a built-in one, else one from the plugin entry point of that
+    name (only that one is imported, so a typo imports no plugin), else None."""
     if name not in REGISTRY:
-        load_plugins()
+        for ep in sorted(entry_points(group=GROUP, name=name), key=lambda e: e.value):
+            _load(ep)
     return REGISTRY.get(name)

@@ -1,27 +1,15 @@
 """LeCun's scaled tanh, ``alpha * tanh(beta * x)`` (LeCun et al., "Efficient BackProp",
-1998: alpha = 1.7159, beta = 2/3), as an archspec op from outside archspec."""
+1998: alpha = 1.7159, beta = 2/3), as an archspec op from outside archspec.
+
+The torch module lives in ``modules.py``, so that loading the op (what `archspec check` does)
+imports no torch."""
 
 from __future__ import annotations
 
 from typing import Any
 
-import torch
-
 from archspec.ops import Attrs, Category, Cost, Ctx, Module, OpDef
 from archspec.ops.base import POINTWISE, numel, same_shape
-
-
-class ScaledTanh(torch.nn.Module):
-    """``alpha * tanh(beta * x)``, element-wise (uses nothing but torch: `archspec compile`
-    copies this class into the files it writes)."""
-
-    def __init__(self, alpha: float = 1.7159, beta: float = 2.0 / 3.0) -> None:
-        super().__init__()
-        self.alpha = alpha
-        self.beta = beta
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.alpha * torch.tanh(self.beta * x)
 
 
 class ScaledTanhAttrs(Attrs):
@@ -43,7 +31,7 @@ def _onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 SCALED_TANH = OpDef(
     name="scaled_tanh", attrs=ScaledTanhAttrs, infer=same_shape, cost=_cost,
     step=lambda ctx: POINTWISE, category=Category.TANH,
-    torch=lambda ctx: Module("archspec_demo_ops.ScaledTanh",
+    torch=lambda ctx: Module("archspec_demo_ops.modules.ScaledTanh",
                              kwargs=(("alpha", ctx.attrs.alpha), ("beta", ctx.attrs.beta))),
     onnx=_onnx, positional=("alpha", "beta"),
     doc="alpha * tanh(beta * x) (LeCun 1998). Shape unchanged; FLOPs: 7 per element.")
