@@ -283,16 +283,10 @@ channels_last_option = click.option(
 
 
 def _run_training(debug: bool, fn: Any, *args: Any) -> Any:
-    """Call ``fn``; a missing optional package exits 2 naming the extra, another runtime
-    problem exits 1 with its message."""
-    from archspec.data import MissingExtra
-
+    """Call ``fn``; a runtime problem exits 1 with its message (a missing optional package is
+    a :class:`MissingExtra`, which exits 2 naming the extra)."""
     try:
         return fn(*args)
-    except MissingExtra as exc:
-        if debug:
-            raise
-        raise click.UsageError(str(exc)) from None
     except RuntimeError as exc:
         if debug:
             raise
@@ -498,7 +492,7 @@ def bench(spec: str, backend: str, batch: int, device: str, threads: int | None,
     Uses CUDAExecutionProvider with --device cuda when onnxruntime-gpu sees a GPU, and says
     which execution provider ran. Reports median, p90 and spread ((p90 - p10) / median).
     """
-    network = load_spec(spec, "torch", "onnx")
+    network = load_spec(spec, "torch", *(("onnx",) if backend != "torch" else ()))
     from archspec.runtime_bench import run_bench
 
     try:

@@ -26,6 +26,8 @@ from typing import Any, Protocol
 import torch
 from torch.utils.data import Dataset, Subset, random_split
 
+from archspec.extras import missing_extra
+
 Mask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -58,10 +60,6 @@ _PARAMS = 6
 #: The most pixels an image file may declare (PIL's decompression-bomb threshold): larger
 #: files are skipped before decoding, so a small file cannot make a worker allocate gigabytes.
 MAX_IMAGE_PIXELS = 89_478_485
-
-
-class MissingExtra(RuntimeError):
-    """An optional package a feature needs is not installed (the CLI exits 2)."""
 
 
 def default_workers(processes: int = 1) -> int:
@@ -168,8 +166,7 @@ def _torchvision() -> Any:
     try:
         import torchvision
     except ImportError:
-        raise MissingExtra("--data needs torchvision (image decoding): pip install "
-                           "'archspec[vision]'") from None
+        raise missing_extra("--data (image decoding)", "vision") from None
     return torchvision
 
 

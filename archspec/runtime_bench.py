@@ -85,21 +85,24 @@ def run_bench(spec: ir.Spec, backend: str, batch: int, device: str, threads: int
 
     if device == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("--device cuda, but torch sees no CUDA device")
+    previous = torch.get_num_threads()
     with pinned(threads) as (threads, cores):
         torch.set_num_threads(threads)
-        yield from _bench(spec, backend, batch, device, threads, runs, warmup, cores)
+        try:
+            yield from _bench(spec, backend, batch, device, threads, runs, warmup, cores)
+        finally:
+            torch.set_num_threads(previous)
 
 
 def _bench(spec: ir.Spec, backend: str, batch: int, device: str, threads: int, runs: int,
            warmup: int, cores: list[int] | None) -> Iterator[str]:
     import torch
 
-    from archspec.backends.onnx import to_onnx
     from archspec.backends.torch import to_torch
+    from archspec.expander import expand
 
     torch.manual_seed(0)
     model = to_torch(spec).eval()
-    from archspec.expander import expand
 
     graph = expand(spec)
     inputs = {k: torch.randn(batch, *s) for k, s in graph.inputs.items()}
@@ -116,6 +119,8 @@ def _bench(spec: ir.Spec, backend: str, batch: int, device: str, threads: int, r
             times = _time(lambda: m(*xs), runs, sync, warmup)
         yield _summary(f"torch eager ({dev.type})", times, batch)
     if backend in ("onnxruntime", "both"):
+        from archspec.backends.onnx import to_onnx
+
         onnx_model = to_onnx(spec, weights=model.cpu().state_dict())
         session = onnx_session(onnx_model.SerializeToString(), device, threads)
         feed = {k: v.numpy() for k, v in inputs.items()}

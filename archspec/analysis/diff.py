@@ -19,7 +19,6 @@ from archspec.analysis.render import human, visible_rows
 from archspec.analysis.report import Report, Row
 from archspec.ops.base import fmt_shape
 
-STATUSES = ("same", "changed", "added", "removed")
 # What a row compares, beside its op: Row attribute -> column name.
 COMPARED = {"params": "params", "macs": "macs", "activation_bytes": "memory"}
 # Totals compared, in the order they are printed.
