@@ -95,6 +95,7 @@ CODES: dict[str, str] = {
     "E705": "nesting too deep",
     "E706": "a YAML document too deep or too large once aliases are expanded",
     "E707": "too much expression work",
+    "E708": "a layer with too many parameter and buffer elements",
     "E801": "a program a command needs is not installed (Graphviz's `dot`)",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",

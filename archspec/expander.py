@@ -16,8 +16,8 @@ from archspec import ir
 from archspec.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
 from archspec.evaluate import Budget, Evaluator, check_type, show, type_name
 from archspec.graph import Graph, OpNode, Scope, valid_label
-from archspec.limits import MAX_ITERATIONS, MAX_LAYERS, MAX_NESTING
-from archspec.ops import REGISTRY, OpDef, ShapeError
+from archspec.limits import MAX_ITERATIONS, MAX_LAYER_TENSORS, MAX_LAYERS, MAX_NESTING
+from archspec.ops import REGISTRY, Ctx, OpDef, ShapeError
 from archspec.ops.base import ACTIVATIONS, Shape, fmt_shape
 from archspec.ops.plugins import lookup
 from archspec.ops.reference import signature
@@ -543,6 +543,11 @@ class Expander:
                 "W301", f"layer `{node_id}` ({opname}) never reads some input: "
                 + "; ".join(dropped), span, hint="adjust the padding, stride or input size",
                 severity="warning", notes=notes))
+        held = op.cost(Ctx(shapes, shape, attrs))
+        if held.params + held.buffers > MAX_LAYER_TENSORS:
+            raise error("E708", f"`{node_id}` ({opname}) holds {held.params + held.buffers:,} "
+                        f"parameter and buffer elements; at most {MAX_LAYER_TENSORS:,}", span,
+                        hint="a layer this large cannot be built; check its sizes")
         if op.features_last and len(shapes[0]) >= 3 and (src := self._map_source(inputs[0])):
             self.graph.warnings.append(Diagnostic(
                 "W302", f"`{node_id}` ({opname}) maps the last dim of a {fmt_shape(shapes[0])} "

@@ -77,6 +77,7 @@ def _targets(nodes: list[OpNode], rules: tuple[ir.InitRule, ...], env: dict[str,
     from archspec.ops import REGISTRY
 
     out: dict[str, Init] = {}
+    nodes_by_id = {n.id: n for n in nodes}
     for rule in rules:
         if rule.cond is not None and not Evaluator(env, None)(rule.cond):
             continue
@@ -92,6 +93,12 @@ def _targets(nodes: list[OpNode], rules: tuple[ir.InitRule, ...], env: dict[str,
                                                     for n in nodes] + list(REGISTRY)) or
                         "give an op kind, or a layer path / fnmatch pattern")
         init = resolve(rule, env)
+        flat = [n for n in hits if _flat_weight(nodes_by_id[n])]
+        if init.func in FAN_BASED and flat:
+            raise error("E116", f"`{rule.scheme.callee}` reads fan-in and fan-out, which the "
+                        f"1-D weight of `{flat[0]}` ({nodes_by_id[flat[0]].op}) has not",
+                        rule.scheme.span, hint="target the convolutions and linear layers, or "
+                                               "use normal, uniform, constant, ones")
         for node_id in hits:
             out[node_id] = init
     return {n.id: out[n.id] for n in nodes if n.id in out}
@@ -116,6 +123,36 @@ def block_plans(graph: Graph) -> list[BlockPlan]:
     return out
 
 
+# Arguments that are words, and the words torch.nn.init accepts; every other argument is a number.
+WORDS = {"mode": ("fan_in", "fan_out"),
+         "nonlinearity": ("linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
+                          "conv_transpose2d", "conv_transpose3d", "sigmoid", "tanh", "relu",
+                          "leaky_relu", "selu")}
+# Schemes that read fan-in/fan-out: a 1-D tensor (a bias, a norm's weight) has none.
+FAN_BASED = ("kaiming_normal_", "kaiming_uniform_", "xavier_normal_", "xavier_uniform_")
+
+
+def _checked(scheme: str, values: dict[str, Any], spans: dict[str, Any], where: Any) -> None:
+    """E116 for an argument torch.nn.init would refuse: a word it does not know, a number
+    given as text, a negative std, an empty range."""
+    for name, value in values.items():
+        span = spans.get(name, where)
+        allowed = WORDS.get(name)
+        if allowed is not None and value not in allowed:
+            raise error("E116", f"`{name}` (={show(value)}) is not one torch accepts", span,
+                        hint=f"one of: {', '.join(allowed)}")
+        if allowed is None and isinstance(value, str | bool):
+            raise error("E116", f"`{name}` of `{scheme}` must be a number, got {show(value)}",
+                        span, hint="initialisation arguments other than mode and "
+                                   "nonlinearity are numbers")
+    if values.get("std", 0) < 0:
+        raise error("E116", f"`std` (={values['std']}) must not be negative",
+                    spans.get("std", where), hint="a standard deviation is 0 or more")
+    if "a" in values and "b" in values and not values["a"] < values["b"]:
+        raise error("E116", f"the range a={values['a']}, b={values['b']} is empty",
+                    spans.get("b", where), hint="a must be below b")
+
+
 def resolve(rule: ir.InitRule, params: dict[str, Any] | None = None) -> Init:
     """The :class:`Init` of a checked rule; argument expressions may read the network's (or
     the block call's) ``params`` (``std=1 / num_classes``). ``bias=`` is a number, or a
@@ -126,6 +163,7 @@ def resolve(rule: ir.InitRule, params: dict[str, Any] | None = None) -> Init:
     names = list(defaults)
     bias: float | None = None
     bias_func, bias_kwargs = None, ()
+    spans: dict[str, Any] = {}
     for i, arg in enumerate(rule.scheme.args):
         name = arg.name or names[i]
         if name == "bias" and isinstance(arg.value, ir.FuncCall):
@@ -139,7 +177,8 @@ def resolve(rule: ir.InitRule, params: dict[str, Any] | None = None) -> Init:
         if name == "bias":
             bias = float(value)
         else:
-            kwargs[name] = value
+            kwargs[name], spans[name] = value, arg.span
+    _checked(rule.scheme.callee, {**defaults, **kwargs}, spans, rule.scheme.span)
     return Init(func, tuple(kwargs.items()), bias, bias_func, bias_kwargs)
 
 
@@ -154,13 +193,20 @@ def _bias_scheme(call: ir.FuncCall, ev: Evaluator) -> tuple[str, tuple[tuple[str
     if len(call.args) > len(defaults):
         raise error("E116", f"`{call.func}` takes {len(defaults)} argument(s)", call.span,
                     hint=f"arguments, by position: {', '.join(defaults) or '(none)'}")
+    if func in FAN_BASED:
+        raise error("E116", f"`{call.func}` reads fan-in and fan-out, which a bias has not",
+                    call.span, hint="a bias takes normal, uniform, trunc_normal, constant, zeros "
+                                    "or ones")
     values = [ev(a) for a in call.args]
     for v, a in zip(values, call.args):
-        if not isinstance(v, (int, float, str)) or isinstance(v, bool):
+        if not isinstance(v, (int, float)) or isinstance(v, bool):
             raise error("E116", f"bad value {show(v)} for `{call.func}`", a.span,
-                        hint="initialisation arguments are numbers or strings")
+                        hint="a bias scheme's arguments are numbers")
+    chosen = dict(zip(defaults, values))
+    _checked(call.func, {**defaults, **chosen},
+             {n: a.span for n, a in zip(defaults, call.args)}, call.span)
     assert func is not None
-    return func, tuple(zip(defaults, values))
+    return func, tuple(chosen.items())
 
 
 def check_init(rule: ir.InitRule) -> None:
@@ -182,3 +228,12 @@ def check_init(rule: ir.InitRule) -> None:
                         hint=did_you_mean(arg.name, [*names, "bias"]) or
                         f"arguments: {', '.join(names + ['bias'])}")
 
+
+
+def _flat_weight(node: OpNode) -> bool:
+    """Whether the layer's weight is 1-D (normalisation layers), so fan-based schemes fail."""
+    from archspec.ops import REGISTRY
+    from archspec.ops.base import Category
+
+    return REGISTRY[node.op].category in (Category.BATCHNORM, Category.GROUPNORM,
+                                          Category.LAYERNORM, Category.LAYERNORM2D)

@@ -41,6 +41,12 @@ structures and block calls (a block's body is one level deeper than its call).""
 MAX_LAYERS = 20_000
 """The most layers (graph nodes, synthetic merges included) one expansion may emit."""
 
+MAX_LAYER_TENSORS = 2**32
+"""The most parameter and buffer elements one layer may hold (17 GB in float32, beyond any
+published layer): a window attention over a 1024x1024 window or a `linear` from 16 M features
+to 16 M is a located error in `check`, not an allocation that `compile` or `export` cannot
+make."""
+
 MAX_ITERATIONS = 100_000
 """The most loop iterations (``repeat`` and ``for``, nested loops multiplied) one expansion may
 run, layers emitted or not."""

@@ -65,3 +65,15 @@ def test_linear_over_a_channels_first_map_is_a_located_warning(body: str, warns:
     if warns:
         assert (found[0].span.line, found[0].span.col) == (3, text.splitlines()[2].index(
             "linear") + 1)
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ("input x: [4, 4, 8]\nshifted_window_attention(2, 1024, 512)", "E708"),  # 1e12 buffer
+    ("input x: [16000000]\nlinear(16000000)", "E708"),
+    ("input x: [4, 4, 8]\nswin_block_v2(2, 2, 1, 0.1, mlp_ratio=0.01)", "E301"),
+])
+def test_layers_too_large_to_build_are_located_errors_in_check(body: str, code: str) -> None:
+    with pytest.raises(archspec.ArchspecError) as info:
+        archspec.expand(archspec.loads(f"network t\n{body}\n"))
+    assert [d.code for d in info.value.diagnostics] == [code]
+    assert info.value.diagnostics[0].span.line == 3

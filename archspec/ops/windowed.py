@@ -19,6 +19,7 @@ from pydantic import model_validator
 
 from archspec.ops.base import (
     GLOBAL,
+    MAX_CHANNELS,
     REGISTRY,
     Attrs,
     Category,
@@ -622,6 +623,16 @@ class SwinBlockAttrs(Attrs):
         return self
 
 
+def _block_infer(inputs: tuple[Shape, ...], a: SwinBlockAttrs) -> Shape:
+    """As window attention; the MLP's hidden width, int(C x mlp_ratio), must be a width."""
+    out = _window_attention_infer("swin_block_v2", inputs[0], a)
+    hidden = int(out[-1] * a.mlp_ratio)
+    if not 1 <= hidden <= MAX_CHANNELS:
+        raise ShapeError(f"`mlp_ratio` (={a.mlp_ratio}) makes an MLP of {hidden:,} features "
+                         f"from {out[-1]}", hint=f"the hidden width must be 1 to {MAX_CHANNELS:,}")
+    return out
+
+
 def _block_parts(ctx: Ctx) -> list[tuple[str, str, Ctx]]:
     """The block's layers as (op, path, context), in torchvision's order of computation:
     attention, norm1, residual add; MLP (linear, GELU, dropout, linear, dropout), norm2,
@@ -678,7 +689,7 @@ def _block_torch(ctx: Ctx) -> Module:
 
 register(OpDef(
     name="swin_block_v2", attrs=SwinBlockAttrs, cost=_block_cost,
-    infer=lambda inputs, a: _window_attention_infer("swin_block_v2", inputs[0], a),
+    infer=_block_infer,
     step=lambda ctx: window_step(_window(ctx.attrs)[0][0], 1), torch=_block_torch,
     onnx=_block_onnx, category=Category.COSINE_WINDOW_ATTENTION,
     positional=("heads", "window", "shift", "sd"), min_opset=17,
