@@ -49,6 +49,7 @@ CODES: dict[str, str] = {
     "E150": "bad YAML structure",
     "E151": "a key given twice in a YAML mapping",
     "E152": "a YAML value of a type specs do not use (a tag, a timestamp)",
+    "E153": "a YAML network, input, block or parameter name that is not a name",
     "E201": "unknown op or block",
     "E210": "unknown output",
     "E211": "a DAG input that is not a name",

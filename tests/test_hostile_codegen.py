@@ -9,6 +9,7 @@ Names that PyTorch cannot hold are refused with a located error instead.
 from __future__ import annotations
 
 import ast
+import dataclasses
 import importlib.util
 import json
 import re
@@ -119,13 +120,13 @@ body:
 """
 
 
-def test_hostile_yaml_names_run_nothing(tmp_path: Path) -> None:
-    """YAML network, input and block names (free text, unlike the .arch grammar's) reach
-    docstrings and forward's parameters only escaped or remade as identifiers."""
+def test_hostile_yaml_names_are_refused(tmp_path: Path) -> None:
+    """YAML network, input and block names are names, as in the .arch grammar: a payload in
+    one is a located error (E153) before anything is generated from it."""
     (tmp_path / "h.yaml").write_text(HOSTILE_YAML, encoding="utf-8")
-    spec = archspec.load(tmp_path / "h.yaml")
-    assert PAYLOAD in spec.name and len(spec.inputs) == 5
-    _assert_safe_and_same(spec, tmp_path)
+    with pytest.raises(ArchspecError) as info:
+        archspec.load(tmp_path / "h.yaml")
+    assert info.value.diagnostics[0].code == "E153"
 
 
 def test_hostile_file_name_runs_nothing(tmp_path: Path) -> None:
@@ -169,12 +170,20 @@ _MERMAID_LINES = [re.compile(p) for p in (
 
 
 def _hostile_graph() -> Graph:
-    """A network whose name and input names are :data:`HOSTILE_NAMES` (YAML), with a layer
-    labelled by a template hole holding markup (labels cannot hold a quote: E504)."""
-    inputs = "".join(f"  {json.dumps(name)}: 3x8x8\n" for name in HOSTILE_NAMES)
-    text = (f"network: {json.dumps(' '.join(HOSTILE_NAMES))}\ninputs:\n{inputs}body:\n"
+    """A network whose name and input names are :data:`HOSTILE_NAMES` (specs refuse such
+    names, E153; a graph built through the Python API can hold them), with a layer labelled
+    by a template hole holding markup (labels cannot hold a quote: E504)."""
+    plain = [f"in{i}" for i in range(len(HOSTILE_NAMES))]
+    inputs = "".join(f"  {name}: 3x8x8\n" for name in plain)
+    text = (f"network: n\ninputs:\n{inputs}body:\n"
             f"  - {json.dumps('g{' + json.dumps(LABEL_MARKUP) + '}: relu')}\n")
-    return expand(archspec.loads(text, format="yaml"))
+    graph = expand(archspec.loads(text, format="yaml"))
+    rename = dict(zip(plain, HOSTILE_NAMES, strict=True))
+    graph.name = " ".join(HOSTILE_NAMES)
+    graph.inputs = {rename[k]: v for k, v in graph.inputs.items()}
+    graph.nodes = {k: dataclasses.replace(n, inputs=tuple(rename.get(i, i) for i in n.inputs))
+                   for k, n in graph.nodes.items()}
+    return graph
 
 
 def test_dot_keeps_every_name_inside_its_quoted_string() -> None:
@@ -221,3 +230,17 @@ def test_check_refuses_what_the_backends_cannot_name(hole: str) -> None:
     with pytest.raises(ArchspecError) as info:
         expand(spec)
     assert info.value.diagnostic.code == "E504" and info.value.diagnostic.span.line == 3
+
+
+@pytest.mark.parametrize("doc", [
+    'network: t\ninputs:\n  "x: [8, 4]\\nlinear(7)\\n#": [8, 4]\nbody:\n- linear(4)\n',
+    'network: "t\\"\\"\\"\\nx"\ninputs: {x: [4]}\nbody:\n- linear(4)\n',
+    "network: t\ninputs: {x: [4]}\nblocks:\n  \"b(\\n\": {body: [relu]}\nbody:\n- relu\n",
+    'network: t\nparams:\n  "n = 1)\\nlinear(9": {default: 1}\ninputs: {x: [4]}\nbody:\n- relu\n',
+])
+def test_yaml_names_cannot_inject_statements_into_the_text_form(doc: str) -> None:
+    """A YAML network, input, block or parameter name is a name, as in the text form: else
+    `convert --to arch` would write it verbatim and change the spec (E153, located)."""
+    with pytest.raises(archspec.ArchspecError) as info:
+        archspec.loads(doc, format="yaml")
+    assert [d.code for d in info.value.diagnostics] == ["E153"]

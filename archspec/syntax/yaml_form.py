@@ -19,6 +19,7 @@ expressions are strings in the text syntax; structure is YAML::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -35,6 +36,7 @@ from archspec.syntax.printer import output_item as output_text
 from archspec.syntax.printer import stmt as stmt_text
 from archspec.syntax.to_ir import check_depth, parse
 
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TOP_KEYS = ("network", "params", "imports", "inputs", "outputs", "init", "blocks", "body")
 STRUCTURES = ("concat", "residual", "dense", "repeat", "for", "if", "group", "chain")
 _ALLOWED = {"concat": {"concat", "dim"}, "residual": {"residual", "shortcut", "shortcut_if"},
@@ -95,6 +97,15 @@ class _Reader:
             raise self.fail(node, f"{what} must be a plain value, not a list or mapping")
         return str(node.value)
 
+    def ident(self, node: Node, what: str) -> str:
+        """A name the text form could write (the grammar's NAME): a network, input, block or
+        parameter name; anything else could change the spec when `convert` writes it."""
+        text = self.word(node, what)
+        if not _NAME.fullmatch(text):
+            raise error("E153", f"{what} {text!r} is not a name", self.span(node),
+                        hint="names are letters, digits and _, not starting with a digit")
+        return text
+
     def seq(self, node: Node, what: str) -> list[Node]:
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, f"{what} must be a list")
@@ -135,6 +146,7 @@ class _Reader:
             return ()
         out = []
         for name, (knode, vnode) in self.mapping(node, "params").items():
+            self.ident(knode, "the parameter")
             fields = self.mapping(vnode, f"parameter `{name}`") if isinstance(
                 vnode, yaml.MappingNode) else {}
             self.check_keys(fields, ("type", "default"), f"parameter `{name}`")
@@ -234,6 +246,7 @@ class _Reader:
     def inputs(self, node: Node) -> tuple[ir.InputDecl, ...]:
         out = []
         for name, (knode, vnode) in self.mapping(node, "inputs").items():
+            self.ident(knode, "the input")
             if isinstance(vnode, yaml.SequenceNode):
                 dims = tuple(self.expr(n) for n in vnode.value)
             else:
@@ -273,6 +286,7 @@ class _Reader:
     def blocks(self, node: Node | None) -> tuple[ir.BlockDef, ...]:
         out = []
         for name, (knode, vnode) in (self.mapping(node, "blocks").items() if node else ()):
+            self.ident(knode, "the block")
             fields = self.mapping(vnode, f"block `{name}`")
             self.check_keys(fields, ("params", "init", "body"), f"block `{name}`")
             if "body" not in fields:
@@ -297,7 +311,7 @@ class _Reader:
                             hint="add e.g. `inputs: {x: 3x224x224}`")
         stem = self.source.name.rsplit("/", 1)[-1].split(".")[0]
         return ir.Spec(
-            name=self.word(get["network"], "`network`") if "network" in get else stem,
+            name=self.ident(get["network"], "`network`") if "network" in get else stem,
             params=self.params(get.get("params")), imports=self.names(get.get("imports"),
                                                                        "imports"),
             inputs=self.inputs(get["inputs"]), outputs=tuple(self.text(n, "output_item")
