@@ -244,3 +244,19 @@ def test_yaml_names_cannot_inject_statements_into_the_text_form(doc: str) -> Non
     with pytest.raises(archspec.ArchspecError) as info:
         archspec.loads(doc, format="yaml")
     assert [d.code for d in info.value.diagnostics] == ["E153"]
+
+
+def test_a_torch_rule_naming_code_outside_torch_is_refused(monkeypatch) -> None:
+    """An op (a plugin's, say) whose torch rule names `os.system` is a located E502 in both
+    `compile` (eject) and `to_torch`: nothing outside torch, operator, builtins, archspec's
+    helpers and the plugin's own package is imported or written by name."""
+    from archspec.ops import REGISTRY, Function
+
+    evil = dataclasses.replace(REGISTRY["relu"], name="evil_relu", aliases=(),
+                               torch=lambda ctx: Function("os.system"))
+    monkeypatch.setitem(REGISTRY, "evil_relu", evil)
+    spec = archspec.loads("network t\ninput x: [4]\ny: evil_relu\n")
+    for build in (eject, archspec.to_torch):
+        with pytest.raises(ArchspecError) as info:
+            build(spec)
+        assert [(d.code, d.span.line) for d in info.value.diagnostics] == [("E502", 3)]

@@ -52,15 +52,29 @@ def lower(node: OpNode, inplace: bool = False) -> TorchCall:
                     hint=exc.hint) from None
     if isinstance(call, Module | Learned):
         check_module_path(node)
+    parts = (call.factory, call.combine) if isinstance(call, Learned) else (call,)
+    for target in (part.target for part in parts):
+        if not allowed(target):
+            raise error("E502", f"cannot lower `{node.id}` to PyTorch: its op `{node.op}` names "
+                        f"{target!r}, outside torch and the op's own package", node.span,
+                        hint="a torch rule may name torch, operator, builtins, archspec's "
+                             "helpers or its plugin's own package")
     return call
+
+
+def allowed(target: str) -> bool:
+    """Whether a torch rule's qualified name is under :data:`ALLOWED_ROOTS` or a plugin
+    package (ops/plugins.py): nothing else is ever imported or written by name."""
+    roots = (*ALLOWED_ROOTS, *sorted(PLUGIN_ROOTS))
+    return any(target == r or target.startswith(r + ".") for r in roots)
 
 
 def resolve(target: str) -> Any:
     """The object a qualified name (``torch.nn.Conv2d``, ``operator.add``) names; only names
     under :data:`ALLOWED_ROOTS` or a plugin package (ops/plugins.py) resolve."""
-    roots = (*ALLOWED_ROOTS, *sorted(PLUGIN_ROOTS))
-    if not any(target == r or target.startswith(r + ".") for r in roots):
-        raise ValueError(f"torch rule target {target!r} is outside {roots}")
+    if not allowed(target):
+        raise ValueError(f"torch rule target {target!r} is outside {ALLOWED_ROOTS} and the "
+                         "plugin packages")
     path, _, name = target.rpartition(".")
     owner: Any = None
     for cut in range(len(path.split(".")), 0, -1):  # the longest importable prefix
