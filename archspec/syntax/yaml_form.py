@@ -486,7 +486,9 @@ def _inits_out(rules: tuple[ir.InitRule, ...]) -> dict[str, Any]:
 
 def to_yaml(spec: ir.Spec) -> str:
     """Print ``spec`` in the YAML form; reading the result gives an equal IR."""
-    doc: dict[str, Any] = {"network": spec.name}
+    # A name taken from a file name (no `network` line) may not be a name: left out, the
+    # YAML takes its own file's name, as the text did.
+    doc: dict[str, Any] = {"network": spec.name} if _NAME.fullmatch(spec.name) else {}
     if spec.params:
         doc["params"] = _params_out(spec.params)
     if spec.imports:
