@@ -63,10 +63,23 @@ def channels_last(op: str, x: Shape) -> Shape:
 # ------------------------------------------------------------------ shifted window attention
 
 
-class WindowAttentionAttrs(Attrs):
+class WindowAttrs(Attrs):
+    """What every window attention takes: heads, window size and shift (each an int or a
+    (height, width) pair)."""
+
     heads: int
     window: IntOrTuple
     shift: IntOrTuple = 0
+
+    @model_validator(mode="after")
+    def _window_domains(self) -> WindowAttrs:
+        check_range(self, ("heads",), 1)
+        check_range(self, ("window",), 1, MAX_WINDOW)
+        check_range(self, ("shift",), 0)
+        return self
+
+
+class WindowAttentionAttrs(WindowAttrs):
     attention_dropout: float = 0.0
     dropout: float = 0.0
     qkv_bias: bool = True
@@ -74,16 +87,13 @@ class WindowAttentionAttrs(Attrs):
 
     @model_validator(mode="after")
     def _domains(self) -> WindowAttentionAttrs:
-        check_range(self, ("heads",), 1)
-        check_range(self, ("window",), 1, MAX_WINDOW)
-        check_range(self, ("shift",), 0)
         for name in ("attention_dropout", "dropout"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"`{name}` (={getattr(self, name)}) must be between 0 and 1")
         return self
 
 
-def _window(a: WindowAttentionAttrs | SwinBlockAttrs) -> tuple[tuple[int, int], tuple[int, int]]:
+def _window(a: WindowAttrs) -> tuple[tuple[int, int], tuple[int, int]]:
     """Window and shift sizes (height, width); a shift must be smaller than its window."""
     w = tuple_of(a.window, 2, "window")
     s = tuple_of(a.shift, 2, "shift")
@@ -105,7 +115,7 @@ def _shifts(x: Shape, a: WindowAttentionAttrs) -> tuple[int, int]:
                  zip(window, _padded(x, window), shift))  # type: ignore[return-value]
 
 
-def _window_attention_infer(op: str, x: Shape, a: WindowAttentionAttrs | SwinBlockAttrs) -> Shape:
+def _window_attention_infer(op: str, x: Shape, a: WindowAttrs) -> Shape:
     """A channels-last map whose channels the heads divide; the output has its shape."""
     channels_last(op, x)
     if x[2] % a.heads:
@@ -602,24 +612,18 @@ register(OpDef(
 # ------------------------------------------------------------------ Swin v2 block
 
 
-class SwinBlockAttrs(Attrs):
-    heads: int
-    window: IntOrTuple
-    shift: IntOrTuple = 0
+class SwinBlockAttrs(WindowAttrs):
+    """The MLP's width, int(C x ``mlp_ratio``), is checked by the shape rule."""
+
     sd: float = 0.0
     mlp_ratio: float = 4.0
     eps: float = 1e-5
 
     @model_validator(mode="after")
     def _block_domains(self) -> SwinBlockAttrs:
-        check_range(self, ("heads",), 1)
-        check_range(self, ("window",), 1, MAX_WINDOW)
-        check_range(self, ("shift",), 0)
         if not 0.0 <= self.sd <= 1.0:
             raise ValueError(f"`sd` (={self.sd}) must be between 0 and 1")
         check_positive_float(self, "mlp_ratio", "eps")
-        if self.mlp_ratio > MAX_WINDOW:
-            raise ValueError(f"`mlp_ratio` (={self.mlp_ratio}) must be at most {MAX_WINDOW}")
         return self
 
 
