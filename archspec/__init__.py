@@ -11,23 +11,23 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from archspec.diagnostics import ArchspecError, Diagnostic
-from archspec.extras import MissingExtra, require
-from archspec.ir import Spec
-from archspec.syntax.loader import load, loads
+from archspec.lang.diagnostics import ArchspecError, Diagnostic
+from archspec.lang.extras import MissingExtra, require
+from archspec.lang.ir import Spec
+from archspec.lang.syntax.loader import load, loads
+from archspec.lang.version import __version__
 
 if TYPE_CHECKING:
-    from archspec.analysis.report import Report
-    from archspec.graph import Graph
+    from archspec.lang.network import Graph
+    from archspec.views.report import Report
 
-__version__ = "0.1.0"
 __all__ = ["ArchspecError", "Diagnostic", "MissingExtra", "Spec", "load", "loads", "expand",
            "analyze", "to_torch", "export_onnx", "__version__"]
 
 
 def expand(spec: Spec) -> Graph:
     """Expand blocks, repeats and conditions of ``spec`` into a flat, shape-checked graph."""
-    from archspec.expander import expand as _expand
+    from archspec.lang.expander import expand as _expand
 
     return _expand(spec)
 
@@ -37,7 +37,7 @@ def analyze(spec: Spec, batch: int = 1, **options: Any) -> Report:
 
     ``options``: ``dtype`` (float32|float16|bfloat16), ``convention`` (see docs/conventions.md).
     """
-    from archspec.analysis.report import analyze as _analyze
+    from archspec.views.report import analyze as _analyze
 
     return _analyze(spec, batch=batch, **options)
 

@@ -25,8 +25,8 @@ import numpy as np
 import torch
 
 import archspec
-from archspec.syntax.loader import with_input_shapes
-from archspec.train import TrainConfig, Trainer, autocast, batches, pick_device
+from archspec.lang.syntax.loader import with_input_shapes
+from archspec.training.loop import TrainConfig, Trainer, autocast, batches, pick_device
 
 ROOT = Path(__file__).resolve().parent.parent
 

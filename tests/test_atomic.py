@@ -10,7 +10,7 @@ import pytest
 from conftest import SPECS
 from test_errors import run_cli
 
-from archspec.atomic import atomic_file
+from archspec.files.atomic import atomic_file
 
 SPEC = SPECS / "examples" / "cnn1.arch"
 

@@ -10,9 +10,9 @@ from torch import nn
 
 import archspec
 from archspec.backends.eject import eject
-from archspec.diagnostics import ArchspecError
-from archspec.syntax.printer import to_text
-from archspec.syntax.yaml_form import to_yaml
+from archspec.lang.diagnostics import ArchspecError
+from archspec.lang.syntax.printer import to_text
+from archspec.lang.syntax.yaml_form import to_yaml
 
 SPEC = """network t
 input x: [5, 4]

@@ -157,7 +157,7 @@ def test_main_returns_normally_on_success(capsys, monkeypatch) -> None:
 
 
 def test_docs_ops_md_is_generated_from_the_registry() -> None:
-    from archspec.ops.reference import markdown
+    from archspec.views.ops_reference import markdown
 
     assert (ROOT / "docs" / "ops.md").read_text() == markdown() + "\n"
 

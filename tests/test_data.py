@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from archspec.data import SHAPES, FolderPipeline, ImageFiles, ShapesDataset
+from archspec.training.data import SHAPES, FolderPipeline, ImageFiles, ShapesDataset
 
 
 def _reference_image(ds: ShapesDataset, i: int) -> torch.Tensor:
@@ -84,11 +84,11 @@ def test_an_image_declaring_too_many_pixels_is_skipped_before_decoding(tmp_path,
     """A PNG whose header declares more pixels than the limit never reaches the decoder."""
     from PIL import Image
 
-    import archspec.data
+    import archspec.training.data
 
     (tmp_path / "a").mkdir()
     Image.new("L", (300, 200)).save(tmp_path / "a" / "wide.png")
-    monkeypatch.setattr(archspec.data, "MAX_IMAGE_PIXELS", 300 * 200 - 1)
+    monkeypatch.setattr(archspec.training.data, "MAX_IMAGE_PIXELS", 300 * 200 - 1)
     img, _ = ImageFiles(tmp_path, (1, 8, 8))[0]
     assert img is None
     assert "declares 300x200 pixels" in capsys.readouterr().err

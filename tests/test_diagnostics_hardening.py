@@ -9,10 +9,16 @@ import re
 import pytest
 
 from archspec import cli
-from archspec.diagnostics import MAX_ERRORS, QUOTE_CONTEXT, ArchspecError, Diagnostic, printable
-from archspec.expander import expand
-from archspec.source import SourceFile, Span
-from archspec.syntax.loader import loads
+from archspec.lang.diagnostics import (
+    MAX_ERRORS,
+    QUOTE_CONTEXT,
+    ArchspecError,
+    Diagnostic,
+    printable,
+)
+from archspec.lang.expander import expand
+from archspec.lang.source import SourceFile, Span
+from archspec.lang.syntax.loader import loads
 
 HEAD = "network n\ninput x: 3x8x8\n"
 # Characters that must never reach a terminal raw (newline is the renderer's own).

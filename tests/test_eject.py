@@ -18,7 +18,7 @@ from torch import nn
 import archspec
 from archspec.backends.eject import ClassDef, Step, Writer, eject, merge
 from archspec.backends.naming import Namespace
-from archspec.diagnostics import ArchspecError
+from archspec.lang.diagnostics import ArchspecError
 from archspec.ops import Module
 
 
@@ -29,7 +29,7 @@ def _load_source(text: str) -> types.ModuleType:
     return module
 
 
-def _assert_same_network(spec: archspec.ir.Spec, text: str | None = None) -> nn.Module:
+def _assert_same_network(spec: archspec.lang.ir.Spec, text: str | None = None) -> nn.Module:
     """The ejected source builds, seeded, the compiled spec: same state_dict, same outputs."""
     torch.manual_seed(0)
     ejected = _load_source(eject(spec) if text is None else text).build().eval()

@@ -14,7 +14,7 @@ import archspec
 from archspec.backends.eject import MAX_PROBED_PARAMS, eject
 
 
-def _network(spec: archspec.ir.Spec) -> type:
+def _network(spec: archspec.lang.ir.Spec) -> type:
     """The ejected network class (what the generated ``build()`` returns)."""
     return inspect.signature(_load_source(eject(spec)).build).return_annotation
 

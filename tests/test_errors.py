@@ -58,7 +58,7 @@ def test_every_code_in_the_source_is_in_the_table_and_docs() -> None:
     generated from it, and every code the source raises is listed."""
     import re
 
-    from archspec.diagnostics import CODES, codes_markdown
+    from archspec.lang.diagnostics import CODES, codes_markdown
 
     used = set()
     for path in (ROOT / "archspec").rglob("*.py"):
@@ -68,7 +68,7 @@ def test_every_code_in_the_source_is_in_the_table_and_docs() -> None:
 
 
 def test_an_unlisted_code_is_a_bug() -> None:
-    from archspec.diagnostics import Diagnostic
+    from archspec.lang.diagnostics import Diagnostic
 
     with pytest.raises(ValueError, match="not in diagnostics.CODES"):
         Diagnostic("E999", "no such code")

@@ -16,7 +16,7 @@ from conftest import ALL_SPECS, SPECS
 from mutants import Mutant, mutants
 
 import archspec
-from archspec.syntax.yaml_form import to_yaml
+from archspec.lang.syntax.yaml_form import to_yaml
 
 LIMIT_S = 2
 SHORT = {"arch": 600, "yaml": 300}

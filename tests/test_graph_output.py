@@ -171,7 +171,7 @@ def _hostile_spec() -> archspec.Spec:
 def test_dot_cluster_labels_stay_inside_their_strings() -> None:
     from test_hostile_codegen import _DOT_LINES, _DOT_STRING
 
-    from archspec.analysis.drawing import draw
+    from archspec.views.drawing import draw
 
     text = draw(_hostile_spec(), "dot", None).decode()
     for line in text.split("\n"):
@@ -181,7 +181,7 @@ def test_dot_cluster_labels_stay_inside_their_strings() -> None:
 
 def test_html_page_keeps_hostile_names_as_text(browser, tmp_path) -> None:
     """Names with markup and script-ending text reach the page as text only."""
-    from archspec.analysis.drawing import draw
+    from archspec.views.drawing import draw
 
     name = HOSTILE
     out = tmp_path / "h.html"

@@ -21,11 +21,11 @@ import torch
 from test_errors import run_cli
 
 import archspec
-from archspec.analysis.diagram import dot, dot_string, folded, mermaid, mermaid_text
 from archspec.backends.eject import docstring, eject
-from archspec.diagnostics import ArchspecError
-from archspec.expander import expand
-from archspec.graph import Graph
+from archspec.lang.diagnostics import ArchspecError
+from archspec.lang.expander import expand
+from archspec.lang.network import Graph
+from archspec.views.diagram import dot, dot_string, folded, mermaid, mermaid_text
 
 PAYLOAD = "__import__('os').system('touch PWNED')"
 UNDOTTED = "getattr(__import__('os'), 'system')('touch PWNED')"  # for a file stem or a label
@@ -50,7 +50,7 @@ def _import(source: str, path: Path) -> ModuleType:
     return module
 
 
-def _assert_safe_and_same(spec: archspec.ir.Spec, tmp_path: Path) -> str:
+def _assert_safe_and_same(spec: archspec.lang.ir.Spec, tmp_path: Path) -> str:
     """Import and run the ejected source and the fx module; both equal, nothing run."""
     source = eject(spec)
     compiled = archspec.to_torch(spec).eval()

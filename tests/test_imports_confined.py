@@ -10,8 +10,8 @@ import pytest
 
 import archspec
 from archspec.cli import main
-from archspec.diagnostics import ArchspecError
-from archspec.syntax import loader
+from archspec.lang.diagnostics import ArchspecError
+from archspec.lang.syntax import loader
 
 BLOCK = "block two(c: int) { conv2d(c, 1) -> relu }\n"
 SECRET = "password = hunter2-do-not-print"

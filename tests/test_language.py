@@ -6,11 +6,11 @@ import pytest
 from conftest import ALL_SPECS, SPECS, TWO_TOWER, spec_id
 
 import archspec
-from archspec.syntax.printer import to_text
-from archspec.syntax.yaml_form import to_yaml
+from archspec.lang.syntax.printer import to_text
+from archspec.lang.syntax.yaml_form import to_yaml
 
 
-def _graph(text: str, **overrides: object) -> archspec.graph.Graph:
+def _graph(text: str, **overrides: object) -> archspec.lang.network.Graph:
     return archspec.expand(archspec.loads(text, **overrides))
 
 
@@ -173,10 +173,10 @@ EXPRESSIONS = ["1 + 2 * 3", "2 ** 3 ** 2", "-2 ** 2", "not 1 == 2", "not 1 and 0
 
 @pytest.mark.parametrize("text", EXPRESSIONS)
 def test_expressions_evaluate_like_python_and_print_back(text: str) -> None:
-    from archspec.evaluate import Evaluator
-    from archspec.source import SourceFile
-    from archspec.syntax.printer import expr
-    from archspec.syntax.to_ir import parse
+    from archspec.lang.exprs import Evaluator
+    from archspec.lang.source import SourceFile
+    from archspec.lang.syntax.printer import expr
+    from archspec.lang.syntax.to_ir import parse
 
     node = parse(SourceFile("e", text), start="expr")
     python = eval(text.replace("true", "True").replace("false", "False"))  # noqa: S307
@@ -254,11 +254,11 @@ def test_language_doc_examples_are_valid_specs(example: str) -> None:
 def test_every_dispatch_table_covers_its_ir_union() -> None:
     """Expander, printer and YAML writer look rules up by IR class and fail loudly on a class
     they lack; here every table must name exactly the members of its union."""
-    from archspec import ir
-    from archspec.expander import ELEMENTS as EXPAND
-    from archspec.syntax.printer import ELEMENTS as PRINT
-    from archspec.syntax.printer import EXPRS
-    from archspec.syntax.yaml_form import ELEMENTS as YAML
+    from archspec.lang import ir
+    from archspec.lang.expander import ELEMENTS as EXPAND
+    from archspec.lang.syntax.printer import ELEMENTS as PRINT
+    from archspec.lang.syntax.printer import EXPRS
+    from archspec.lang.syntax.yaml_form import ELEMENTS as YAML
 
     for table in (EXPAND, PRINT, YAML):
         assert set(table) == ir.members(ir.Element)

@@ -8,12 +8,12 @@ from typing import Any
 
 import pytest
 
-from archspec import evaluate, expander, ir, limits
-from archspec.diagnostics import ArchspecError
-from archspec.evaluate import Evaluator
-from archspec.expander import Expander, expand
-from archspec.syntax.loader import loads
-from archspec.syntax.yaml_form import to_yaml
+from archspec.lang import expander, exprs, ir, limits
+from archspec.lang.diagnostics import ArchspecError
+from archspec.lang.expander import Expander, expand
+from archspec.lang.exprs import Evaluator
+from archspec.lang.syntax.loader import loads
+from archspec.lang.syntax.yaml_form import to_yaml
 
 HEAD = "input x: 3x8x8\n"
 FLAT = "input x: 3x8x8\nflatten\n"
@@ -93,7 +93,7 @@ def test_for_counts_iterations(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_expression_work_in_loops_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(evaluate, "MAX_WORK", 100_000)
+    monkeypatch.setattr(exprs, "MAX_WORK", 100_000)
     text = fails(HEAD + "for i in range(1000) { if len([i] * 999) < 0 { relu } }\n", "E707")
     assert "100,000 units" in text
 

@@ -13,7 +13,7 @@ import torch
 from conftest import ROOT
 from test_errors import run_cli
 
-from archspec import extras
+from archspec.lang import extras
 
 BUILDERS = ("check", "expand", "graph", "compile", "export", "train", "bench")
 

@@ -46,7 +46,7 @@ def _session(model: onnx.ModelProto) -> ort.InferenceSession:
                                 providers=["CPUExecutionProvider"])
 
 
-def _calibrated(spec: archspec.Spec, graph: archspec.graph.Graph) -> torch.nn.Module:
+def _calibrated(spec: archspec.Spec, graph: archspec.lang.network.Graph) -> torch.nn.Module:
     """The compiled spec with BatchNorm running statistics from one batch of random input, so
     that activations keep a sane scale through deep freshly initialised networks (as in a
     trained one) and a 1e-4 tolerance means something."""

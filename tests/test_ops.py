@@ -19,10 +19,10 @@ from torchvision.ops import stochastic_depth
 
 from archspec.analysis.passes import receptive_fields
 from archspec.backends.torch import to_torch
-from archspec.diagnostics import ArchspecError
-from archspec.expander import expand
+from archspec.lang.diagnostics import ArchspecError
+from archspec.lang.expander import expand
+from archspec.lang.syntax.loader import loads
 from archspec.ops import REGISTRY, Ctx
-from archspec.syntax.loader import loads
 
 # (op call, input shape per sample) - at least one case per registered op.
 CASES: list[tuple[str, tuple[int, ...]]] = [

@@ -16,7 +16,7 @@ from torchvision.models import swin_transformer as tv_swin
 
 import archspec
 from archspec.backends.onnx import to_onnx
-from archspec.diagnostics import ArchspecError
+from archspec.lang.diagnostics import ArchspecError
 
 # (op call, per-sample (H, W, C) input, torchvision module factory (dim) and ONNX opsets): small
 # maps that pad to whole windows, shift, and leave a side one window covers (no shift there).

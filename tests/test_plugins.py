@@ -20,7 +20,7 @@ from conftest import ROOT
 from test_eject import _load_source
 
 import archspec
-from archspec.ops import plugins
+from archspec.lang import plugins
 
 SPEC = """network lecun
 input x: 3x16x16
@@ -49,7 +49,7 @@ SCRIPT = """
 import json, types
 import torch
 from archspec.cli import main
-from archspec.ops.reference import markdown
+from archspec.views.ops_reference import markdown
 
 def run(*args):
     try:

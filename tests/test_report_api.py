@@ -16,7 +16,7 @@ import archspec
 
 
 @pytest.fixture(scope="module")
-def resnet18() -> archspec.analysis.report.Report:
+def resnet18() -> archspec.views.report.Report:
     return archspec.analyze(archspec.load(ROOT / "specs" / "resnet18.arch"))
 
 

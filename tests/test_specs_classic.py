@@ -12,7 +12,7 @@ from torch import nn
 import archspec
 
 
-def _report(rel: str, **overrides: object) -> archspec.analysis.report.Report:
+def _report(rel: str, **overrides: object) -> archspec.views.report.Report:
     return archspec.analyze(archspec.load(SPECS / rel, **overrides))
 
 

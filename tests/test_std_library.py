@@ -12,8 +12,8 @@ from conftest import ALL_SPECS, SPECS
 from test_errors import run_cli
 
 import archspec
-from archspec.syntax import loader
-from archspec.syntax.loader import std_root
+from archspec.lang.syntax import loader
+from archspec.lang.syntax.loader import std_root
 
 
 def test_std_is_the_repository_library() -> None:

@@ -15,7 +15,7 @@ from conftest import ROOT
 from test_errors import run_cli
 
 from archspec.cli import _split_top
-from archspec.syntax import loader
+from archspec.lang.syntax import loader
 
 FAMILY = str(ROOT / "specs" / "examples" / "resnet_family.arch")
 PUBLISHED_MACS = {18: 1_814_073_344, 34: 3_663_761_408}

@@ -132,7 +132,7 @@ def test_auxiliary_heads_add_weighted_losses() -> None:
     """A spec with `output out, aux`: the loss is CE(out) + w * CE(aux), as torchvision's
     reference training computes it for GoogLeNet/Inception-v3; accuracy reads `out` only."""
     import archspec
-    from archspec.train import loss_of
+    from archspec.training.loop import loss_of
 
     model = archspec.to_torch(archspec.loads(AUX))
     x, y = torch.randn(5, 1, 12, 12), torch.tensor([0, 1, 2, 3, 0])
@@ -155,7 +155,7 @@ def test_train_a_spec_with_an_auxiliary_output(tmp_path, capsys) -> None:
 def test_lr_schedules_against_torch_schedulers() -> None:
     """Cosine without warm-up equals torch's CosineAnnealingLR (eta_min 0), step equals
     StepLR(gamma 0.1); a warm-up rises linearly to the peak, then the cosine starts at 1."""
-    from archspec.train import lr_factor
+    from archspec.training.loop import lr_factor
 
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     cosine = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=50)
@@ -179,7 +179,7 @@ def test_lr_schedules_against_torch_schedulers() -> None:
 def test_weight_decay_spares_norms_and_biases() -> None:
     """One SGD step with zero gradients: kernels shrink by (1 - lr * wd), as torch's SGD
     defines its decay; batch-norm scales and shifts and biases stay as they were."""
-    from archspec.train import param_groups
+    from archspec.training.loop import param_groups
 
     model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4),
                                 torch.nn.Flatten(), torch.nn.Linear(4, 2))
@@ -196,7 +196,7 @@ def test_weight_decay_spares_norms_and_biases() -> None:
 
 
 def test_label_smoothing_and_top_k_against_their_definitions() -> None:
-    from archspec.train import correct_top, loss_of
+    from archspec.training.loop import correct_top, loss_of
 
     torch.manual_seed(0)
     logits, y = torch.randn(64, 10), torch.randint(0, 10, (64,))
@@ -214,7 +214,7 @@ def test_gradient_clipping_bounds_the_first_update(tmp_path) -> None:
     """SGD's first step moves the weights by lr x gradient: with --clip-grad c the update's
     global norm is lr x c."""
     import archspec
-    from archspec.train import TrainConfig, Trainer, batches
+    from archspec.training.loop import TrainConfig, Trainer, batches
 
     spec = archspec.load(SPECS / "examples" / "cnn3.arch", size=16)
     cfg = TrainConfig(samples=40, batch_size=8, optimizer="sgd", lr=0.5, weight_decay=0.0,
@@ -253,7 +253,7 @@ def test_image_folder_without_torchvision_names_the_extra(tmp_path, capsys, monk
 
 def test_without_tensorboard_the_run_says_so_and_writes_json_and_csv(tmp_path,
                                                                      monkeypatch) -> None:
-    from archspec.train_log import Metrics, RunLog
+    from archspec.training.log import Metrics, RunLog
 
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)
     said: list[str] = []

@@ -35,11 +35,11 @@ from torchvision.models.regnet import BlockParams
 from zoo_models import FULL, SEEDED_INIT_DIFFERS, SPECS, TORCHVISION, ZOO, ZooModel
 
 import archspec
-from archspec.analysis.report import Report
 from archspec.backends.eject import eject
 from archspec.backends.onnx import to_onnx
-from archspec.graph import Graph
-from archspec.syntax.loader import with_input_shapes
+from archspec.lang.network import Graph
+from archspec.lang.syntax.loader import with_input_shapes
+from archspec.views.report import Report
 
 
 def _spec(model: ZooModel, size: int | None = None) -> archspec.Spec:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from archspec.analysis.conventions import CONVENTIONS
-from archspec.graph import Graph
+from archspec.lang.network import Graph
 from archspec.ops import REGISTRY, Cost, Ctx
 from archspec.ops.base import numel
 

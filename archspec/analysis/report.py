@@ -1,4 +1,6 @@
-"""The analysis report: per-layer rows, per-block subtotals, totals, and its three renderings."""
+"""The analysis of a network: per-layer rows, per-block subtotals and totals, with its JSON form.
+
+The text and Markdown tables of the same numbers are views (archspec/views/report.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +10,12 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from archspec import ir
 from archspec.analysis import passes
 from archspec.analysis.conventions import CONVENTIONS
-from archspec.diagnostics import Diagnostic
-from archspec.expander import expand
-from archspec.graph import Graph
+from archspec.lang import ir
+from archspec.lang.diagnostics import Diagnostic
+from archspec.lang.expander import expand
+from archspec.lang.network import Graph
 from archspec.ops.base import Cost, numel
 
 METRICS = ("params", "buffers", "macs", "flops", "activation_bytes")
@@ -48,8 +50,9 @@ class Row:
 
 
 @dataclass(repr=False)
-class Report:
-    """Everything ``archspec check`` prints; ``print(report)`` prints the table.
+class Analysis:
+    """Everything ``archspec check`` prints, as numbers (the tables are
+    :class:`archspec.views.report.Report`, a subclass).
 
     ``to_dict()`` is the documented JSON contract. With ``symbolic_batch`` the batch is the
     name ``N`` in shapes (counts are for N=1)."""
@@ -67,25 +70,9 @@ class Report:
     params: dict[str, Any] = field(default_factory=dict)
     symbolic_batch: bool = False
 
-    def __str__(self) -> str:
-        return self.to_table()
-
     def __repr__(self) -> str:
-        return (f"<Report {self.network}: {self.totals['params']:,} params, "
+        return (f"<{type(self).__name__} {self.network}: {self.totals['params']:,} params, "
                 f"{self.totals['macs']:,} MACs ({self.convention})>")
-
-    def to_table(self, depth: int | None = 3) -> str:
-        """The terminal table of ``archspec check``, blocks folded below ``depth`` levels
-        (``None``: every layer; 0: the network as one row)."""
-        from archspec.analysis.render import table
-
-        return table(self, depth)
-
-    def to_markdown(self, depth: int | None = 3) -> str:
-        """The same rows as a GitHub-flavoured Markdown table, then the totals."""
-        from archspec.analysis.render import markdown
-
-        return markdown(self, depth)
 
     def shape(self, dims: list[int]) -> list[int | str]:
         """A shape with its batch dimension as the name ``N`` when the batch is symbolic."""
@@ -145,7 +132,7 @@ class Report:
         return json.dumps(self.to_dict(depth), separators=(",", ":"))
 
 
-def visible_rows(report: Report, depth: int | None) -> Iterator[Row]:
+def visible_rows(report: Analysis, depth: int | None) -> Iterator[Row]:
     """Layer and block rows in source order, blocks before their contents, to ``depth`` levels.
 
     A block at the last visible level is shown as one subtotal row; at depth 0 the network
@@ -168,8 +155,8 @@ def visible_rows(report: Report, depth: int | None) -> Iterator[Row]:
 
 
 def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
-            convention: str = "torchvision", graph: Graph | None = None) -> Report:
-    """Run every pass over ``spec`` (or an already expanded ``graph``) and build a Report.
+            convention: str = "torchvision", graph: Graph | None = None) -> Analysis:
+    """Run every pass over ``spec`` (or an already expanded ``graph``) and build its Analysis.
 
     ``batch=None`` is a symbolic batch ``N``: shapes show ``N``, counts are for N=1."""
     symbolic = batch is None
@@ -196,7 +183,7 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
     totals.update(_other_tools_memory(layers))
     totals["estimated_total_bytes"] = (totals["input_bytes"] + totals["param_bytes"]
                                        + totals["torchinfo_forward_backward_bytes"])
-    return Report(
+    return Analysis(
         network=g.name, batch=batch, dtype=dtype, convention=convention,
         inputs={k: [batch, *s] for k, s in g.inputs.items()},
         outputs={k: [batch, *g.shape_of(v)] for k, v in g.outputs.items()},

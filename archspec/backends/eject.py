@@ -28,7 +28,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from archspec import ir
 from archspec.backends.naming import Namespace
 from archspec.backends.torch import (
     build_module,
@@ -37,12 +36,13 @@ from archspec.backends.torch import (
     may_overwrite_input,
     resolve,
 )
-from archspec.diagnostics import ArchspecError
-from archspec.expander import expand
-from archspec.graph import Graph
-from archspec.initializers import Init, block_plans, plan
+from archspec.lang import ir
+from archspec.lang.diagnostics import ArchspecError
+from archspec.lang.expander import expand
+from archspec.lang.initializers import Init, block_plans, plan
+from archspec.lang.network import Graph
+from archspec.lang.plugins import PLUGIN_ROOTS
 from archspec.ops import REGISTRY, Ctx, Function, Learned, Module
-from archspec.ops.plugins import PLUGIN_ROOTS
 
 HELPERS = "archspec.backends.modules."  # targets whose class source the ejected file carries
 
@@ -461,7 +461,7 @@ class Ejector:
 
     def inits(self) -> tuple[InitGroup, ...]:
         """The blocks' ``init`` rules (as each call completes), then the network's, as
-        :mod:`archspec.initializers` resolves them. The network's constructor applies them all
+        :mod:`archspec.lang.initializers` resolves them. The network's constructor applies them all
         once every layer exists, so the same seed draws other numbers than `compile`'s build,
         where a block initialises its layers as soon as it is built."""
         planned = [*(item for block in block_plans(self.graph)
@@ -862,7 +862,7 @@ def _probes(value: Any) -> tuple[Any, ...]:
 def _probe(spec: ir.Spec, name: str, value: Any) -> list[ClassDef] | None:
     """The classes of ``spec`` with parameter ``name`` set to ``value``, or None when that
     value is not valid for the spec."""
-    from archspec.syntax.loader import with_overrides
+    from archspec.lang.syntax.loader import with_overrides
 
     try:
         probed = with_overrides(spec, {name: value})

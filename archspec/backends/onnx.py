@@ -17,7 +17,6 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from archspec import __version__, ir
 from archspec.analysis.report import analyze
 from archspec.backends.onnx_file import (
     EXTERNAL_ABOVE,
@@ -28,9 +27,11 @@ from archspec.backends.onnx_file import (
     write_inline,
 )
 from archspec.backends.weights import checked_state, read_checkpoint
-from archspec.diagnostics import error
-from archspec.expander import expand
-from archspec.graph import Graph, OpNode
+from archspec.lang import ir
+from archspec.lang.diagnostics import error
+from archspec.lang.expander import expand
+from archspec.lang.network import Graph, OpNode
+from archspec.lang.version import __version__
 from archspec.ops import REGISTRY, Ctx, ShapeError
 
 

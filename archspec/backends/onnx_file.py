@@ -22,7 +22,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from archspec.atomic import atomic_file
+from archspec.files.atomic import atomic_file
 
 #: Above this many bytes of weights, export writes ONNX external data (2 GiB less 64 MiB of
 #: room for the graph itself).

@@ -2,9 +2,9 @@
 int8 activations with MinMax ranges) calibrated on images, and a report of what it cost: file
 size, onnxruntime latency and top-1 agreement with the float model on held-out images.
 
-The calibration images are the built-in shapes at the spec's input size (``builtin``) or an
-image folder (decoded and resized as `archspec train` does, without augmentation). Of
-``samples`` images, the first three quarters calibrate and the rest are held out.
+The caller hands the images in (archspec/training/data.py makes them from the built-in shapes
+or an image folder): of the ``samples`` images, the first three quarters calibrate and the rest
+are held out.
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-from archspec import ir
 
 
 @dataclass
@@ -46,28 +44,6 @@ class QuantReport:
                 f"({self.float_latency / self.int8_latency:.2f}x faster)",
                 f"top-1 agreement with the float model: {self.agreement:.4f} on "
                 f"{self.held_out} held-out images ({self.calibrated} calibrated)"]
-
-
-def calibration_images(spec: ir.Spec, source: str, samples: int, seed: int = 0) -> np.ndarray:
-    """``samples`` float32 images ``(N, C, H, W)`` in [0, 1]: the built-in shapes
-    (``source == "builtin"``) or the first images of a shuffled image folder."""
-    import torch
-
-    from archspec.data import FolderPipeline, ImageFiles, ShapesDataset
-    from archspec.train import io_shapes
-
-    shape, classes = io_shapes(spec)
-    if source == "builtin":
-        ds = ShapesDataset(samples, classes, shape, seed=seed)
-        draws = torch.stack([ds[i][0] for i in range(samples)])
-        labels = torch.tensor([ds[i][1] for i in range(samples)])
-        return ds.render(draws, labels).numpy()
-    folder = ImageFiles(source, shape)
-    order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed))
-    images = [img for img, _ in (folder[int(i)] for i in order[:samples]) if img is not None]
-    if len(images) < 2:
-        raise RuntimeError(f"{source}: fewer than 2 readable images to calibrate with")
-    return FolderPipeline()(torch.stack(images), torch.zeros(0), train=False).numpy()
 
 
 class _Reader:
@@ -116,7 +92,7 @@ def quantize_int8(float_model: Path, output: Path, images: np.ndarray, threads: 
     from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from archspec.atomic import atomic_file
+    from archspec.files.atomic import atomic_file
 
     split = max(1, len(images) * 3 // 4)
     calib, held = images[:split], images[split:] if len(images) > split else images

@@ -15,14 +15,14 @@ from typing import Any
 import torch
 from torch import fx, nn
 
-from archspec import ir
 from archspec.backends.naming import Namespace
-from archspec.diagnostics import error
-from archspec.expander import expand
-from archspec.graph import Graph, OpNode, valid_label
-from archspec.initializers import BlockPlan, Init, block_plans, plan
+from archspec.lang import ir
+from archspec.lang.diagnostics import error
+from archspec.lang.expander import expand
+from archspec.lang.initializers import BlockPlan, Init, block_plans, plan
+from archspec.lang.network import Graph, OpNode, valid_label
+from archspec.lang.plugins import PLUGIN_ROOTS
 from archspec.ops import REGISTRY, Ctx, Learned, Module, ShapeError, TorchCall
-from archspec.ops.plugins import PLUGIN_ROOTS
 
 # Where a torch rule's qualified names may point: nothing else is ever imported by name.
 ALLOWED_ROOTS = ("torch", "operator", "builtins", "archspec.backends.modules")
@@ -64,14 +64,14 @@ def lower(node: OpNode, inplace: bool = False) -> TorchCall:
 
 def allowed(target: str) -> bool:
     """Whether a torch rule's qualified name is under :data:`ALLOWED_ROOTS` or a plugin
-    package (ops/plugins.py): nothing else is ever imported or written by name."""
+    package (lang/plugins.py): nothing else is ever imported or written by name."""
     roots = (*ALLOWED_ROOTS, *sorted(PLUGIN_ROOTS))
     return any(target == r or target.startswith(r + ".") for r in roots)
 
 
 def resolve(target: str) -> Any:
     """The object a qualified name (``torch.nn.Conv2d``, ``operator.add``) names; only names
-    under :data:`ALLOWED_ROOTS` or a plugin package (ops/plugins.py) resolve."""
+    under :data:`ALLOWED_ROOTS` or a plugin package (lang/plugins.py) resolve."""
     if not allowed(target):
         raise ValueError(f"torch rule target {target!r} is outside {ALLOWED_ROOTS} and the "
                          "plugin packages")
@@ -100,8 +100,8 @@ _BARE_MODULE = nn.Module()  # its attributes (forward, training, ...) are reserv
 def check_module_path(node: OpNode) -> None:
     """A layer path PyTorch can hold: no part may be a Python keyword (fx would write
     ``self.class``) or an ``nn.Module`` attribute (``forward``, ``training``), nor text that fx
-    cannot write as source (:func:`archspec.graph.valid_label`; the expander checks labels too,
-    this guards graphs built by other means)."""
+    cannot write as source (:func:`archspec.lang.network.valid_label`; the expander checks
+    labels too, this guards graphs built by other means)."""
     for part in node.id.split("."):
         if keyword.iskeyword(part) or hasattr(_BARE_MODULE, part):
             raise error("E503", f"`{part}` in `{node.id}` cannot name a PyTorch module",

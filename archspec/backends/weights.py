@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from archspec import ir
-from archspec.diagnostics import ArchspecError, Diagnostic, error
-from archspec.graph import Graph
-from archspec.source import Span
+from archspec.lang import ir
+from archspec.lang.diagnostics import ArchspecError, Diagnostic, error
+from archspec.lang.network import Graph
+from archspec.lang.source import Span
 
 
 def bad_checkpoint(path: str | Path, reason: str, spec: ir.Spec) -> ArchspecError:

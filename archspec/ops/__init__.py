@@ -2,7 +2,7 @@
 
 To add a layer kind: add an ``OpDef`` to the family file (or a new file imported here) and a
 case to tests/test_ops.py. Other packages add theirs through the ``archspec.ops`` entry-point
-group (ops/plugins.py), loaded when a name is not a built-in op or when the ops are listed.
+group (lang/plugins.py), loaded when a name is not a built-in op or when the ops are listed.
 """
 
 from archspec.ops import (  # noqa: F401  (registers)

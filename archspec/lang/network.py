@@ -1,0 +1,98 @@
+"""The expanded network: a flat DAG of op nodes with dotted names, in topological order."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from archspec.lang.source import Span
+from archspec.ops.base import Attrs, Shape
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from archspec.lang.diagnostics import Diagnostic
+
+
+def valid_label(text: str) -> bool:
+    """Whether ``text`` may name a layer or scope (one part of a dotted path): not empty, no
+    dot, printable, no quote or backslash (generated code quotes names), and unchanged by NFKC
+    (Python would read ``ﬁ`` as ``fi``)."""
+    import unicodedata
+
+    return (text != "" and "." not in text and text.isprintable() and '"' not in text
+            and "\\" not in text and unicodedata.normalize("NFKC", text) == text)
+
+
+@dataclass(frozen=True)
+class OpNode:
+    """One layer instance. ``id`` is its dotted path (``layer2.0.conv1``), unique in the graph;
+    ``inputs`` are ids of producer nodes or graph-input names; shapes are per sample."""
+
+    id: str
+    op: str
+    attrs: Attrs
+    inputs: tuple[str, ...]
+    in_shapes: tuple[Shape, ...]
+    shape: Shape
+    span: Span
+    synthetic: bool = False
+
+
+@dataclass(frozen=True)
+class Scope:
+    """A named sub-network: a block call (``kind`` = block name, ``args`` its bound
+    parameters) or a labelled group (``kind`` = "group")."""
+
+    path: str
+    kind: str
+    span: Span
+    output: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Graph:
+    """Result of expansion. ``nodes`` is in creation order, which is a topological order."""
+
+    name: str
+    inputs: dict[str, Shape]
+    nodes: dict[str, OpNode] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)
+    scopes: dict[str, Scope] = field(default_factory=dict)
+    warnings: list[Diagnostic] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+    block_inits: list[tuple[str, Any, dict[str, Any]]] = field(default_factory=list)
+    """The ``init`` rules of block calls, in the order the calls were completed (inner ones
+    first): (the call's scope path, the rule, the call's environment)."""
+
+    def __iter__(self) -> Iterator[OpNode]:
+        return iter(self.nodes.values())
+
+    def __len__(self) -> int:
+        return len(self.nodes)
+
+    def shape_of(self, ref: str) -> Shape:
+        """Per-sample shape of a node id or a graph-input name."""
+        return self.nodes[ref].shape if ref in self.nodes else self.inputs[ref]
+
+    def consumers(self) -> dict[str, list[str]]:
+        """Map every value (node id or input) to the ids of the nodes that read it."""
+        out: dict[str, list[str]] = {k: [] for k in (*self.inputs, *self.nodes)}
+        for node in self.nodes.values():
+            for src in node.inputs:
+                out[src].append(node.id)
+        return out
+
+    def to_networkx(self) -> nx.DiGraph:
+        """A networkx view: nodes carry ``op`` and ``shape``; edges go producer -> consumer."""
+        import networkx as nx
+
+        g = nx.DiGraph(name=self.name)
+        for name, shape in self.inputs.items():
+            g.add_node(name, op="input", shape=shape)
+        for node in self.nodes.values():
+            g.add_node(node.id, op=node.op, shape=node.shape)
+            g.add_edges_from((src, node.id) for src in node.inputs)
+        return g

@@ -1,0 +1,273 @@
+"""Datasets for `archspec train`: a procedural built-in one, and image folders.
+
+Both are split in two halves so that the training device does the heavy, batched work:
+
+- a ``Dataset`` whose items are cheap to make on the CPU in DataLoader workers (the random draws
+  of a built-in image; the decoded, resized uint8 pixels of a file), collated into a batch;
+- a :class:`Pipeline` that turns the collated batch into float images on the training device,
+  a whole batch per tensor op (drawing the shapes; random resized crop and flip).
+
+The built-in dataset draws geometric shapes (one shape per class) at the spec's input size,
+deterministically from a seed, so training runs offline on a fresh machine. Image ``i`` of seed
+``s`` comes from its own generator seeded ``s * 1_000_003 + i``: the same image whichever batch,
+worker or device makes it (bit for bit on the CPU).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch.utils.data import Dataset, Subset, random_split
+
+from archspec.lang import ir
+from archspec.lang.expander import expand
+from archspec.lang.extras import missing_extra
+
+Mask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def _f32(value: torch.Tensor) -> torch.Tensor:
+    """A float64 radius expression rounded to float32, as Python scalars are when they meet a
+    float32 tensor (the arithmetic on the radius itself stays in double precision)."""
+    return value.float()
+
+
+SHAPES: tuple[tuple[str, Mask], ...] = (
+    ("disk", lambda x, y, r: x**2 + y**2 < _f32(r**2)),
+    ("square", lambda x, y, r: torch.maximum(x.abs(), y.abs()) < _f32(0.8 * r)),
+    ("triangle", lambda x, y, r: (y > _f32(-0.5 * r)) & (x.abs() < (_f32(r) - y) * 0.58)),
+    ("ring", lambda x, y, r: ((x**2 + y**2).sqrt() < _f32(r))
+     & ((x**2 + y**2).sqrt() > _f32(0.6 * r))),
+    ("plus", lambda x, y, r: ((x.abs() < _f32(r / 4)) & (y.abs() < _f32(r)))
+     | ((y.abs() < _f32(r / 4)) & (x.abs() < _f32(r)))),
+    ("cross", lambda x, y, r: (((x + y).abs() < _f32(r / 3)) & ((x - y).abs() < _f32(1.4 * r)))
+     | (((x - y).abs() < _f32(r / 3)) & ((x + y).abs() < _f32(1.4 * r)))),
+    ("hbar", lambda x, y, r: (y.abs() < _f32(r / 4)) & (x.abs() < _f32(r))),
+    ("vbar", lambda x, y, r: (x.abs() < _f32(r / 4)) & (y.abs() < _f32(r))),
+    ("diamond", lambda x, y, r: x.abs() + y.abs() < _f32(r)),
+    ("frame", lambda x, y, r: (torch.maximum(x.abs(), y.abs()) < _f32(0.8 * r))
+     & (torch.maximum(x.abs(), y.abs()) > _f32(0.5 * r))),
+)
+
+#: Random numbers per built-in image before its colour and noise: x, y, radius and 3 spare.
+_PARAMS = 6
+
+#: The most pixels an image file may declare (PIL's decompression-bomb threshold): larger
+#: files are skipped before decoding, so a small file cannot make a worker allocate gigabytes.
+MAX_IMAGE_PIXELS = 89_478_485
+
+
+def default_workers(processes: int = 1) -> int:
+    """DataLoader workers per training process: the CPU cores this process may use, less one
+    for the training loop itself, shared among ``processes`` processes, at most 16."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(16, (cores or 1) // max(processes, 1) - 1))
+
+
+class ShapesDataset(Dataset):
+    """``n`` images ``(C, H, W)`` in [0, 1] of ``classes`` shape kinds; label = index % classes.
+
+    An item is the image's random draws, float32 ``[6 + C + C*H*W]`` (position, size, colour,
+    noise), and its label; :meth:`render` draws a batch of them on any device.
+    """
+
+    def __init__(self, n: int, classes: int, shape: tuple[int, ...], seed: int = 0) -> None:
+        if len(shape) != 3:
+            raise RuntimeError(f"the built-in dataset makes images (C, H, W); the spec's input "
+                               f"is {list(shape)}: pass an image folder with --data")
+        self.n, self.classes, self.shape, self.seed = n, min(classes, len(SHAPES)), shape, seed
+        self.draws = _PARAMS + shape[0] + math.prod(shape)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        return torch.rand(self.draws, generator=g), i % self.classes
+
+    def render(self, draws: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Images ``(B, C, H, W)`` on ``draws``' device from draws ``(B, 6 + C + C*H*W)`` and
+        labels ``(B,)`` (any device): one tensor op per shape kind for the whole batch."""
+        c, h, w = self.shape
+        b, dev = draws.shape[0], draws.device
+        u = draws[:, :_PARAMS].double()
+        cx = ((u[:, 0] - 0.5) * 0.5).float().view(b, 1, 1)
+        cy = ((u[:, 1] - 0.5) * 0.5).float().view(b, 1, 1)
+        radius = (0.35 + 0.3 * u[:, 2]).view(b, 1, 1)
+        ys = torch.linspace(-1.0, 1.0, h).view(h, 1).expand(h, w).to(dev)
+        xs = torch.linspace(-1.0, 1.0, w).view(1, w).expand(h, w).to(dev)
+        mask = torch.empty(b, h, w, device=dev)
+        labels = labels.cpu()
+        for k in range(self.classes):
+            rows = (labels == k).nonzero().flatten().to(dev)
+            if rows.numel():
+                mask[rows] = SHAPES[k][1](xs - cx[rows], ys - cy[rows], radius[rows]).float()
+        colour = 0.5 + 0.5 * draws[:, _PARAMS:_PARAMS + c].view(b, c, 1, 1)
+        noise = 0.15 * draws[:, _PARAMS + c:].view(b, c, h, w)
+        return (mask[:, None] * colour + noise).clamp(0.0, 1.0)
+
+
+class Pipeline(Protocol):
+    """Turns a collated batch into model inputs on the device (see the module docstring)."""
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> torch.Tensor: ...
+
+
+class ShapesPipeline:
+    """Draws built-in images from their random draws, on the draws' device."""
+
+    def __init__(self, dataset: ShapesDataset) -> None:
+        self.dataset = dataset
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> torch.Tensor:
+        return self.dataset.render(x, y)
+
+
+class FolderPipeline:
+    """uint8 images ``(B, C, H, W)`` to float in [0, 1]; when training, a random resized crop
+    (scale 0.08-1 of the area, aspect 3/4-4/3) and a horizontal flip (p = 0.5) per image, all
+    in one ``affine_grid`` + ``grid_sample`` for the batch. Validation images pass unchanged."""
+
+    scale = (0.08, 1.0)
+    ratio = (3 / 4, 4 / 3)
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, train: bool) -> torch.Tensor:
+        x = x.float().div_(255.0)
+        if not train:
+            return x
+        return torch.nn.functional.grid_sample(
+            x, torch.nn.functional.affine_grid(self.crops(x.shape[0], x.device), list(x.shape),
+                                               align_corners=False),
+            mode="bilinear", padding_mode="border", align_corners=False)
+
+    def crops(self, b: int, device: torch.device) -> torch.Tensor:
+        """Affine maps ``(B, 2, 3)`` from output to input coordinates in [-1, 1]: a crop of
+        width ``sw`` and height ``sh`` (fractions of the image) at a random centre, mirrored in
+        x for half of the batch."""
+        area = torch.empty(b, device=device).uniform_(*self.scale)
+        log_ratio = torch.empty(b, device=device).uniform_(*map(math.log, self.ratio))
+        sw = (area * log_ratio.exp()).sqrt().clamp(max=1.0)
+        sh = (area / log_ratio.exp()).sqrt().clamp(max=1.0)
+        cx = (torch.rand(b, device=device) * 2 - 1) * (1 - sw)
+        cy = (torch.rand(b, device=device) * 2 - 1) * (1 - sh)
+        flip = torch.where(torch.rand(b, device=device) < 0.5, -1.0, 1.0)
+        theta = torch.zeros(b, 2, 3, device=device)
+        theta[:, 0, 0], theta[:, 0, 2] = sw * flip, cx
+        theta[:, 1, 1], theta[:, 1, 2] = sh, cy
+        return theta
+
+
+def _torchvision() -> Any:
+    try:
+        import torchvision
+    except ImportError:
+        raise missing_extra("--data (image decoding)", "vision") from None
+    return torchvision
+
+
+class ImageFiles(Dataset):
+    """An image folder (one sub-folder per class), decoded with torchvision.io and resized to
+    the spec's ``(C, H, W)``: items are uint8 ``(C, H, W)`` tensors, or None (with a warning on
+    stderr) for a file that cannot be decoded."""
+
+    def __init__(self, root: str | Path, shape: tuple[int, ...]) -> None:
+        tv = _torchvision()
+        if len(shape) != 3:
+            raise RuntimeError(f"--data reads images (C, H, W); the spec's input is "
+                               f"{list(shape)}")
+        self.classes, index = tv.datasets.folder.find_classes(str(root))
+        self.samples = tv.datasets.folder.make_dataset(
+            str(root), index, extensions=tv.datasets.folder.IMG_EXTENSIONS, allow_empty=False)
+        self.shape = shape
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int]:
+        from torchvision.io import ImageReadMode, decode_image, read_file
+        from torchvision.transforms.v2.functional import resize
+
+        path, label = self.samples[i]
+        c, h, w = self.shape
+        mode = ImageReadMode.GRAY if c == 1 else ImageReadMode.RGB
+        try:
+            _check_size(path)
+            with warnings.catch_warnings():  # torchvision 0.29 points at torchcodec on each call
+                warnings.simplefilter("ignore", DeprecationWarning)
+                img = decode_image(read_file(path), mode=mode)
+        except Exception as exc:  # any decoder error: report and skip the file
+            print(f"warning: skipping unreadable image {path}: {exc}", file=sys.stderr)
+            return None, label
+        return resize(img, [h, w], antialias=True), label
+
+
+def _check_size(path: str) -> None:
+    """Refuse a file whose header declares more than :data:`MAX_IMAGE_PIXELS` (read with PIL,
+    which parses the header only; a header PIL cannot read is left to the decoder)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
+        if isinstance(exc, Image.DecompressionBombError):
+            raise ValueError(f"it declares too many pixels ({exc})") from None
+        return
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ValueError(f"it declares {width}x{height} pixels, more than "
+                         f"{MAX_IMAGE_PIXELS:,}")
+
+
+def collate_skipping_unreadable(batch: list[tuple[Any, int]]) -> Any:
+    """Default collation without the samples whose image could not be read."""
+    from torch.utils.data import default_collate
+
+    kept = [(x, y) for x, y in batch if x is not None]
+    if not kept:
+        return None
+    return default_collate(kept)
+
+
+def split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset, Subset]:
+    """Train/val/test 7:2:1 with a fixed seed."""
+    n = len(dataset)  # type: ignore[arg-type]
+    n_train, n_val = math.floor(0.7 * n), math.floor(0.2 * n)
+    parts = random_split(dataset, [n_train, n_val, n - n_train - n_val],
+                         generator=torch.Generator().manual_seed(seed))
+    return parts[0], parts[1], parts[2]
+
+
+def io_shapes(spec: ir.Spec) -> tuple[tuple[int, ...], int]:
+    """The single input's per-sample shape and the number of outputs of the (first) head."""
+    graph = expand(spec)
+    if len(graph.inputs) != 1:
+        raise RuntimeError("`archspec train` needs a spec with exactly one input")
+    (shape,) = graph.inputs.values()
+    out_shape = graph.shape_of(next(iter(graph.outputs.values())))
+    return shape, out_shape[0]
+
+
+def calibration_images(spec: ir.Spec, source: str, samples: int, seed: int = 0) -> Any:
+    """``samples`` float32 numpy images ``(N, C, H, W)`` in [0, 1]: the built-in shapes
+    (``source == "builtin"``) or the first images of a shuffled image folder."""
+    import torch
+
+    shape, classes = io_shapes(spec)
+    if source == "builtin":
+        ds = ShapesDataset(samples, classes, shape, seed=seed)
+        draws = torch.stack([ds[i][0] for i in range(samples)])
+        labels = torch.tensor([ds[i][1] for i in range(samples)])
+        return ds.render(draws, labels).numpy()
+    folder = ImageFiles(source, shape)
+    order = torch.randperm(len(folder), generator=torch.Generator().manual_seed(seed))
+    images = [img for img, _ in (folder[int(i)] for i in order[:samples]) if img is not None]
+    if len(images) < 2:
+        raise RuntimeError(f"{source}: fewer than 2 readable images to calibrate with")
+    return FolderPipeline()(torch.stack(images), torch.zeros(0), train=False).numpy()

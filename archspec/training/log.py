@@ -1,0 +1,90 @@
+"""What `archspec train` writes beside its checkpoints: ``metrics.json`` (the whole history),
+``metrics.csv`` (one row per epoch) and TensorBoard event files under ``tensorboard/`` when
+the ``tensorboard`` package is installed (``pip install 'archspec[tensorboard]'``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from archspec.files.atomic import write_atomic
+
+#: Per-epoch series, in CSV column order after `epoch`.
+SERIES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_top5", "lr",
+          "images_per_s", "epoch_time_s")
+
+
+@dataclass
+class Metrics:
+    """The run's history: per-epoch lists (accuracies are top-1 fractions, ``val_top5`` the
+    top-5 fraction, ``lr`` the learning rate at the epoch's end, ``images_per_s`` the training
+    throughput, ``epoch_time_s`` training plus validation in seconds) and the final test."""
+
+    train_loss: list[float] = field(default_factory=list)
+    train_accuracy: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    val_accuracy: list[float] = field(default_factory=list)
+    val_top5: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    images_per_s: list[float] = field(default_factory=list)
+    epoch_time_s: list[float] = field(default_factory=list)
+    best_epoch: int | None = None
+    test_accuracy: float | None = None
+    test_top5: float | None = None
+
+    def add(self, row: dict[str, float]) -> None:
+        for key in SERIES:
+            getattr(self, key).append(row[key])
+
+    def csv_text(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["epoch", *SERIES])
+        for epoch in range(len(self.train_loss)):
+            writer.writerow([epoch + 1, *(_at(getattr(self, k), epoch) for k in SERIES)])
+        return buffer.getvalue()
+
+
+def _at(values: list[float], i: int) -> str:
+    return f"{values[i]:.6g}" if i < len(values) else ""
+
+
+class RunLog:
+    """Writes the metrics files into ``out`` (nothing when ``out`` is None)."""
+
+    def __init__(self, out: Path | None, log: Any) -> None:
+        self.out = out
+        self.writer: Any = None
+        if out is None:
+            return
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            log("note: no TensorBoard event files (the tensorboard package is not installed: "
+                "pip install 'archspec[tensorboard]'); metrics.json and metrics.csv are written")
+            return
+        self.writer = SummaryWriter(str(out / "tensorboard"))
+
+    def epoch(self, metrics: Metrics, epoch: int) -> None:
+        """Write the files after ``epoch`` (1-based) and its scalars to TensorBoard."""
+        if self.out is None:
+            return
+        self.files(metrics)
+        if self.writer is not None:
+            for key in SERIES:
+                self.writer.add_scalar(key, getattr(metrics, key)[-1], epoch)
+            self.writer.flush()
+
+    def files(self, metrics: Metrics) -> None:
+        if self.out is None:
+            return
+        write_atomic(self.out / "metrics.json", json.dumps(asdict(metrics), indent=2))
+        write_atomic(self.out / "metrics.csv", metrics.csv_text())
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,134 @@
+"""Text renderings of an Analysis: an indented table for terminals and a Markdown table."""
+
+from __future__ import annotations
+
+from archspec.analysis.conventions import CONVENTIONS
+from archspec.analysis.report import Analysis, Row, visible_rows
+
+_UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def human(n: float, suffix: str = "") -> str:
+    """``1_498_376_192`` -> ``1.50 G``; small numbers stay exact."""
+    for scale, unit in _UNITS:
+        if abs(n) >= scale:
+            return f"{n / scale:.2f} {unit}{suffix}"
+    return f"{n:,.0f} {suffix}".rstrip()
+
+
+def mb(n: int) -> str:
+    return f"{n / 1e6:,.2f} MB"
+
+
+def _shape(report: Analysis, dims: list[int]) -> str:
+    return "[" + ", ".join(map(str, report.shape(dims))) + "]"
+
+
+def is_dag(report: Analysis) -> bool:
+    """Whether the network is more than a chain: several inputs, or a layer that reads
+    anything but the layer before it."""
+    previous = tuple(report.inputs)
+    for layer in report.layers:
+        if layer.inputs != previous or len(previous) != 1:
+            return True
+        previous = (layer.name,)
+    return False
+
+
+def connections(rows: list[Row]) -> dict[str, str]:
+    """Per visible row, the visible rows (or graph inputs) it reads: an input folded into a
+    block is named by that block, a sibling by its own name (``branch1``, not
+    ``inception3a.branch1``)."""
+    names = {r.name for r in rows}
+
+    def shown(producer: str, row: str) -> str:
+        parts = producer.split(".")
+        name = next((".".join(parts[:k]) for k in range(len(parts), 0, -1)
+                     if ".".join(parts[:k]) in names), producer)
+        parent = row.rpartition(".")[0]
+        return name.removeprefix(parent + ".") if parent else name
+
+    return {r.name: ", ".join(dict.fromkeys(shown(i, r.name) for i in r.inputs))
+            for r in rows}
+
+
+def _rf(row: Row) -> str:
+    if row.receptive_field is None:
+        return ""
+    return f"{row.receptive_field}/{row.stride}"
+
+
+def table(report: Analysis, depth: int | None = 3) -> str:
+    """The terminal table: tree of layers with shapes, params, MACs, FLOPs, RF, then totals;
+    a DAG (not a chain) gets a "Connected to" column."""
+    visible = list(visible_rows(report, depth))
+    dag = is_dag(report)
+    links = connections(visible)
+    head = ("Layer", "Op", "Output shape", "Params", "MACs", "FLOPs", "RF/stride",
+            *(("Connected to",) if dag else ()))
+    rows = [head]
+    for r in visible:
+        name = "  " * r.depth + r.name.rsplit(".", 1)[-1] if r.depth else r.name
+        rows.append((name, r.op, _shape(report, r.output_shape),
+                     f"{r.params:,}" if r.params else "-", f"{r.macs:,}" if r.macs else "-",
+                     f"{r.flops:,}" if r.flops else "-", _rf(r),
+                     *((links[r.name],) if dag else ())))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
+    lines = [_title(report), rule]
+    for i, row in enumerate(rows):
+        cells = [c.ljust(w) if j < 3 or j > 6 else c.rjust(w)
+                 for j, (c, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if i == 0:
+            lines.append(rule)
+    lines += [rule, *_totals(report), rule]
+    return "\n".join(lines)
+
+
+def _title(report: Analysis) -> str:
+    ins = ", ".join(f"{k}: {_shape(report, v)}" for k, v in report.inputs.items())
+    batch = "batch N (counts for N=1)" if report.symbolic_batch else f"batch {report.batch}"
+    return f"{report.network}  ({ins}; {batch}; {report.dtype})"
+
+
+def _totals(report: Analysis) -> list[str]:
+    t = report.totals
+    outs = ", ".join(f"{k}: {_shape(report, v)}" for k, v in report.outputs.items())
+    return [
+        f"Total params: {t['params']:,} ({human(t['params'])})",
+        f"Trainable params: {t['trainable_params']:,}",
+        f"Non-trainable params: {t['non_trainable_params']:,}",
+        f"Buffers: {t['buffers']:,}",
+        f"MACs: {t['macs']:,} ({human(t['macs'])}MACs) [{report.convention}: "
+        f"{CONVENTIONS[report.convention].doc}]",
+        f"FLOPs: {t['flops']:,} ({human(t['flops'])}FLOPs) [archspec full count]",
+        f"Activation memory: {mb(t['activation_bytes'])} (sum of layer outputs), "
+        f"peak {mb(t['peak_activation_bytes'])} (inference, freeing dead tensors)",
+        f"Params size: {mb(t['param_bytes'])}; input size: {mb(t['input_bytes'])}; torchinfo "
+        f"forward/backward pass size: {mb(t['torchinfo_forward_backward_bytes'])}; fvcore "
+        f"activations: {t['fvcore_activations']:,}",
+        f"Estimated total size: {mb(t['estimated_total_bytes'])} (input + params + torchinfo "
+        "forward/backward pass size, as torchinfo defines it)",
+        *([f"Attention scores: {mb(t['attention_bytes'])} over all attention layers "
+           "(batch x heads x queries x keys each; the peak counts each layer's while it runs)"]
+          if t["attention_bytes"] else []),
+        f"Layers: {t['layers']}; outputs: {outs}",
+    ]
+
+
+def markdown(report: Analysis, depth: int | None = 3) -> str:
+    """A GitHub-flavoured Markdown table of the same rows, then the totals as a list."""
+    visible = list(visible_rows(report, depth))
+    dag = is_dag(report)
+    links = connections(visible)
+    lines = [f"## {_title(report)}", "",
+             "| Layer | Op | Output shape | Params | MACs | FLOPs |" + (" Connected to |" * dag),
+             "|---|---|---|--:|--:|--:|" + ("---|" * dag)]
+    for r in visible:
+        link = f" {links[r.name]} |" if dag else ""
+        lines.append(f"| `{r.name}` | {r.op} | {_shape(report, r.output_shape)} "
+                     f"| {r.params:,} | {r.macs:,} | {r.flops:,} |{link}")
+    lines.append("")
+    lines += [f"- {line}" for line in _totals(report)]
+    return "\n".join(lines)
