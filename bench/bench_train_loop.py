@@ -26,7 +26,8 @@ import torch
 
 import archspec
 from archspec.lang.syntax.loader import with_input_shapes
-from archspec.training.loop import TrainConfig, Trainer, autocast, batches, pick_device
+from archspec.training.config import TrainConfig, pick_device
+from archspec.training.loop import Trainer, autocast, batches
 
 ROOT = Path(__file__).resolve().parent.parent
 

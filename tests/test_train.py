@@ -214,7 +214,8 @@ def test_gradient_clipping_bounds_the_first_update(tmp_path) -> None:
     """SGD's first step moves the weights by lr x gradient: with --clip-grad c the update's
     global norm is lr x c."""
     import archspec
-    from archspec.training.loop import TrainConfig, Trainer, batches
+    from archspec.training.config import TrainConfig
+    from archspec.training.loop import Trainer, batches
 
     spec = archspec.load(SPECS / "examples" / "cnn3.arch", size=16)
     cfg = TrainConfig(samples=40, batch_size=8, optimizer="sgd", lr=0.5, weight_decay=0.0,

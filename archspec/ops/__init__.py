@@ -10,12 +10,14 @@ from archspec.ops import (  # noqa: F401  (registers)
     attention,
     conv,
     core,
+    maxvit,
     merge,
     norm,
     pool,
     resize,
+    swin,
+    swin_attention,
     tensor,
-    windowed,
 )
 from archspec.ops.base import (
     REGISTRY,

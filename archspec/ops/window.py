@@ -1,4 +1,5 @@
-"""Arithmetic shared by every sliding-window op (convolution and pooling)."""
+"""Arithmetic and checks shared by windowed ops: convolution and pooling windows, and the
+attention windows of Swin and MaxViT."""
 
 from __future__ import annotations
 
@@ -52,3 +53,19 @@ def dropped_warnings(spatial: Shape, k: tuple[int, ...], s: tuple[int, ...],
             out.append(f"spatial dim {axis} (size {n}): the last {n - 1 - last_seen} row(s); "
                        f"n + 2p - k = {n + 2 * pi - extent} is not divisible by stride {si}")
     return out
+
+
+MAX_WINDOW = 1024
+"""Largest window side: far beyond any real network (Swin uses 7 to 24), so that a slip such as
+``window=10**6`` is a located error, not a (2w - 1)^2-row bias table that `compile` cannot
+allocate."""
+
+
+
+def channels_last(op: str, x: Shape) -> Shape:
+    """Check that ``x`` is a channels-last map ``(H, W, C)``."""
+    if len(x) != 3:
+        raise ShapeError(f"`{op}` needs a channels-last (H, W, C) map per sample, got "
+                         f"{fmt_shape(x)}", code="E303",
+                         hint="turn a (C, H, W) map channels-last with `permute(1, 2, 0)`")
+    return x

@@ -112,7 +112,7 @@ def format_of(path: str | Path) -> str:
 def parse_source(source: SourceFile, fmt: str) -> ir.Spec:
     """Parse one source in ``fmt`` into a Spec without resolving imports."""
     if fmt == "yaml":
-        from archspec.lang.syntax.yaml_form import yaml_to_spec
+        from archspec.lang.syntax.yaml_reader import yaml_to_spec
 
         spec = yaml_to_spec(source)
     else:
