@@ -1,1 +1,2 @@
-"""Static analysis passes over an expanded graph: costs, memory, receptive field, report."""
+"""Static analysis over an expanded graph, numbers only: passes (costs, memory, receptive
+field), counting conventions, the Analysis data, diff and sweep."""

@@ -1,0 +1,1 @@
+"""Files archspec writes: atomically, and never over a file it reads."""
