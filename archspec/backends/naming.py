@@ -3,7 +3,7 @@
 A :class:`Namespace` turns any label (``block1-0``, ``0``, ``class``) into a valid Python
 identifier that is unique in it and its parents and never shadows a keyword, a builtin or a
 name generated code relies on (``torch``, ``nn``, ``F``, ``self``). Module attribute names are
-not made here: they stay the spec's labels exactly (see backends/eject.py).
+not made here: they stay the spec's labels exactly (see backends/eject/source.py).
 """
 
 from __future__ import annotations
