@@ -78,7 +78,7 @@ def test_string_formatting_is_refused() -> None:
 
 # ---------------------------------------------------------------------- expansion
 def test_repeat_a_billion_times_stops_at_the_layer_limit(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(expander, "MAX_LAYERS", 1000)
+    monkeypatch.setattr(expander.nodes, "MAX_LAYERS", 1000)
     text = fails(HEAD + "repeat 10**9 relu\n", "E703")
     assert "more than 1,000 layers" in text
 
@@ -88,7 +88,7 @@ def test_nested_repeats_without_layers_stop_at_the_iteration_limit() -> None:
 
 
 def test_for_counts_iterations(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(expander, "MAX_ITERATIONS", 50)
+    monkeypatch.setattr(expander.statements, "MAX_ITERATIONS", 50)
     fails(HEAD + "for i in range(10) { for j in range(10) { } }\n", "E704")
 
 

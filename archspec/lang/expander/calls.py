@@ -1,0 +1,176 @@
+"""Calls and argument binding: op calls (inputs, positional and keyword attributes checked
+against the op's pydantic model), block calls (recursion check, one input, parameters bound
+with their defaults and types, diagnostics noted with where the block was called)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from pydantic import ValidationError
+
+from archspec.lang import ir
+from archspec.lang.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
+from archspec.lang.expander.state import ExpanderState, Flow, Frame, Value
+from archspec.lang.exprs import Evaluator
+from archspec.lang.network import Scope
+from archspec.lang.plugins import lookup
+from archspec.lang.source import Span
+from archspec.lang.values import show, signature
+from archspec.ops import REGISTRY, OpDef
+from archspec.ops.base import Attrs, Shape
+
+
+class CallsMixin(ExpanderState):
+    """Expands a layer call: an op becomes one node, a block its body in a scope of its own."""
+
+    # ------------------------------------------------------------------ ops
+    def _call(self, el: ir.LayerCall, cur: Value, frame: Frame) -> Value:
+        return self.call(el, cur, frame, None)
+
+    def call(self, c: ir.LayerCall, cur: Value, frame: Frame, label: str | None) -> Value:
+        if c.callee in self.blocks:
+            return self.block_call(c, cur, frame, label)
+        op = lookup(c.callee)
+        if op is None:
+            raise error("E201", f"unknown op or block `{c.callee}`", c.span,
+                        hint=did_you_mean(c.callee, [*REGISTRY, *self.blocks]) or
+                        "see `archspec ops` for the list of ops")
+        positional = [a for a in c.args if a.name is None]
+        if op.inputs[1] is None and c.inputs is None and positional:
+            inputs = tuple(self._ref_expr(a.value, frame) for a in positional)
+            args = tuple(a for a in c.args if a.name is not None)
+        else:
+            inputs = self._inputs(c, cur, frame)
+            args = c.args
+        attrs = self._op_attrs(op, args, frame, c)
+        if op.outputs is not None:
+            count = op.outputs(tuple(self.graph.shape_of(i) for i in inputs), attrs)
+            raise error("E215", f"`{op.name}` gives {count} results; name each of them",
+                        c.span, hint=f"e.g. `{', '.join('abcdefgh'[:min(count, 8)])} = "
+                                     f"{op.name}(...)(x)`")
+        return self.emit(frame, label, op.name, attrs, inputs, c.span)
+
+    def _op_attrs(self, op: OpDef, args: tuple[ir.Arg, ...], frame: Frame,
+                  c: ir.LayerCall) -> Attrs:
+        values: dict[str, Any] = {}
+        spans: dict[str, Span] = {}
+        pos = [a for a in args if a.name is None]
+        if len(pos) > len(op.positional):
+            extra = pos[len(op.positional)]
+            raise error("E231", f"`{op.name}` takes at most {len(op.positional)} positional "
+                        f"argument(s), got {len(pos)}", extra.span,
+                        hint=f"signature: {signature(op)}")
+        for name, a in zip(op.positional, pos):
+            values[name], spans[name] = self.eval(a.value, frame), a.span
+        for a in args:
+            if a.name is None:
+                continue
+            if a.name == "index" and op.outputs is not None:
+                raise error("E233", f"`{op.name}` has no parameter `index`", a.span,
+                            hint="name one result per piece instead: `a, b = "
+                                 f"{op.name}(...)(x)`, or use `slice` / `select`")
+            if a.name in values:
+                raise error("E232", f"`{a.name}` given twice", a.span,
+                            hint="give each argument once, by position or by name")
+            values[a.name], spans[a.name] = self.eval(a.value, frame), a.span
+        return self._validate(op, values, spans, c)
+
+    def _validate(self, op: OpDef, values: dict[str, Any], spans: dict[str, Span],
+                  c: ir.LayerCall) -> Attrs:
+        try:
+            return op.attrs.model_validate(values)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            name = str(err["loc"][0]) if err["loc"] else ""
+            span = spans.get(name, c.span)
+            fields = list(op.attrs.model_fields)
+            if err["type"] == "extra_forbidden":
+                raise error("E233", f"`{op.name}` has no parameter `{name}`", span,
+                            hint=did_you_mean(name, fields) or f"signature: {signature(op)}"
+                            ) from None
+            if err["type"] == "missing":
+                raise error("E234", f"`{op.name}` needs `{name}`", c.span,
+                            hint=f"signature: {signature(op)}") from None
+            msg = err["msg"].removeprefix("Value error, ")
+            if name in values and msg[:1] != "`":
+                msg = f"`{name}` (={show(values[name])}): {msg[0].lower()}{msg[1:]}"
+            raise error("E235", f"bad argument for `{op.name}`: {msg}", span,
+                        hint=f"signature: {signature(op)}") from None
+
+    # ------------------------------------------------------------------ blocks
+    def block_call(self, c: ir.LayerCall, cur: Value, frame: Frame, label: str | None) -> Value:
+        block = self.blocks[c.callee]
+        if any(name == block.name for name, _ in self.stack):
+            chain = " -> ".join([n for n, _ in self.stack] + [block.name])
+            raise error("E240", f"block `{block.name}` calls itself ({chain})", c.span,
+                        hint="blocks cannot recurse; use `repeat` or `for` for repetition")
+        ins = self._inputs(c, cur, frame) if c.inputs else (cur,)
+        if len(ins) != 1:
+            raise error("E216", f"block `{block.name}` takes one input (`in`), got {len(ins)}",
+                        c.span, hint="merge the inputs first (`add`, `concat`, `mul`) or write "
+                                     "the block's layers inline with DAG inputs")
+        (inp,) = ins
+        args = self._bind(block, c, frame, self.graph.shape_of(inp))
+        env = {**self.graph.params, **args}
+        path = frame.path(frame.child_name(label))
+        inner = Frame(path, env, {"in": inp}, inp, root=path)
+        self.stack.append((block.name, c.span))
+        try:
+            out = self.body(block.body, Flow(inp), inner)
+        except ArchspecError as exc:
+            raise ArchspecError(_called_from(d, block.name, inner.prefix, c.span)
+                                for d in exc.diagnostics) from None
+        finally:
+            self.stack.pop()
+        self.graph.scopes[inner.prefix] = Scope(inner.prefix, block.name, c.span, out, args)
+        self.graph.block_inits += [(inner.prefix, rule, env) for rule in block.inits]
+        return out
+
+    def _bind(self, block: ir.BlockDef, c: ir.LayerCall, frame: Frame,
+              in_shape: Shape) -> dict[str, Any]:
+        params = {p.name: p for p in block.params}
+        given: dict[str, tuple[Any, Span]] = {}
+        pos = [a for a in c.args if a.name is None]
+        if len(pos) > len(block.params):
+            raise error("E231", f"block `{block.name}` takes {len(block.params)} argument(s), "
+                        f"got {len(pos)}", pos[len(block.params)].span,
+                        hint=f"defined at {block.span}")
+        for p, a in zip(block.params, pos):
+            given[p.name] = (self.eval(a.value, frame), a.span)
+        for a in c.args:
+            if a.name is None:
+                continue
+            if a.name not in params:
+                raise error("E233", f"block `{block.name}` has no parameter `{a.name}`",
+                            a.span, hint=did_you_mean(a.name, params) or
+                            f"parameters: {', '.join(params) or '(none)'}")
+            if a.name in given:
+                raise error("E232", f"`{a.name}` given twice", a.span,
+                            hint="give each argument once, by position or by name")
+            given[a.name] = (self.eval(a.value, frame), a.span)
+        return self._defaults(block, given, c, in_shape)
+
+    def _defaults(self, block: ir.BlockDef, given: dict[str, tuple[Any, Span]],
+                  c: ir.LayerCall, in_shape: Shape) -> dict[str, Any]:
+        env: dict[str, Any] = dict(self.graph.params)
+        for p in block.params:
+            if p.name in given:
+                value, span = given[p.name]
+            elif p.default is not None:
+                value, span = Evaluator(env, in_shape, self.budget)(p.default), p.span
+            else:
+                raise error("E234", f"block `{block.name}` needs `{p.name}`", c.span,
+                            hint=f"parameters: {', '.join(_param_sig(q) for q in block.params)}")
+            env[p.name] = self._typed(value, p, span)
+        return {p.name: env[p.name] for p in block.params}
+
+
+def _called_from(d: Diagnostic, block: str, path: str, span: Span) -> Diagnostic:
+    """Add a "called from" note to a diagnostic raised inside a block's body."""
+    note = (f"in block `{block}` (`{path}`) called here", span)
+    return replace(d, notes=(*d.notes, note))
+
+
+def _param_sig(p: ir.Param) -> str:
+    return p.name + ("" if p.default is None else "=...")

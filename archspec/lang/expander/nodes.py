@@ -1,0 +1,102 @@
+"""Nodes: :meth:`NodesMixin.emit` adds one op node to the graph (layer limit, unique names,
+input count, shape inference, unread-input and features-last warnings, tensor-size limit);
+with the helpers that locate a shape error and find a map's channels-first source."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archspec.lang.diagnostics import Diagnostic, error
+from archspec.lang.expander.state import ExpanderState, Frame, Value
+from archspec.lang.limits import MAX_LAYER_TENSORS, MAX_LAYERS
+from archspec.lang.network import OpNode
+from archspec.lang.source import Span
+from archspec.ops import REGISTRY, Ctx, OpDef, ShapeError
+from archspec.ops.base import ACTIVATIONS, Shape, fmt_shape
+
+
+class NodesMixin(ExpanderState):
+    """Creates the graph's op nodes, each with its output shape inferred and checked."""
+
+    def emit(self, frame: Frame, label: str | None, opname: str, attrs: Any,
+             inputs: tuple[Value, ...], span: Span, synthetic: bool = False) -> Value:
+        if len(self.graph.nodes) >= MAX_LAYERS:
+            raise error("E703", f"more than {MAX_LAYERS:,} layers", span,
+                        hint="`repeat` and `for` counts multiply when nested")
+        op = REGISTRY[opname]
+        if isinstance(attrs, dict):
+            attrs = op.attrs.model_validate(attrs)
+        name = self._unique(frame, opname) if synthetic else frame.child_name(label)
+        node_id = frame.path(name)
+        if node_id in self.graph.nodes or node_id in self.graph.inputs:
+            first = self.graph.nodes.get(node_id)
+            raise error("E213", f"duplicate layer name `{node_id}`", span,
+                        hint="give each layer in a block a different name",
+                        notes=(("first defined here", first.span),) if first else ())
+        shapes = tuple(self.graph.shape_of(i) for i in inputs)
+        lo, hi = op.inputs
+        if len(inputs) < lo or (hi is not None and len(inputs) > hi):
+            raise error("E214", f"`{opname}` takes {lo}{'+' if hi is None else ''} input(s), "
+                        f"got {len(inputs)}", span, hint="list its inputs: `op(...)(a, b)`")
+        shape = self._infer(op, shapes, attrs, span, inputs)
+        dropped = op.warn(shapes, attrs)
+        if dropped:
+            notes = tuple((f"in block `{name}` called here", where)
+                          for name, where in reversed(self.stack))
+            self.graph.warnings.append(Diagnostic(
+                "W301", f"layer `{node_id}` ({opname}) never reads some input: "
+                + "; ".join(dropped), span, hint="adjust the padding, stride or input size",
+                severity="warning", notes=notes))
+        held = op.cost(Ctx(shapes, shape, attrs))
+        if held.params + held.buffers > MAX_LAYER_TENSORS:
+            raise error("E708", f"`{node_id}` ({opname}) holds {held.params + held.buffers:,} "
+                        f"parameter and buffer elements; at most {MAX_LAYER_TENSORS:,}", span,
+                        hint="a layer this large cannot be built; check its sizes")
+        if op.features_last and len(shapes[0]) >= 3 and (src := self._map_source(inputs[0])):
+            self.graph.warnings.append(Diagnostic(
+                "W302", f"`{node_id}` ({opname}) maps the last dim of a {fmt_shape(shapes[0])} "
+                f"map from `{src}` ({self.graph.nodes[src].op}): its width, not its channels",
+                span, hint="add `flatten` (or a global pooling and `flatten`) before it; to map "
+                           "the channels, put them last first (`permute([1, 2, 0])`)",
+                severity="warning"))
+        self.graph.nodes[node_id] = OpNode(node_id, op.name, attrs, inputs, shapes, shape, span,
+                                           synthetic)
+        return node_id
+
+    def _map_source(self, value: Value) -> str | None:
+        """The layer whose (C, *spatial) map ``value`` is, through activations: a
+        ``channels_first`` op (convolution, pooling, batch norm...); None when the layout is
+        not known to be channels-first (a permute, a norm over features, a graph input)."""
+        while value in self.graph.nodes:
+            node = self.graph.nodes[value]
+            op = REGISTRY[node.op]
+            if op.channels_first:
+                return node.id
+            if op.category not in ACTIVATIONS or len(node.inputs) != 1:
+                return None
+            value = node.inputs[0]
+        return None
+
+    def _unique(self, frame: Frame, base: str) -> str:
+        name, n = base, 1
+        while frame.path(name) in self.graph.nodes:
+            name, n = f"{base}_{n}", n + 1
+        return name
+
+    def _infer(self, op: OpDef, shapes: tuple[Shape, ...], attrs: Any, span: Span,
+               inputs: tuple[Value, ...]) -> Shape:
+        try:
+            return op.infer(shapes, attrs)
+        except ShapeError as exc:
+            notes: tuple[tuple[str, Span], ...] = ()
+            if len(inputs) > 1:
+                notes = tuple((f"input {i + 1} `{v}` has shape {fmt_shape(s)}",
+                               self._where(v)) for i, (v, s) in enumerate(zip(inputs, shapes)))
+            raise error(exc.code, f"{exc.message} (input {' and '.join(map(fmt_shape, shapes))})"
+                        if len(inputs) > 1 else exc.message, span, hint=exc.hint,
+                        notes=notes) from None
+
+    def _where(self, value: Value) -> Span:
+        if value in self.graph.nodes:
+            return self.graph.nodes[value].span
+        return next(d.span for d in self.spec.inputs if d.name == value)
