@@ -6,7 +6,9 @@ shapes equal torchvision's, every module with weights or dropout has torchvision
 hyperparameters, and the spec's header quotes the published weights' numbers.
 
 FULL, the smallest member of each family (at a small input where the architecture allows):
-torchvision's state_dict loads strictly and gives torchvision's eval outputs, every output
+torchvision's state_dict loads strictly and every module with parameters gives the output of
+torchvision's module at the same path (tests/layerwise.py), as does the input-dependent part of
+the output, y(x1) - y(x2), with a perturbed weight as negative control; every output
 (with randomised BatchNorm statistics, affine parameters and biases, and a scaled input, so that
 biases and saturating activations count); the same seed gives the same weights (a strict xfail
 for segmentation models: SEEDED_INIT_DIFFERS); the ejected source and the ONNX export (in
@@ -29,6 +31,7 @@ import pytest
 import torch
 import torchvision
 from conftest import ROOT
+from layerwise import assert_input_dependent_parts_equal, compare_layers, perturbed, randomise
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.regnet import BlockParams
@@ -233,22 +236,7 @@ class Built:
     weights: dict[str, torch.Tensor]
     x: torch.Tensor
     want: list[torch.Tensor]
-
-
-def _randomise(model: nn.Module, gen: torch.Generator) -> None:
-    """BatchNorm running statistics and affine parameters, and every bias, away from their
-    initial 0 / 1."""
-    def fill(t: torch.Tensor, low: float, high: float) -> None:
-        t.copy_(torch.rand(t.shape, generator=gen) * (high - low) + low)
-
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.modules.batchnorm._BatchNorm):
-                fill(m.running_mean, -0.5, 0.5)
-                fill(m.running_var, 0.5, 2.0)
-                fill(m.weight, 0.5, 1.5)
-            if isinstance(getattr(m, "bias", None), torch.Tensor):
-                fill(m.bias, -0.5, 0.5)
+    reference: nn.Module
 
 
 def _outputs(out: torch.Tensor | dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -281,11 +269,12 @@ def built(request: pytest.FixtureRequest) -> Built:
                          if k not in theirs_init or k not in ours_init
                          or not torch.equal(theirs_init[k], ours_init[k]))
     gen = torch.Generator().manual_seed(1)
-    _randomise(reference, gen)
+    randomise(reference, gen)
     x = 3 * torch.randn(2, 3, model.full, model.full, generator=gen)
     with torch.no_grad():
         want = _torchvision_outputs(reference.eval(), x)
-    return Built(model, spec, ours.eval(), differences, reference.state_dict(), x, want)
+    return Built(model, spec, ours.eval(), differences, reference.state_dict(), x, want,
+                 reference)
 
 
 def _assert_same(got: list[torch.Tensor] | list[np.ndarray], want: list[torch.Tensor],
@@ -313,6 +302,30 @@ def test_full_torchvision_weights_load_strictly_and_give_its_outputs(built: Buil
     with torch.no_grad():
         got = _outputs(built.ours(built.x))
     _assert_same(got, built.want, rtol=1e-5)
+
+
+def test_full_every_module_with_parameters_gives_torchvision_outputs(built: Built) -> None:
+    """Module by module at the same path (forward hooks), the randomised reference and the
+    compiled spec with its weights compute the same; so does the part of the output that
+    depends on the input, y(x1) - y(x2)."""
+    built.ours.load_state_dict(built.weights, strict=True)
+    built.reference.eval()
+    compare_layers(built.ours, built.reference, built.x).assert_equal()
+    x2 = torch.randn(built.x.shape, generator=torch.Generator().manual_seed(2))
+    assert_input_dependent_parts_equal(built.ours, built.reference, built.x, x2)
+
+
+def test_full_negative_control_a_perturbed_weight_is_caught(built: Built) -> None:
+    """One element of the first weight changed by 0.1%: the layer comparison names the
+    module that holds it, and the input-dependent part of the output differs."""
+    built.ours.load_state_dict(built.weights, strict=True)
+    built.reference.eval()
+    with perturbed(built.ours) as key:
+        found = compare_layers(built.ours, built.reference, built.x)
+        assert key.rsplit(".", 1)[0] in found.differing
+        x2 = torch.randn(built.x.shape, generator=torch.Generator().manual_seed(2))
+        with pytest.raises(AssertionError):
+            assert_input_dependent_parts_equal(built.ours, built.reference, built.x, x2)
 
 
 def test_full_ejected_source_loads_the_weights_and_gives_the_outputs(built: Built) -> None:
