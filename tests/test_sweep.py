@@ -14,7 +14,7 @@ import pytest
 from conftest import ROOT
 from test_errors import run_cli
 
-from archspec.cli import _split_top
+from archspec.cli.static import split_top
 from archspec.lang.syntax import loader
 
 FAMILY = str(ROOT / "specs" / "examples" / "resnet_family.arch")
@@ -91,4 +91,4 @@ def test_bad_sweeps_are_refused_before_running(capsys, tmp_path) -> None:
 
 
 def test_values_split_at_top_level_commas_only() -> None:
-    assert _split_top('0.5, [1, 2], "a,b", f(1, 2)') == ["0.5", "[1, 2]", '"a,b"', "f(1, 2)"]
+    assert split_top('0.5, [1, 2], "a,b", f(1, 2)') == ["0.5", "[1, 2]", '"a,b"', "f(1, 2)"]

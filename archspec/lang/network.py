@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archspec.lang.source import Span
-from archspec.ops.base import Attrs, Shape
+from archspec.lang.values import show
+from archspec.ops.base import Attrs, Shape, fmt_shape
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -96,3 +97,15 @@ class Graph:
             g.add_node(node.id, op=node.op, shape=node.shape)
             g.add_edges_from((src, node.id) for src in node.inputs)
         return g
+
+
+def graph_text(graph: Graph) -> str:
+    """One line per op of an expanded graph: ``name = op(attrs)(inputs)  # shape``."""
+    lines = [f"# {graph.name}: {len(graph)} ops"]
+    lines += [f"input {k}: {fmt_shape(v)}" for k, v in graph.inputs.items()]
+    for n in graph:
+        attrs = ", ".join(f"{k}={show(v)}" for k, v in n.attrs.model_dump().items()
+                          if v != type(n.attrs).model_fields[k].default)
+        lines.append(f"{n.id} = {n.op}({attrs})({', '.join(n.inputs)})  # {fmt_shape(n.shape)}")
+    lines.append(f"output {', '.join(f'{k}={v}' for k, v in graph.outputs.items())}")
+    return "\n".join(lines)

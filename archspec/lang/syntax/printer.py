@@ -6,9 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 from archspec.lang import ir
-from archspec.lang.network import Graph
 from archspec.lang.values import show
-from archspec.ops.base import fmt_shape
 
 
 def _binop(e: ir.BinOp, parent: float) -> str:
@@ -156,15 +154,3 @@ def to_text(spec: ir.Spec) -> str:
     lines.append("")
     lines += [stmt(s, "") for s in spec.body]
     return "\n".join(lines) + "\n"
-
-
-def graph_text(graph: Graph) -> str:
-    """One line per op of an expanded graph: ``name = op(attrs)(inputs)  # shape``."""
-    lines = [f"# {graph.name}: {len(graph)} ops"]
-    lines += [f"input {k}: {fmt_shape(v)}" for k, v in graph.inputs.items()]
-    for n in graph:
-        attrs = ", ".join(f"{k}={show(v)}" for k, v in n.attrs.model_dump().items()
-                          if v != type(n.attrs).model_fields[k].default)
-        lines.append(f"{n.id} = {n.op}({attrs})({', '.join(n.inputs)})  # {fmt_shape(n.shape)}")
-    lines.append(f"output {', '.join(f'{k}={v}' for k, v in graph.outputs.items())}")
-    return "\n".join(lines)

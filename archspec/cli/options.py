@@ -1,0 +1,140 @@
+"""The options many commands share and what they feed: ``--input``, ``--set`` and ``--path``
+(:func:`network_options`), ``--debug``, the analysis options of ``diff`` and ``sweep``, the
+spec loading that applies them (:func:`load_spec`) and the guard that keeps an output from
+overwriting an input (:func:`check_output`).
+
+Nothing here imports torch or onnx: ``archspec check`` goes through this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+from archspec.files.atomic import same_file
+from archspec.lang.diagnostics import ArchspecError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+CONTEXT: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+"""The context settings of the group and every command: ``-h`` and a 100-column help."""
+
+
+def parse_value(text: str) -> Any:
+    """A --set value: a spec expression literal (10, 0.5, true, [1, 2], "s") or a bare word."""
+    from archspec.lang.exprs import Evaluator
+    from archspec.lang.source import SourceFile
+    from archspec.lang.syntax.to_ir import parse
+
+    source = SourceFile("--set", text)
+    try:
+        return Evaluator({}, None)(parse(source, start="expr"))
+    except ArchspecError:
+        return text
+
+
+def overrides(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``--set K=V`` pairs as ``{K: parsed V}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.BadParameter(f"expected KEY=VALUE, got {pair!r}", param_hint="--set")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def input_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """``--input NAME=CxHxW`` pairs as ``{NAME: (C, H, W)}``."""
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        dims = value.lower().replace(",", "x").split("x")
+        if not sep or not all(d.strip().isdigit() and int(d) > 0 for d in dims):
+            raise click.BadParameter(f"expected NAME=CxHxW (e.g. x=3x224x224), got {pair!r}",
+                                     param_hint="--input")
+        out[key.strip()] = tuple(int(d) for d in dims)
+    return out
+
+
+def check_output(output: str | None, *sources: str | None) -> None:
+    """Refuse an output path that names one of the command's own input files."""
+    for source in sources:
+        if output and source and same_file(output, source):
+            raise click.BadParameter(f"{output} is the input {source}; writing it would destroy "
+                                     "it", param_hint="-o/--output")
+
+
+def _store(key: str, parse: Callable[[Any], Any]) -> Callable[..., None]:
+    """A click callback that parses an option's values and keeps them in ``ctx.meta[key]``."""
+    def callback(ctx: click.Context, _param: click.Parameter, value: Any) -> None:
+        ctx.meta[key] = parse(value)
+    return callback
+
+
+path_option = click.option(
+    "--path", multiple=True, metavar="DIR", expose_value=False,
+    type=click.Path(file_okay=False), callback=_store("archspec.path", tuple),
+    help="A folder `import` may search besides the spec's own (and $ARCHSPEC_PATH). "
+         "Repeatable.")
+
+debug_option = click.option("--debug", is_flag=True, help="Show Python tracebacks.")
+
+
+def network_options(command: F) -> F:
+    """Decorate a command that builds the network with ``--input``, ``--set`` and ``--path``.
+
+    The values are kept in the click context; :func:`load_spec` applies them. Every command
+    that builds the network uses this one decorator, so the options read the same everywhere.
+    """
+    options = (
+        click.option("--input", "inputs", multiple=True, metavar="NAME=CxHxW",
+                     expose_value=False, callback=_store("archspec.inputs", input_shapes),
+                     help="Override an input's per-sample shape, e.g. --input x=3x299x299. "
+                          "Repeatable."),
+        click.option("--set", "sets", multiple=True, metavar="K=V", expose_value=False,
+                     callback=_store("archspec.sets", overrides),
+                     help="Override a network parameter, e.g. --set num_classes=10. "
+                          "Repeatable."),
+        path_option,
+    )
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+_ANALYSIS_OPTIONS = (
+    click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+                 help="Batch size the counts and memory are for."),
+    click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
+                 default="float32", show_default=True, help="Element type for memory figures."),
+    click.option("--convention", type=click.Choice(
+        ["torchvision", "torchinfo", "fvcore", "ptflops", "thop"]), default="torchvision",
+        show_default=True, help="How MACs are counted (see docs/conventions.md)."),
+)
+
+
+def analysis_options(command: F) -> F:
+    """Decorate a command with ``--batch``, ``--dtype`` and ``--convention`` (``diff``,
+    ``sweep``: the batch defaults to 1)."""
+    for option in reversed(_ANALYSIS_OPTIONS):
+        command = option(command)
+    return command
+
+
+def load_spec(spec_path: str, *extras: str) -> Any:
+    """Load ``spec_path`` with the current command's ``--set``, ``--input`` and ``--path``
+    (see :func:`network_options`), then check that the optional ``extras`` it needs (keys of
+    ``archspec.lang.extras.EXTRAS``) are installed."""
+    from archspec.lang.extras import require
+    from archspec.lang.syntax.loader import load, with_input_shapes
+
+    ctx = click.get_current_context()
+    spec = load(spec_path, search_path=ctx.meta.get("archspec.path", ()),
+                **ctx.meta.get("archspec.sets", {}))
+    inputs = ctx.meta.get("archspec.inputs", {})
+    spec = with_input_shapes(spec, inputs) if inputs else spec
+    require(f"`archspec {ctx.info_name}`", *extras, at=spec.span)
+    return spec
