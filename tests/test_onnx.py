@@ -207,6 +207,43 @@ OP_SPECS = [
      " -> reshape([12, -1])", [(6, 3, 4)], (17,)),
     ("y: class_token -> position_embedding -> mhsa(2) -> mhsa(4, bias=false)", [(5, 8)],
      (17, 21)),
+    # tensor primitives: element-wise arithmetic, activations, reductions (axes an attribute
+    # up to opset 17, an input from 18)
+    ("y: abs -> shift(0.5) -> log -> exp -> sqrt -> rsqrt -> reciprocal -> pow(1.5) -> neg -> "
+     "scale(2.0) -> pow(3.0) -> clamp(min=-3.0) -> clamp(max=-0.5) -> clamp(-2.0, -1.0)",
+     [(3, 4, 5)], (13, 17)),
+    ("output w, v\ns = abs()(r) -> shift(1.0)\nd = sub(x, r)\nq = div(d, s)\n"
+     "w = maximum(q, x)\nv = minimum(r, q)", [(3, 4, 5), (3, 1, 1)], (13, 17)),
+    ("y: mish -> elu(0.5) -> selu -> softplus(2.0, 1.0) -> softplus -> hardtanh(-2.0, 1.5) -> "
+     "quick_gelu -> prelu(3, 0.1) -> prelu", [(3, 4, 5)], (13, 17, 18)),
+    ("y: prelu(6) -> softplus(0.5, 3.0)", [(6,)], (13,)),
+    ("y: sum([1, 2], keepdim=true) -> amax(-1, true) -> amin(0) -> sum(0)", [(3, 4, 5)],
+     (13, 17, 18)),
+    ("y: var([1, 2]) -> std(0, correction=0, keepdim=true)", [(3, 4, 5)], (13, 18)),
+    ("y: var(0, 2, true) -> std([1, 2])", [(4, 3, 5)], (17, 18)),
+    ("y: norm(1, [1, 2], true) -> norm(\"inf\", -1, true) -> norm(dims=0)", [(3, 4, 5)],
+     (13, 18)),
+    ("y: normalize -> normalize(1.0, 0) -> normalize(3.0, 1, 0.001) -> normalize(\"inf\", 0)",
+     [(3, 4, 5)], (13, 18)),
+    # tensor primitives: products of activations (ops/linalg.py), data movement (movement.py)
+    ("output y, z\ny = matmul(x, r)\nz = matmul(r, x)", [(2, 4, 4), (1, 4, 4)], (13, 17)),
+    ("output y, z\ny = einsum(\"hld,hsd->hls\")(x, r)\nz = einsum(\"hij,hjk,hkl->hil\")(x, r, x)",
+     [(2, 4, 4), (2, 4, 4)], (13, 17)),
+    ("output y, z\ny = einsum(\"ij,kl->ijkl\")(x, r)\nz = einsum(\"ij,jk->k\")(x, r)",
+     [(3, 4), (4, 5)], (13,)),
+    ("output y, c, m, d\nq = linear(8)(x) -> reshape([5, 2, 4]) -> permute([1, 0, 2])\n"
+     "k = linear(8)(r) -> reshape([6, 2, -1]) -> transpose(0, 1)\n"
+     "v = linear(6)(r) -> reshape([6, 2, 3]) -> permute([1, 0, 2])\n"
+     "y = scaled_dot_product_attention(q, k, v)\n"
+     "c = scaled_dot_product_attention(q, k, v, causal=true, scale=0.5)\n"
+     "kt = transpose(-1, -2)(k)\ns = matmul(q, kt)\nm = scaled_dot_product_attention(q, k, v, s)\n"
+     "d = scaled_dot_product_attention(q, k, v, dropout=0.2)",
+     [(5, 8), (6, 8)], (13, 17)),
+    ("y: pad([1, 2, 3, 0], \"reflect\") -> pad([1, 1, 1, 1], \"replicate\") -> "
+     "pad([2, 1, 0, 3], mode=\"circular\") -> pad([1, 0], value=0.5) -> roll([1, -2], [0, -1])"
+     " -> pixel_unshuffle(2) -> pixel_shuffle(2) -> tile([1, 2])", [(2, 4, 5)], (13, 17)),
+    ("y = stack(x, r, dim=-1) -> reshape([2, 3, 1, 2]) -> expand([-1, -1, 4, -1]) -> tile(2)",
+     [(2, 3), (2, 3)], (13, 17)),
 ]
 
 

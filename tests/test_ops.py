@@ -93,6 +93,33 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
     ("mhsa(2)", (5, 8)), ("self_attention(4, bias=false, dropout=0.1)", (3, 8)),
     ("class_token", (3, 4)), ("position_embedding(0.5)", (3, 4)),
     ("layer_scale(0.1)", (3, 4, 4)), ("layer_scale(2.0)", (5, 7)),
+    # tensor primitives: element-wise arithmetic, activations, reductions
+    ("scale(0.5)", (3, 4)), ("shift(-1.5)", (2, 3, 3)), ("pow(3.0)", (5,)), ("exp", (3, 4)),
+    ("log", (3, 4)), ("sqrt", (5,)), ("rsqrt", (2, 3, 3)), ("abs", (3, 4)), ("neg", (5,)),
+    ("reciprocal", (3, 4)), ("clamp(min=-0.5)", (3, 4)), ("clamp(max=1.0)", (5,)),
+    ("clamp(-1.0, 1.0)", (2, 3, 3)),
+    ("mish", (3, 4)), ("elu", (5,)), ("elu(0.5)", (2, 3, 3)), ("selu", (3, 4)),
+    ("softplus", (5,)), ("softplus(2.0, 1.0)", (3, 4)), ("hardtanh", (3, 4)),
+    ("hardtanh(-2.0, 0.5)", (5,)), ("quick_gelu", (2, 3, 3)), ("prelu", (3, 4, 4)),
+    ("prelu(3, 0.1)", (3, 4, 4)), ("prelu(4)", (4,)),
+    ("sum([1, 2])", (3, 4, 5)), ("sum(0, keepdim=true)", (3, 4)), ("amax(-1)", (3, 4, 5)),
+    ("amin([0, -1], true)", (3, 4, 5)), ("var([1, 2])", (3, 4, 5)),
+    ("var(0, correction=0, keepdim=true)", (3, 4)), ("std(-1)", (3, 4, 5)),
+    ("std([0, 1], 2)", (3, 4)), ("norm(dims=[1, 2])", (3, 4, 5)), ("norm(1, 0)", (3, 4)),
+    ("norm(\"inf\", -1, true)", (3, 4)), ("normalize", (3, 4)),
+    ("normalize(1.0, 0, 0.001)", (3, 4, 5)), ("normalize(p=\"inf\", dim=1)", (2, 3, 3)),
+    # tensor primitives: data movement (ops/movement.py) and reshape's -1
+    ("pad([1, 2, 0, 1])", (2, 4, 5)), ("pad([1, 1], value=0.5)", (3, 4)),
+    ("pad([1, 2, 3, 0], mode=\"reflect\")", (2, 4, 5)), ("pad([3, 1], \"reflect\")", (2, 5)),
+    ("pad([2, 1, 1, 2], mode=\"replicate\")", (2, 3, 4)),
+    ("pad([1, 1, 1, 1, 1, 1], mode=\"replicate\")", (2, 3, 3, 3)),
+    ("pad([4, 1, 0, 3], mode=\"circular\")", (2, 3, 4)), ("roll(2, 1)", (2, 4, 5)),
+    ("roll([1, -2], [0, -1])", (2, 4, 5)), ("roll(7, -1)", (3, 5)),
+    ("pixel_shuffle(2)", (8, 3, 4)), ("pixel_shuffle(3)", (2, 9, 2, 3)),
+    ("pixel_unshuffle(2)", (2, 4, 6)), ("pixel_unshuffle(3)", (2, 1, 3, 6)),
+    ("expand([3, -1, 4])", (1, 2, 1)), ("expand([-1, 5])", (3, 1)),
+    ("tile([2, 3])", (2, 3, 4)), ("tile(2)", (2, 3)), ("tile([2, 1, 3])", (2, 3, 1)),
+    ("reshape([-1, 4, 2])", (3, 4, 2)), ("reshape([2, -1])", (24,)),
 ]
 
 
@@ -124,12 +151,49 @@ def test_op_matches_torch(call: str, shape: tuple[int, ...]) -> None:
     _check(call, shape)
 
 
+def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any = 0.0,
+               scale: float | None = None, causal: bool = False) -> torch.Tensor:
+    """softmax(q k^T x scale + mask) v, composed of plain torch ops (tensor primitives)."""
+    logits = q @ k.transpose(-1, -2) * (q.shape[-1] ** -0.5 if scale is None else scale) + mask
+    if causal:
+        keep = torch.ones(q.shape[-2], k.shape[-2], dtype=torch.bool).tril()
+        logits = logits.masked_fill(~keep, float("-inf"))
+    return logits.softmax(-1) @ v
+
+
+# Tensor primitives with several inputs: call, input shapes per sample, hand-written torch.
+PRIMITIVE_MERGES: list[tuple[str, list[tuple[int, ...]], Callable[..., torch.Tensor]]] = [
+    ("matmul(a, b)", [(3, 4), (4, 5)], torch.matmul),
+    ("matmul(a, b)", [(2, 3, 4), (2, 4, 5)], torch.matmul),
+    ("matmul(b, a)", [(2, 4, 5), (1, 3, 4)], lambda a, b: b @ a),
+    ("einsum(\"ld,sd->ls\")(a, b)", [(3, 4), (5, 4)], lambda a, b: a @ b.transpose(1, 2)),
+    ("einsum(\"hld,hsd->hls\")(a, b)", [(2, 3, 4), (2, 5, 4)],
+     lambda a, b: torch.einsum("nhld,nhsd->nhls", a, b)),
+    ("einsum(\"ij,jk,kl->il\")(a, b, c)", [(3, 4), (4, 2), (2, 5)], lambda a, b, c: a @ b @ c),
+    ("einsum(\"ij,ij->ij\")(a, b)", [(3, 4), (3, 4)], torch.mul),
+    ("einsum(equation=\"ij, jk -> k\")(a, b)", [(3, 4), (4, 5)],
+     lambda a, b: torch.einsum("nij,njk->nk", a, b)),
+    ("scaled_dot_product_attention(a, b, c)", [(2, 5, 4), (2, 6, 4), (2, 6, 3)], _attention),
+    ("scaled_dot_product_attention(a, b, c, scale=0.3, causal=true)",
+     [(5, 4), (6, 4), (6, 2)], lambda q, k, v: _attention(q, k, v, scale=0.3, causal=True)),
+    ("scaled_dot_product_attention(a, b, c, d)", [(2, 5, 4), (2, 6, 4), (2, 6, 4), (1, 5, 6)],
+     _attention),
+    ("stack(a, b)", [(2, 3), (2, 3)], lambda a, b: torch.stack([a, b], dim=1)),
+    ("stack(a, b, c, dim=-1)", [(2, 3)] * 3, lambda *xs: torch.stack(xs, dim=-1)),
+    ("stack(2)(a, b)", [(2, 3, 4)] * 2, lambda *xs: torch.stack(xs, dim=3)),
+]
+
 MERGE_CASES = [
     ("add(a, b)", [(3, 4, 4), (3, 4, 4)]), ("add(a, b, c)", [(5,), (5,), (5,)]),
     ("concat(a, b)", [(2, 4, 4), (3, 4, 4)]), ("concat(a, b, dim=1)", [(2, 4), (2, 3)]),
     ("mul(a, b)", [(3, 1, 1), (3, 4, 4)]), ("mul(a, b, c)", [(1, 5), (4, 1), (4, 5)]),
     ("upsample(mode=\"bilinear\")(a, b)", [(2, 3, 3), (5, 6, 7)]),
     ("center_crop(a, b)", [(2, 7, 8), (3, 4, 4)]),
+    # tensor primitives: binary element-wise arithmetic
+    ("sub(a, b)", [(3, 4, 4), (3, 1, 1)]), ("div(a, b)", [(1, 5), (4, 5)]),
+    ("maximum(a, b)", [(2, 3), (2, 3)]), ("minimum(a, b)", [(3, 1, 4), (1, 2, 4)]),
+    # tensor primitives: products of activations (ops/linalg.py) and stack
+    *((call, shapes) for call, shapes, _ in PRIMITIVE_MERGES),
 ]
 
 # Ops with several results, `names = call(x)`: names, call, input shape, torch's results.
@@ -149,7 +213,7 @@ def test_every_registered_op_has_a_case() -> None:
 
 
 def _merge_spec(call: str, shapes: list[tuple[int, ...]]) -> str:
-    lines = [f"input {n}: [{', '.join(map(str, s))}]" for n, s in zip("abc", shapes)]
+    lines = [f"input {n}: [{', '.join(map(str, s))}]" for n, s in zip("abcd", shapes)]
     return "network t\n" + "\n".join(lines) + f"\ny = {call}\n"
 
 
@@ -163,6 +227,13 @@ def _reference(call: str, xs: list[torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, dim=2 if "dim=1" in call else 1)
     if call.startswith("upsample"):
         return F.interpolate(xs[0], size=xs[1].shape[2:], mode="bilinear")
+    binary = {"sub": torch.sub, "div": torch.div, "maximum": torch.maximum,  # tensor primitives
+              "minimum": torch.minimum}
+    if call.split("(")[0] in binary:
+        return binary[call.split("(")[0]](*xs)
+    primitives = {call: ref for call, _, ref in PRIMITIVE_MERGES}  # tensor primitives
+    if call in primitives:
+        return primitives[call](*xs)
     return TF.center_crop(xs[0], list(xs[1].shape[2:]))
 
 
@@ -379,3 +450,180 @@ def test_receptive_fields_of_resampling_ops(body: str, shape: tuple[int, ...]) -
     graph = expand(loads(text))
     field = receptive_fields(graph)[list(graph.nodes)[-1]]
     assert field.size == _measured_field(text)
+
+
+# ------------------------------------------------------------------------ tensor primitives
+# matmul, einsum, scaled_dot_product_attention (ops/linalg.py); pad, roll, pixel (un)shuffle,
+# stack, expand, tile (ops/movement.py); reshape's -1.
+
+
+@pytest.mark.parametrize(("call", "shapes"), [(c, s) for c, s, _ in PRIMITIVE_MERGES])
+def test_primitive_products_count_as_torch(call: str, shapes: list[tuple[int, ...]]) -> None:
+    """MACs (all of them activation products) equal FlopCounterMode's on the meta device."""
+    graph = expand(loads(_merge_spec(call, shapes)))
+    node = graph.nodes["y"]
+    cost = REGISTRY[node.op].cost(Ctx(node.in_shapes, node.shape, node.attrs))
+    assert cost.products == cost.macs and cost.params == 0
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        to_torch(graph).to("meta")(*(torch.randn(2, *s, device="meta") for s in shapes))
+    assert 2 * cost.macs == counter.get_total_flops() // 2, call
+
+
+MOVE_REFERENCES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "pad([1, 2, 0, 1])": lambda x: F.pad(x, (1, 2, 0, 1)),
+    "pad([1, 1], value=0.5)": lambda x: F.pad(x, (1, 1), value=0.5),
+    "pad([1, 2, 3, 0], mode=\"reflect\")": lambda x: F.pad(x, (1, 2, 3, 0), mode="reflect"),
+    "pad([2, 1, 1, 2], mode=\"replicate\")": lambda x: F.pad(x, (2, 1, 1, 2), "replicate"),
+    "pad([4, 1, 0, 3], mode=\"circular\")": lambda x: F.pad(x, (4, 1, 0, 3), mode="circular"),
+    "roll([1, -2], [0, -1])": lambda x: torch.roll(x, (1, -2), (1, -1)),
+    "roll(7, -1)": lambda x: torch.roll(x, 7, 2),
+    "pixel_shuffle(3)": lambda x: F.pixel_shuffle(x, 3),
+    "pixel_unshuffle(3)": lambda x: F.pixel_unshuffle(x, 3),
+    "expand([3, -1, 4])": lambda x: x.expand(-1, 3, 2, 4),
+    "tile([2, 3])": lambda x: x.repeat(1, 1, 2, 3),
+    "reshape([-1, 4, 2])": lambda x: x.reshape(2, 3, 4, 2),
+}
+
+
+@pytest.mark.parametrize("call", MOVE_REFERENCES)
+def test_movement_ops_match_torch(call: str) -> None:
+    shape = dict(CASES)[call]
+    x = torch.randn(2, *shape)
+    spec = loads(f"network t\ninput x: [{', '.join(map(str, shape))}]\ny: {call}\n")
+    torch.testing.assert_close(to_torch(spec)(x), MOVE_REFERENCES[call](x), rtol=0, atol=0)
+
+
+def _qkv_spec(attrs: str = "", mask: bool = False) -> str:
+    extra = "input m: [1, 5, 6]\n" if mask else ""
+    return (f"network t\ninput q: [2, 5, 4]\ninput k: [2, 6, 4]\ninput v: [2, 6, 3]\n{extra}"
+            f"y = scaled_dot_product_attention(q, k, v{', m' if mask else ''}{attrs})\n")
+
+
+@pytest.mark.parametrize(("attrs", "mask", "kwargs"), [
+    ("", False, {}), (", scale=0.25", False, {"scale": 0.25}),
+    (", causal=true", False, {"causal": True}), ("", True, {}),
+])
+def test_attention_is_the_fused_functional(attrs: str, mask: bool, kwargs: dict) -> None:
+    """One fx node calls F.scaled_dot_product_attention (its fused kernels on GPU), and it
+    equals softmax(q k^T x scale + mask) v composed of plain ops."""
+    model = to_torch(loads(_qkv_spec(attrs, mask))).eval()
+    targets = [n.target for n in model.graph.nodes if n.op == "call_function"]
+    assert targets == [F.scaled_dot_product_attention]
+    xs = [torch.randn(3, *s) for s in [(2, 5, 4), (2, 6, 4), (2, 6, 3), (1, 5, 6)][:3 + mask]]
+    want = _attention(*xs[:3], xs[3] if mask else 0.0, **kwargs)
+    torch.testing.assert_close(model(*xs), want)
+
+
+def test_attention_dropout_drops_only_while_training() -> None:
+    model = to_torch(loads(_qkv_spec(", dropout=0.5")))
+    xs = [torch.randn(3, *s) for s in [(2, 5, 4), (2, 6, 4), (2, 6, 3)]]
+    torch.manual_seed(0)
+    assert not torch.allclose(model.train()(*xs), _attention(*xs))
+    torch.testing.assert_close(model.eval()(*xs), _attention(*xs))
+
+
+def test_reshape_minus_one_with_block_parameters() -> None:
+    """`reshape([heads, -1, head_dim])` with sizes from block parameters, as attention splits
+    heads; -1 that does not divide is a located error."""
+    spec = loads("network t(heads: int = 2)\ninput x: [5, 8]\n"
+                 "block heads_of(heads: int, head_dim: int) {\n"
+                 "    reshape([-1, heads, head_dim]) -> permute([1, 0, 2])\n}\n"
+                 "y: heads_of(heads, in.features // heads)\n")
+    graph = expand(spec)
+    assert graph.nodes["y.1"].shape == (2, 5, 4)
+    x = torch.randn(3, 5, 8)
+    torch.testing.assert_close(to_torch(spec)(x), x.reshape(3, 5, 2, 4).permute(0, 2, 1, 3))
+    with pytest.raises(ArchspecError) as info:
+        expand(loads("network t\ninput x: [5, 8]\ny: reshape([3, -1])\n"))
+    d = info.value.diagnostic
+    assert d.code == "E301" and d.span.line == 3 and "[3, -1]" in d.message
+    assert "40 elements" in d.message and "divide" in d.message
+
+
+@pytest.mark.parametrize(("body", "code", "words"), [
+    ("y = einsum(\"ij,jk->il\")(a, b)", "E235", ["`equation`", "'ij,jk->il'", "'l'"]),
+    ("y = einsum(\"ij,jk\")(a, b)", "E235", ["`equation`", "'->'"]),
+    ("y = einsum(\"i...j,jk->ik\")(a, b)", "E235", ["`equation`", "'.'"]),
+    ("y = einsum(\"ijk,jk->ik\")(a, b)", "E303", ["operand 1", "'ijk'", "3x4"]),
+    ("y = einsum(\"ij,jk->ik\")(a, b)", "E301", ["index 'j'", "4", "3"]),
+    ("y = einsum(\"ij,jk,kl->il\")(a, b)", "E214", ["3 operand", "2 input"]),
+    ("y = matmul(a, b)", "E301", ["inner dims", "3x4", "3x4"]),
+    ("y = matmul(a, c)", "E305", ["ranks", "3x4", "2x4x3"]),
+    ("y: pad([4, 0], mode=\"reflect\")(a)", "E301", ["`pads`", "[4, 0]", "dim 1", "4"]),
+    ("y: pad([5, 0], mode=\"circular\")(a)", "E301", ["`pads`", "[5, 0]", "at most once"]),
+    ("y: pad([1, 1], mode=\"reflect\")(c)", "E303", ["\"reflect\"", "2x4x3"]),
+    ("y: pad([1, 1], mode=\"replicate\", value=1.0)(a)", "E235", ["`value`", "replicate"]),
+    ("y = scaled_dot_product_attention(a, d, d)", "E301", ["(..., S, E)", "3x4", "4x3"]),
+    ("y = scaled_dot_product_attention(a, a, a, a, causal=true)", "E301", ["`causal`"]),
+    ("y: pixel_shuffle(2)(c)", "E301", ["`factor`", "4", "2 channels"]),
+    ("y: expand([3, 5])(a)", "E301", ["`sizes`", "dim 1", "size-1"]),
+    ("y = stack(a, c)", "E305", ["different shapes"]),
+])
+def test_primitive_errors_are_located_and_named(body: str, code: str, words: list[str]) -> None:
+    """A bad equation, a pad too large for its mode, mismatched products: the code, at the
+    call's line, the message naming the attribute (and its value) or the shapes."""
+    spec = loads("network t\ninput a: [3, 4]\ninput b: [3, 4]\ninput c: [2, 4, 3]\n"
+                 f"input d: [4, 3]\noutput y\n{body}\n")
+    with pytest.raises(ArchspecError) as info:
+        expand(spec)
+    d = info.value.diagnostic
+    assert d.code == code and d.span.line == 7, (d.code, d.message)
+    assert all(w in d.message for w in words), d.message
+
+
+@pytest.mark.parametrize(("equation", "shapes"), [
+    ("ij,jk->ik", [(3, 4), (4, 5)]), ("ij,jk,kl->il", [(30, 40), (40, 2), (2, 50)]),
+    ("ij,jk,kl->i", [(3, 4), (4, 4), (4, 4)]), ("ab,bc,cd,de->ae", [(9, 2), (2, 8), (8, 3),
+                                                                   (3, 7)]),
+    ("ij,kl->ijkl", [(2, 3), (4, 5)]), ("iij,j->i", [(3, 3, 4), (4,)]),
+])
+def test_einsum_path_flops_are_numpys(equation: str, shapes: list[tuple[int, ...]]) -> None:
+    """The count fvcore reads (numpy's cheapest contraction order) without numpy."""
+    import numpy as np
+
+    from archspec.ops.linalg import parse_equation, path_flops
+
+    terms, out = parse_equation(equation)
+    sizes = {i: n for t, s in zip(terms, shapes) for i, n in zip(t, s)}
+    report = np.einsum_path(equation, *(np.zeros(s) for s in shapes), optimize="optimal")[1]
+    printed = next(ln for ln in report.splitlines() if "Optimized FLOP" in ln).split(":")[1]
+    assert float(printed) == float(f"{path_flops(terms, out, sizes) + 1:.3e}")
+
+
+@pytest.mark.parametrize(("body", "shape"), [
+    ("pixel_unshuffle(2) -> conv2d(4, 3)", (2, 12, 12)),
+    ("conv2d(8, 3) -> pixel_shuffle(2) -> conv2d(2, 3)", (2, 9, 9)),
+    ("pad([1, 1, 2, 2], \"reflect\") -> conv2d(2, 3)", (2, 8, 8)),
+])
+def test_receptive_fields_of_movement_ops(body: str, shape: tuple[int, ...]) -> None:
+    """pixel_unshuffle is a window of `factor` with stride `factor`, pixel_shuffle an upsampling
+    by it, padding leaves the field as it is (as autograd measures it)."""
+    text = f"network t\ninput x: [{', '.join(map(str, shape))}]\ny: {body}\n"
+    graph = expand(loads(text))
+    assert receptive_fields(graph)[list(graph.nodes)[-1]].size == _measured_field(text)
+
+
+def test_primitives_eject_to_the_same_network() -> None:
+    """`archspec compile` writes every new op (the einsum and attention helpers travel with
+    the file) and the ejected network computes what the compiled one does."""
+    import types
+
+    from archspec.backends.eject.standalone import eject
+
+    spec = loads("network t\ninput x: [2, 4, 6]\ninput r: [2, 6, 4]\noutput y, z, w\n"
+                 "s = einsum(\"hld,hdk->hlk\")(x, r) -> softmax(-1)\n"
+                 "a = scaled_dot_product_attention(x, x, x, dropout=0.1)\n"
+                 "b = scaled_dot_product_attention(a, x, x, scale=0.5, causal=true)\n"
+                 "y = matmul(s, b) -> pad([1, 1, 0, 2], \"replicate\") -> roll(1, -1)"
+                 " -> tile([1, 2])\n"
+                 "z = stack(x, a) -> pixel_unshuffle(2) -> pixel_shuffle(2)\n"
+                 "w = select(0, 0)(x) -> reshape([1, 4, 6]) -> expand([3, -1, -1])\n")
+    module = types.ModuleType("ejected")
+    code = compile(eject(spec), "ejected.py", "exec", dont_inherit=True)
+    exec(code, module.__dict__)  # noqa: S102
+    xs = [torch.randn(3, 2, 4, 6), torch.randn(3, 2, 6, 4)]
+    ours, theirs = module.build().eval()(*xs), to_torch(spec).eval()(*xs)
+    assert ours.keys() == theirs.keys() == {"y", "z", "w"}
+    for key in ours:
+        torch.testing.assert_close(ours[key], theirs[key])

@@ -68,6 +68,12 @@ SEEDED_INIT_DIFFERS = (
     "the heads; archspec builds every layer of the spec, then applies the init rules")
 
 
+def _timm(name: str, family: str) -> ZooModel:
+    """``specs/timm/{name}.arch``, which reproduces timm 1.0.31's ``{name}`` (module names,
+    state_dict, every layer's output), as tests/test_timm.py checks."""
+    return ZooModel(f"timm/{name}", family, reference="timm 1.0.31", tests="test_timm.py")
+
+
 ZOO: tuple[ZooModel, ...] = (
     ZooModel("alexnet", "AlexNet", full=224),
     ZooModel("vgg11", "VGG"),
@@ -182,6 +188,15 @@ ZOO: tuple[ZooModel, ...] = (
              reference="the paper's Figure 1 (every map's shape), a hand-written PyTorch "
                        "U-Net (params, MACs, outputs on the same weights)",
              tests="test_zoo_segmentation.py"),
+    # timm 1.0.31's models, checked against live timm by tests/test_timm.py
+    _timm("ese_vovnet19b_dw", "VoVNet"),
+    _timm("inception_v4", "Inception"),
+    _timm("xception41", "Xception"),
+    _timm("starnet_s1", "StarNet"),
+    _timm("dpn68", "DPN"),
+    _timm("mobilenetv4_conv_small", "MobileNetV4"),
+    _timm("regnetz_b16", "RegNetZ"),
+    _timm("rexnet_100", "ReXNet"),
 )
 
 TORCHVISION = tuple(m for m in ZOO if m.torchvision)

@@ -138,6 +138,22 @@ def affine(with_affine: int, without: int) -> Rule:
     return lambda c: c.in_numel * (with_affine if c.params else without)
 
 
+# Products of activations (ops/linalg.py): matmul, einsum, scaled_dot_product_attention.
+
+
+def first_operand_rows(c: Cost) -> int:
+    """fvcore's aten::matmul handle and ptflops' torch.matmul patch: a's elements times b's
+    columns (``positions``), which is the product's MACs unless a's leading dims broadcast."""
+    return c.positions
+
+
+def numpy_einsum(c: Cost) -> int:
+    """fvcore on torch.einsum: numpy's einsum_path FLOP count of its cheapest contraction
+    order (``positions``, and the 1 numpy adds), printed to 4 significant digits (``%.3e``),
+    halved and floored."""
+    return math.floor(float(f"{c.positions + 1:.3e}") / 2)
+
+
 @dataclass(frozen=True)
 class Convention:
     """One tool's way of counting: a rule per counted category, the categories it does not
@@ -171,6 +187,10 @@ _POOLS = ("maxpool", "avgpool", "adaptive_avg", "adaptive_max")
 
 _RESIZES = ("upsample_nearest", "upsample_linear", "upsample_other")
 _NORMS = ("batchnorm", "groupnorm", "lrn", "layernorm", "layernorm2d")
+# Tensor primitives (ops/arith.py, ops/reduce.py, the newer activations), measured live in
+# tests/test_op_conventions.py: no tool counts these; ELU (ptflops: nn.ELU hook + F.elu patch)
+# and PReLU (a module with a weight) are decided per tool. Reductions are `reduce`, as mean.
+_PRIMITIVES = ("arithmetic", "mish", "selu", "softplus", "hardtanh", "quick_gelu")
 
 CONVENTIONS: dict[str, Convention] = {
     "torchvision": Convention(
@@ -178,16 +198,21 @@ CONVENTIONS: dict[str, Convention] = {
         "FlopCounterMode/2)",
         {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WEIGHTED_ND: macs, C.ATTENTION: macs,
          C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
-         C.PATCH_MERGING: macs, C.RELATIVE_ATTENTION: macs},
-        _none(*_NORMS, *_ACTS, *_POOLS, *_MOVES, *_RESIZES)),
+         C.PATCH_MERGING: macs, C.RELATIVE_ATTENTION: macs,
+         C.MATMUL: macs, C.EINSUM: macs, C.SDPA: macs},  # products of activations
+        _none(*_NORMS, *_ACTS, *_POOLS, *_MOVES, *_RESIZES,
+              *_PRIMITIVES, "elu", "prelu")),  # tensor primitives: no matmul or convolution
     "torchinfo": Convention(
         "torchinfo Mult-Adds: conv/linear MACs + bias, norm params, token linear params",
         {C.WEIGHTED: macs_bias, C.TRANSPOSED: params_per_position, C.BATCHNORM: params,
          C.GROUPNORM: params, C.WEIGHTED_ND: params, C.LAYERNORM: params,
          C.LAYERNORM2D: params, C.PATCH_MERGING: params, C.POSITION_MLP: params,
-         C.RELATIVE_ATTENTION: projection_params},
+         C.RELATIVE_ATTENTION: projection_params,
+         C.PRELU: params},  # tensor primitives: PReLU's weight, x batch
         _none("lrn", "attention", "window_attention", "cosine_window_attention", *_ACTS,
-              *_POOLS, *_MOVES, *_RESIZES)),
+              *_POOLS, *_MOVES, *_RESIZES,
+              *_PRIMITIVES, "elu",  # tensor primitives: no parameters
+              "matmul", "einsum", "sdpa")),  # products of activations: no module
     "fvcore": Convention(
         "fvcore: conv/linear MACs, BN 2 x numel, adaptive avg pool numel, attention "
         "projections",
@@ -196,8 +221,11 @@ CONVENTIONS: dict[str, Convention] = {
          C.LAYERNORM2D: affine(5, 4), C.ADAPTIVE_AVG: in_numel,
          C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel),
          C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
-         C.PATCH_MERGING: macs_and_norm(5), C.RELATIVE_ATTENTION: rounded_einsums},
-        _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES, "upsample_other")),
+         C.PATCH_MERGING: macs_and_norm(5), C.RELATIVE_ATTENTION: rounded_einsums,
+         C.MATMUL: first_operand_rows, C.EINSUM: numpy_einsum},  # products of activations
+        _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES, "upsample_other",
+              *_PRIMITIVES, "elu", "prelu",  # tensor primitives: no aten handle
+              "sdpa")),  # products of activations: no aten handle for attention
     # ptflops' pytorch backend hooks modules *and* patches torch.nn.functional, so an nn.ReLU
     # or a pooling module is counted twice (module hook + the F.relu / F.*_pool it calls);
     # resizes are F.interpolate calls, counted once.
@@ -216,8 +244,13 @@ CONVENTIONS: dict[str, Convention] = {
          C.UPSAMPLE_LINEAR: out_numel, C.UPSAMPLE_OTHER: out_numel,
          C.WINDOW_ATTENTION: products_and_logits, C.COSINE_WINDOW_ATTENTION: av_and_logits,
          C.POSITION_MLP: mlp_ops, C.PATCH_MERGING: macs_and_norm(1),
-         C.RELATIVE_ATTENTION: projection_ops},
-        _none("sigmoid", "tanh", "hardswish", "hardsigmoid", "layernorm2d", *_MOVES)),
+         C.RELATIVE_ATTENTION: projection_ops,
+         C.MATMUL: first_operand_rows,  # products of activations: the torch.matmul patch
+         # tensor primitives: nn.ELU and nn.PReLU hooked (numel) and F.elu, F.prelu patched
+         C.ELU: times(2, out_numel), C.PRELU: times(2, out_numel)},
+        _none("sigmoid", "tanh", "hardswish", "hardsigmoid", "layernorm2d", *_MOVES,
+              *_PRIMITIVES,  # tensor primitives: neither hooked nor patched
+              "einsum", "sdpa")),  # products of activations: neither is patched
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
         "out",
@@ -226,9 +259,12 @@ CONVENTIONS: dict[str, Convention] = {
          C.SOFTMAX: softmax_ops, C.AVGPOOL: out_numel,
          C.ADAPTIVE_AVG: lambda c: c.out_numel * (c.in_numel // max(c.out_numel, 1) + 1),
          C.POSITION_MLP: macs, C.PATCH_MERGING: macs_and_norm(4),
-         C.RELATIVE_ATTENTION: projection_macs},
+         C.RELATIVE_ATTENTION: projection_macs,
+         C.PRELU: in_numel},  # tensor primitives: count_prelu, numel in eval mode
         _none("groupnorm", "lrn", "layernorm2d", "attention", "window_attention",
+              *_PRIMITIVES, "elu",  # tensor primitives: no rule for their modules
               "cosine_window_attention", "relu", "leaky_relu", "relu6",
               "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid", "maxpool",
-              "adaptive_max", *_MOVES, *_RESIZES)),
+              "adaptive_max", *_MOVES, *_RESIZES,
+              "matmul", "einsum", "sdpa")),  # products of activations: no module
 }

@@ -124,6 +124,74 @@ class Product(torch.nn.Module):
         return out
 
 
+# Tensor primitives (ops/arith.py, ops/activation.py): element-wise ops torch has no module
+# for, written with operators as hand-written code writes them (``x * 0.5``), so that a
+# profiler patching torch.mul / torch.add counts them as it counts that code.
+
+
+class Scale(torch.nn.Module):
+    """``x * factor``: the input times a constant."""
+
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.factor
+
+    def extra_repr(self) -> str:
+        return f"factor={self.factor}"
+
+
+class Shift(torch.nn.Module):
+    """``x + value``: the input plus a constant."""
+
+    def __init__(self, value: float) -> None:
+        super().__init__()
+        self.value = value
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.value
+
+    def extra_repr(self) -> str:
+        return f"value={self.value}"
+
+
+class QuickGELU(torch.nn.Module):
+    """``x * sigmoid(1.702 * x)``: the sigmoid approximation of GELU, as CLIP's and timm's
+    ``QuickGELU``."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * torch.sigmoid(1.702 * x)
+
+
+# Products of activations (ops/linalg.py): einsum with its equation as a keyword, attention
+# whose dropout follows the module's training mode.
+
+
+def einsum(*operands: torch.Tensor, equation: str) -> torch.Tensor:
+    """``torch.einsum(equation, *operands)``, the equation a keyword (an fx call passes it)."""
+    return torch.einsum(equation, *operands)
+
+
+class ScaledDotProductAttention(torch.nn.Module):
+    """``F.scaled_dot_product_attention(q, k, v[, mask])`` with attention dropout ``dropout``
+    while training only (the functional drops whenever ``dropout_p`` is above 0)."""
+
+    def __init__(self, dropout: float, causal: bool = False, scale: float | None = None) -> None:
+        super().__init__()
+        self.dropout, self.causal, self.scale = dropout, causal, scale
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                *mask: torch.Tensor) -> torch.Tensor:
+        return torch.nn.functional.scaled_dot_product_attention(
+            q, k, v, *mask, dropout_p=self.dropout if self.training else 0.0,
+            is_causal=self.causal, scale=self.scale)
+
+    def extra_repr(self) -> str:
+        return f"dropout={self.dropout}, causal={self.causal}, scale={self.scale}"
+
+
 class ShiftedWindowAttention(torch.nn.Module):
     """Swin's (shifted) window multi-head self-attention of an (N, H, W, C) channels-last map,
     as torchvision's ``ShiftedWindowAttention`` (``cosine=False``, Swin v1: relative position

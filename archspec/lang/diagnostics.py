@@ -57,7 +57,9 @@ CODES: dict[str, str] = {
     "E213": "duplicate layer name",
     "E214": "wrong number of inputs for an op",
     "E215": "results and names of a multi-result op do not match",
-    "E216": "a block called on several inputs",
+    "E216": "a block called on more or fewer inputs than it declares",
+    "E217": "a layer given where an argument value belongs (inputs go in a second pair of "
+            "parentheses)",
     "E220": "`concat` without branches",
     "E231": "too many positional arguments",
     "E232": "an argument given twice",

@@ -232,9 +232,11 @@ def check_init(rule: ir.InitRule) -> None:
 
 
 def _flat_weight(node: OpNode) -> bool:
-    """Whether the layer's weight is 1-D (normalisation layers), so fan-based schemes fail."""
+    """Whether the layer's weight is 1-D (normalisation layers, PReLU's slopes), so fan-based
+    schemes fail."""
     from archspec.ops import REGISTRY
     from archspec.ops.base import Category
 
     return REGISTRY[node.op].category in (Category.BATCHNORM, Category.GROUPNORM,
-                                          Category.LAYERNORM, Category.LAYERNORM2D)
+                                          Category.LAYERNORM, Category.LAYERNORM2D,
+                                          Category.PRELU)  # tensor primitives: prelu

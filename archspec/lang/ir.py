@@ -127,7 +127,8 @@ class Arg(Node):
 
 
 class Label(Node):
-    """A statement's name. ``parts`` alternate text and ``{expr}`` holes (``denselayer{i+1}``)."""
+    """A statement's name. ``parts`` alternate text and ``{expr}`` holes (``denselayer{i+1}``);
+    a dot in the text separates the segments of a path (``convs.0``, ``convs.{i}``)."""
 
     parts: tuple[str | Expr, ...]
 
@@ -264,13 +265,16 @@ class InitRule(Node):
 
 
 class BlockDef(Node):
-    """``block name(params) { body }``: a reusable, parameterised sub-network. ``inits`` are
-    the ``init`` rules written in the body: they target the block's own layers (an op kind,
-    or a path relative to the block) and apply as soon as each call of the block is built, as
-    a PyTorch module's constructor initialises its submodules."""
+    """``block name(params) { body }``: a reusable, parameterised sub-network. ``inputs``
+    names the inputs of a block that reads several (``block fuse(c: int)(a, b) { ... }``,
+    called ``fuse(8)(x, y)``); empty, the block reads one, ``in``. ``inits`` are the ``init``
+    rules written in the body: they target the block's own layers (an op kind, or a path
+    relative to the block) and apply as soon as each call of the block is built, as a PyTorch
+    module's constructor initialises its submodules."""
 
     name: str
     params: tuple[Param, ...] = ()
+    inputs: tuple[str, ...] = ()
     body: tuple[Stmt, ...]
     inits: tuple[InitRule, ...] = ()
 
@@ -292,6 +296,24 @@ class Spec(Node):
     def all_blocks(self) -> dict[str, BlockDef]:
         """Blocks visible to the body: imported ones, shadowed by the file's own."""
         return {**self.library, **{b.name: b for b in self.blocks}}
+
+
+def ref_name(e: Any) -> str | None:
+    """The DAG input an expression names, as text: a name (``x``), ``in``, a dotted layer path
+    (``backbone.4.0``) or ``each(name)`` (every value a name was assigned, in order); None for
+    any other expression. ``LayerCall.inputs`` hold these texts."""
+    if isinstance(e, Var):
+        return e.name
+    if isinstance(e, InRef):
+        return "in"
+    if isinstance(e, GetAttr):
+        head = ref_name(e.obj)
+        return None if head is None or head == "in" or head.startswith("each(") \
+            else f"{head}.{e.name}"
+    if isinstance(e, FuncCall) and e.func == "each" and len(e.args) == 1 \
+            and isinstance(e.args[0], Var):
+        return f"each({e.args[0].name})"
+    return None
 
 
 T = TypeVar("T")

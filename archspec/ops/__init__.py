@@ -7,13 +7,17 @@ group (lang/plugins.py), loaded when a name is not a built-in op or when the ops
 
 from archspec.ops import (  # noqa: F401  (registers)
     activation,
+    arith,  # tensor primitives: element-wise arithmetic
     attention,
     conv,
     core,
+    linalg,  # tensor primitives: matmul, einsum, scaled_dot_product_attention
     maxvit,
     merge,
+    movement,  # tensor primitives: pad, roll, pixel (un)shuffle, stack, expand, tile
     norm,
     pool,
+    reduce,  # tensor primitives: reductions
     resize,
     swin,
     swin_attention,

@@ -1,11 +1,16 @@
-"""Element-wise activations. Output shape = input shape; FLOPs per element as documented."""
+"""Element-wise activations. Output shape = input shape; FLOPs per element as documented;
+no parameters except `prelu`'s learnable slopes (one, or one per channel)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any, Literal
 
+from pydantic import model_validator
+
 from archspec.ops.base import (
+    MAX_CHANNELS,
     POINTWISE,
     Attrs,
     Category,
@@ -16,6 +21,9 @@ from archspec.ops.base import (
     OpDef,
     Shape,
     ShapeError,
+    changed,
+    check_positive_float,
+    check_range,
     elementwise_cost,
     fmt_shape,
     module,
@@ -145,11 +153,146 @@ def _softmax_infer(inputs: tuple[Shape, ...], attrs: SoftmaxAttrs) -> Shape:
 _COST = {"softmax": _softmax_cost}
 _INFER = {"softmax": _softmax_infer}
 
+# ------------------------------------------------------------------------ tensor primitives:
+# mish, elu, selu, softplus, hardtanh, quick_gelu, prelu
+
+
+class EluAttrs(Attrs):
+    alpha: float = 1.0
+
+
+class SoftplusAttrs(Attrs):
+    beta: float = 1.0
+    threshold: float = 20.0
+
+    @model_validator(mode="after")
+    def _domains(self) -> SoftplusAttrs:
+        check_positive_float(self, "beta")
+        if not math.isfinite(self.threshold):
+            raise ValueError(f"`threshold` (={self.threshold}) must be a finite number")
+        return self
+
+
+class HardtanhAttrs(Attrs):
+    min_val: float = -1.0
+    max_val: float = 1.0
+
+    @model_validator(mode="after")
+    def _bounds(self) -> HardtanhAttrs:
+        if not self.min_val < self.max_val:
+            raise ValueError(f"`min_val` (={self.min_val}) must be below `max_val` "
+                             f"(={self.max_val})")
+        return self
+
+
+class PreluAttrs(Attrs):
+    num_parameters: int = 1
+    init: float = 0.25
+
+    @model_validator(mode="after")
+    def _count(self) -> PreluAttrs:
+        check_range(self, ("num_parameters",), 1, MAX_CHANNELS)
+        return self
+
+
+_PRIMITIVES: tuple[tuple[str, type[Attrs], tuple[str, ...], int, str, Any], ...] = (
+    ("mish", NoAttrs, (), 9, "x * tanh(softplus(x)).", _module("Mish")),
+    ("elu", EluAttrs, ("alpha",), 4, "x if x > 0 else `alpha` * (exp(x) - 1).",
+     _module("ELU", alpha=lambda a: a.alpha)),
+    ("selu", NoAttrs, (), 5, "1.0507 * elu(x, alpha=1.6733), self-normalising.",
+     _module("SELU")),
+    ("softplus", SoftplusAttrs, ("beta", "threshold"), 5,
+     "log(1 + exp(`beta` x)) / `beta`; x itself where `beta` x > `threshold`.",
+     _module("Softplus", beta=lambda a: a.beta, threshold=lambda a: a.threshold)),
+    ("hardtanh", HardtanhAttrs, ("min_val", "max_val"), 2,
+     "x clamped to [`min_val`, `max_val`].",
+     _module("Hardtanh", min_val=lambda a: a.min_val, max_val=lambda a: a.max_val)),
+    ("quick_gelu", NoAttrs, (), 6, "x * sigmoid(1.702 x), the GELU approximation of CLIP "
+     "and timm's QuickGELU (a helper module).",
+     lambda ctx: module("archspec.backends.modules.QuickGELU")),
+    ("prelu", PreluAttrs, ("num_parameters", "init"), 2,
+     "x if x > 0 else a * x, with a learnable slope a (nn.PReLU, state_dict key "
+     "`<path>.weight`): `num_parameters` 1 (one slope) or the channel count, dim 0 (one per "
+     "channel), each starting at `init`. Params: `num_parameters`.",
+     lambda ctx: module("torch.nn.PReLU", **changed(
+         {"num_parameters": 1, "init": 0.25}, num_parameters=ctx.attrs.num_parameters,
+         init=ctx.attrs.init))),
+)
+
+
+def _mish_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """Mish from opset 18; before it x * tanh(softplus(x)), the same function."""
+    if b.opset >= 18:
+        b.node("Mish", inputs, [output])
+        return
+    b.node("Softplus", inputs, [b.tmp("softplus")])
+    b.node("Tanh", [b.tmp("softplus")], [b.tmp("tanh")])
+    b.node("Mul", [inputs[0], b.tmp("tanh")], [output])
+
+
+def _softplus_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """Softplus(beta x) / beta, or x where beta x > threshold (torch's linear region)."""
+    x, beta = inputs[0], ctx.attrs.beta
+    scaled = x
+    if beta != 1.0:
+        scaled = b.tmp("scaled")
+        b.node("Mul", [x, b.const("beta", beta)], [scaled])
+    b.node("Softplus", [scaled], [b.tmp("softplus")])
+    soft = b.tmp("softplus")
+    if beta != 1.0:
+        soft = b.tmp("soft")
+        b.node("Div", [b.tmp("softplus"), b.const("beta", beta)], [soft])
+    b.node("Greater", [scaled, b.const("threshold", ctx.attrs.threshold)], [b.tmp("linear")])
+    b.node("Where", [b.tmp("linear"), x, soft], [output])
+
+
+def _quick_gelu_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    b.node("Mul", [inputs[0], b.const("k", 1.702)], [b.tmp("scaled")])
+    b.node("Sigmoid", [b.tmp("scaled")], [b.tmp("gate")])
+    b.node("Mul", [inputs[0], b.tmp("gate")], [output])
+
+
+def _prelu_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """PRelu with the slopes as (C, 1, ..., 1), which broadcasts over the spatial dims."""
+    slope = b.param("weight")
+    if ctx.attrs.num_parameters > 1 and len(ctx.x) > 1:
+        shape = [ctx.attrs.num_parameters] + [1] * (len(ctx.x) - 1)
+        b.node("Reshape", [slope, b.const("slope_shape", shape, "int64")], [b.tmp("slope")])
+        slope = b.tmp("slope")
+    b.node("PRelu", [inputs[0], slope], [output])
+
+
+def _prelu_infer(inputs: tuple[Shape, ...], attrs: PreluAttrs) -> Shape:
+    x = inputs[0]
+    if attrs.num_parameters not in (1, x[0]):
+        raise ShapeError(f"`num_parameters` (={attrs.num_parameters}) of `prelu` must be 1 or "
+                         f"the {x[0]} channels (dim 0) of the {fmt_shape(x)} input",
+                         hint=f"prelu(1) learns one slope, prelu({x[0]}) one per channel")
+    return x
+
+
+def _prelu_cost(ctx: Ctx) -> Cost:
+    """2 FLOPs per element (compare, multiply); params: the slopes."""
+    n = numel(ctx.out)
+    return Cost(params=ctx.attrs.num_parameters, flops=2 * n, in_numel=n, out_numel=n)
+
+
+_ONNX.update({
+    "mish": _mish_onnx, "elu": _unary("Elu", alpha=lambda a: a.alpha), "selu": _unary("Selu"),
+    "softplus": _softplus_onnx,
+    "hardtanh": lambda ctx, b, inputs, output: b.node(
+        "Clip", [inputs[0], b.const("min", ctx.attrs.min_val), b.const("max", ctx.attrs.max_val)],
+        [output]),
+    "quick_gelu": _quick_gelu_onnx, "prelu": _prelu_onnx,
+})
+_COST["prelu"] = _prelu_cost
+_INFER["prelu"] = _prelu_infer
+
 # Ops whose backward reads their own output (leaky ReLU's when it runs in place): a later op
 # must not overwrite it in place. ReLU6, hardsigmoid and hardswish keep their input instead.
 _KEEP_OUTPUT = {"relu", "leaky_relu", "sigmoid", "tanh", "softmax"}
 
-for _name, _attrs, _pos, _flops, _doc, _torch in _ACTIVATIONS:
+for _name, _attrs, _pos, _flops, _doc, _torch in _ACTIVATIONS + _PRIMITIVES:
     register(OpDef(name=_name, attrs=_attrs, infer=_INFER.get(_name, same_shape),
                    cost=_COST.get(_name, elementwise_cost(_flops)),
                    positional=_pos, category=Category(_name), torch=_torch, onnx=_ONNX[_name],

@@ -79,7 +79,9 @@ class Cost:
     ``in_numel``/``out_numel``: elements read / written, used by counting conventions.
     ``positions``: how many times the op's per-position computation runs, where a tool counts
     per position (transposed convolution: output spatial elements; softmax: rows; LRN: the
-    zero-padded channel positions its window averages over; attention: logits); else 0.
+    zero-padded channel positions its window averages over; attention: logits; matmul: a's
+    elements times b's columns, as tools that count a's rows count it; einsum: numpy's
+    einsum_path FLOPs); else 0.
     ``products``: the part of ``macs`` that multiplies activations by activations (attention's
     ``QK^T`` and ``AV``), which some tools count apart from weight MACs; else 0.
     ``scratch``: elements of the intermediate tensors the op holds beyond its output while it
@@ -146,18 +148,36 @@ class Category(str, Enum):
     UPSAMPLE_NEAREST = "upsample_nearest"  # nearest resize of a 2-D map
     UPSAMPLE_LINEAR = "upsample_linear"  # bilinear resize of a 2-D map
     UPSAMPLE_OTHER = "upsample_other"  # any other resize: 1-D or 3-D, bicubic, nearest-exact
-    REDUCE = "reduce"  # mean over dims
+    REDUCE = "reduce"  # reductions over dims: mean, sum, amax, amin, var, std, norm, normalize
     MOVE = "move"  # data movement only: flatten, slice, crop, shuffle, dropout, identity
     WINDOW_ATTENTION = "window_attention"  # Swin's (shifted) window attention, v1
     COSINE_WINDOW_ATTENTION = "cosine_window_attention"  # Swin v2's, without its position MLP
     RELATIVE_ATTENTION = "relative_attention"  # MaxViT's attention within partitions
     POSITION_MLP = "position_mlp"  # Swin v2's linear-ReLU-linear position-bias MLP, per forward
     PATCH_MERGING = "patch_merging"  # Swin's 2x2 patch merging (LayerNorm + linear)
+    # Tensor primitives: element-wise arithmetic (ops/arith.py) and more activations
+    # (ops/activation.py); what each tool counts, measured in tests/test_op_conventions.py
+    ARITHMETIC = "arithmetic"  # sub, div, maximum, minimum, scale, shift, pow, exp, log, ...
+    MISH = "mish"
+    ELU = "elu"
+    SELU = "selu"
+    SOFTPLUS = "softplus"
+    HARDTANH = "hardtanh"
+    QUICK_GELU = "quick_gelu"  # x * sigmoid(1.702 x), a helper module
+    PRELU = "prelu"  # nn.PReLU: a learnable slope, one or one per channel
+    # Products of activations (ops/linalg.py); the movement ops of ops/movement.py are MOVE.
+    # Measured live in tests/test_op_conventions.py: only FlopCounterMode counts all three
+    MATMUL = "matmul"  # torch.matmul; fvcore and ptflops count a's elements x b's columns
+    EINSUM = "einsum"  # torch.einsum; fvcore counts numpy's einsum_path FLOPs, halved
+    SDPA = "sdpa"  # F.scaled_dot_product_attention; no handle in fvcore, ptflops, thop
 
 
 ACTIVATIONS = frozenset({Category.RELU, Category.LEAKY_RELU, Category.RELU6, Category.SIGMOID,
                          Category.TANH, Category.GELU, Category.SILU, Category.HARDSWISH,
-                         Category.HARDSIGMOID})
+                         Category.HARDSIGMOID,
+                         # tensor primitives' activations
+                         Category.MISH, Category.ELU, Category.SELU, Category.SOFTPLUS,
+                         Category.HARDTANH, Category.QUICK_GELU, Category.PRELU})
 """Element-wise activations: they keep their input's shape and layout."""
 
 

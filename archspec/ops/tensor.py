@@ -421,7 +421,12 @@ def _reshape_infer(inputs: tuple[Shape, ...], a: ReshapeAttrs) -> Shape:
     if shape.count(-1) > 1 or any(d < 1 and d != -1 for d in shape):
         raise ShapeError(f"`reshape` {list(shape)} may hold one -1, the other dims positive",
                          hint="-1 stands for what is left of the elements")
-    out = tuple(size // known if d == -1 else d for d in shape) if known else shape
+    if -1 in shape and size % known:
+        raise ShapeError(f"`reshape` {list(shape)}: the other dims (product {known:,}) do not "
+                         f"divide the {size:,} elements of a {fmt_shape(x)} input, so -1 has "
+                         "no whole size", hint="the given dims must divide the input's element "
+                                               "count (per sample); -1 is what is left")
+    out = tuple(size // known if d == -1 else d for d in shape)
     if numel(out) != size:
         raise ShapeError(f"`reshape` {list(shape)} cannot hold the {size:,} elements of a "
                          f"{fmt_shape(x)} input", hint="the dims must multiply to the input's "
@@ -435,5 +440,6 @@ register(OpDef(name="reshape", attrs=ReshapeAttrs, infer=_reshape_infer, cost=_m
                onnx=lambda ctx, b, inputs, output: b.node(
                    "Reshape", [inputs[0], b.const("shape", [0, *ctx.out], "int64")], [output]),
                positional=("shape",),
-               doc="The per-sample elements in a new `shape` (a list; one dim may be -1), in "
-                   "order (torch.reshape). FLOPs 0."))
+               doc="The per-sample elements in a new `shape` (a list; one dim may be -1, what "
+                   "is left: `reshape([heads, -1, head_dim])`), in order (torch.reshape). "
+                   "FLOPs 0."))

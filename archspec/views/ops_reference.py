@@ -16,12 +16,30 @@ def unique_ops() -> list[OpDef]:
     return [seen[k] for k in sorted(seen)]
 
 
+BESPOKE = (
+    "Most ops are primitives (`matmul`, `softmax`, `reshape`, ...), and a family such as an "
+    "attention is a block of them in the shipped library: `std/blocks/attention.arch` holds "
+    "timm's multi-head attention (fused `qkv`, `proj`), tested equal to timm's `Attention` and "
+    "to the `mhsa` op with the same weights (tests/test_std_attention.py). An op of its own "
+    "stays where it is one framework module whose class and state_dict layout a reproduced "
+    "model needs: `mhsa` (torchvision's `nn.MultiheadAttention`, packed `in_proj_weight`), "
+    "`shifted_window_attention`, `shifted_window_attention_v2`, `swin_block_v2`, "
+    "`patch_merging`, `patch_merging_v2` (torchvision's Swin classes), `relative_attention`, "
+    "`window_partition`, `window_departition` (MaxViT), and `class_token`, "
+    "`position_embedding`, `layer_scale` (a learnable tensor at the layer's own key). "
+    "The windowed and relative-position attentions have no primitive form in std yet: it "
+    "needs indexing by a constant buffer and free parameter tensors."
+)
+"""The paragraph on bespoke ops and their primitive forms that opens docs/ops.md."""
+
+
 def markdown() -> str:
     """The op reference (docs/ops.md), generated from the registry."""
     lines = ["# Op reference", "",
              "Generated from the registry by `archspec ops --markdown`; do not edit by hand.",
              "Positional arguments bind in the order of the signature's first parameters "
-             "(listed under *positional*). Shapes are per sample (no batch).", ""]
+             "(listed under *positional*). Shapes are per sample (no batch).", "",
+             BESPOKE, ""]
     for op in unique_ops():
         lines += [f"## `{op.name}`", "", f"`{signature(op)}`", "", op.doc, ""]
         extra = [f"positional: {', '.join(op.positional) or '(none)'}",

@@ -13,7 +13,7 @@ from archspec.backends.eject.merging import merge, skeleton, tupled, value_key
 from archspec.backends.eject.scopes import Scope, ScopeForms, split_id
 from archspec.backends.naming import Namespace
 from archspec.lang import ir
-from archspec.lang.network import Graph
+from archspec.lang.network import Graph, OpNode
 from archspec.ops import Learned, Module
 
 
@@ -47,33 +47,47 @@ class Ejector(ScopeForms):
         return Holder(self.members(scope))
 
     def steps(self, scope: Scope, values: dict[str, Value], prefix: Value) -> list[Step]:
-        """The forward statements of ``scope``'s layers (a holder's are inlined)."""
+        """The forward statements of ``scope``'s layers, in graph order; a holder's are
+        inlined among them (interleaved holders, such as Res2Net's ``convs`` and ``bns``
+        lists, run in turns)."""
         out: list[Step] = []
-        for name in scope.members:
-            path = (*prefix, name)
-            if name in scope.leaves:
-                node = self.graph.nodes[scope.leaves[name]]
-                call = self.lowered[node.id]
-                args = tuple(values[i] for i in node.inputs)
-                hint = name if name[:1].isalpha() else node.op
-                if isinstance(call, Learned):
-                    out.append(Step(path, hint, call.combine, args, learned=path))
-                elif isinstance(call, Module):
-                    out.append(Step(path, hint, path, args,
-                                    module=None if call.plain else call))
-                else:
-                    out.append(Step(path, hint, call, args))
-                values[node.id] = path
+        for _, path, unit in sorted(self._units(scope, prefix), key=lambda u: u[0]):
+            if isinstance(unit, str):
+                out.append(self._leaf_step(self.graph.nodes[unit], path, values))
                 continue
-            sub = scope.scopes[name]
-            if self.form(sub) == "holder":
-                out += self.steps(sub, values, path)
-                continue
-            (src,), outs = self.boundary(sub)
-            hint = name if name[:1].isalpha() else sub.kind
+            (src,), outs = self.boundary(unit)
+            name = path[-1]
+            hint = name if name[:1].isalpha() else unit.kind
             out.append(Step(path, hint, path, (values[src],)))
             values[next(iter(outs))] = path
         return out
+
+    def _units(self, scope: Scope, prefix: Value) -> list[tuple[int, Value, str | Scope]]:
+        """What ``scope``'s forward calls, each with its graph position and path: a layer
+        (its node id) or a sub-scope built as one module; holders are looked through."""
+        units: list[tuple[int, Value, str | Scope]] = []
+        for name in scope.members:
+            path = (*prefix, name)
+            if name in scope.leaves:
+                units.append((self.position[scope.leaves[name]], path, scope.leaves[name]))
+            elif self.form(sub := scope.scopes[name]) == "holder":
+                units += self._units(sub, path)
+            else:
+                units.append((self.position[next(iter(self.boundary(sub)[1]))], path, sub))
+        return units
+
+    def _leaf_step(self, node: OpNode, path: Value, values: dict[str, Value]) -> Step:
+        """The statement of one layer; its result is named by ``path``."""
+        call = self.lowered[node.id]
+        args = tuple(values[i] for i in node.inputs)
+        name = path[-1]
+        hint = name if name[:1].isalpha() else node.op
+        values[node.id] = path
+        if isinstance(call, Learned):
+            return Step(path, hint, call.combine, args, learned=path)
+        if isinstance(call, Module):
+            return Step(path, hint, path, args, module=None if call.plain else call)
+        return Step(path, hint, call, args)
 
     def class_def(self, scope: Scope) -> ClassDef:
         """``scope`` as a class (the network for the root)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import keyword
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,10 @@ from archspec.ops import Function, Module
 
 def literal(value: Any) -> str:
     """Source of a constant: ``repr`` of a Python literal (int, float, bool, str, None, tuple,
-    list); anything else, or a value whose ``repr`` does not read back, is an error."""
+    list); anything else, or a value whose ``repr`` does not read back, is an error. An
+    infinite float (``norm``'s ``p="inf"``) is ``math.inf`` spelt with torch: ``torch.inf``."""
+    if isinstance(value, float) and math.isinf(value):
+        return "torch.inf" if value > 0 else "-torch.inf"
     text = repr(value)
     try:
         back = ast.literal_eval(text)
@@ -78,7 +82,8 @@ def special_call(member: str, args: list[str], call: Module, start: int) -> str:
     return wrap_call(member, pieces, start, len(suffix)) + suffix
 
 
-_OPERATORS = {"operator.add": "+", "operator.mul": "*"}
+_OPERATORS = {"operator.add": "+", "operator.mul": "*",
+              "operator.sub": "-", "operator.truediv": "/"}  # tensor primitives: sub, div
 _INPLACE = {"operator.iadd": "add_", "operator.imul": "mul_"}
 
 

@@ -38,7 +38,7 @@ class CallsMixin(ExpanderState):
                         "see `archspec ops` for the list of ops")
         positional = [a for a in c.args if a.name is None]
         if op.inputs[1] is None and c.inputs is None and positional:
-            inputs = tuple(self._ref_expr(a.value, frame) for a in positional)
+            inputs = tuple(v for a in positional for v in self._ref_exprs(a.value, frame))
             args = tuple(a for a in c.args if a.name is not None)
         else:
             inputs = self._inputs(c, cur, frame)
@@ -62,7 +62,7 @@ class CallsMixin(ExpanderState):
                         f"argument(s), got {len(pos)}", extra.span,
                         hint=f"signature: {signature(op)}")
         for name, a in zip(op.positional, pos):
-            values[name], spans[name] = self.eval(a.value, frame), a.span
+            values[name], spans[name] = self.arg_value(a, frame, c), a.span
         for a in args:
             if a.name is None:
                 continue
@@ -73,7 +73,7 @@ class CallsMixin(ExpanderState):
             if a.name in values:
                 raise error("E232", f"`{a.name}` given twice", a.span,
                             hint="give each argument once, by position or by name")
-            values[a.name], spans[a.name] = self.eval(a.value, frame), a.span
+            values[a.name], spans[a.name] = self.arg_value(a, frame, c), a.span
         return self._validate(op, values, spans, c)
 
     def _validate(self, op: OpDef, values: dict[str, Any], spans: dict[str, Span],
@@ -105,16 +105,14 @@ class CallsMixin(ExpanderState):
             chain = " -> ".join([n for n, _ in self.stack] + [block.name])
             raise error("E240", f"block `{block.name}` calls itself ({chain})", c.span,
                         hint="blocks cannot recurse; use `repeat` or `for` for repetition")
-        ins = self._inputs(c, cur, frame) if c.inputs else (cur,)
-        if len(ins) != 1:
-            raise error("E216", f"block `{block.name}` takes one input (`in`), got {len(ins)}",
-                        c.span, hint="merge the inputs first (`add`, `concat`, `mul`) or write "
-                                     "the block's layers inline with DAG inputs")
-        (inp,) = ins
+        ins = self._block_inputs(block, c, cur, frame)
+        inp = ins[0]
         args = self._bind(block, c, frame, self.graph.shape_of(inp))
         env = {**self.graph.params, **args}
-        path = frame.path(frame.child_name(label))
-        inner = Frame(path, env, {"in": inp}, inp, root=path)
+        path = frame.path(label if label is not None else str(frame.counter))
+        self.claim(path, c.span)
+        frame.child_name(label)
+        inner = Frame(path, env, {"in": inp, **dict(zip(block.inputs, ins))}, inp, root=path)
         self.stack.append((block.name, c.span))
         try:
             out = self.body(block.body, Flow(inp), inner)
@@ -127,6 +125,24 @@ class CallsMixin(ExpanderState):
         self.graph.block_inits += [(inner.prefix, rule, env) for rule in block.inits]
         return out
 
+    def _block_inputs(self, block: ir.BlockDef, c: ir.LayerCall, cur: Value,
+                      frame: Frame) -> tuple[Value, ...]:
+        """The values a block call reads, one per input the block declares (one, `in`, when
+        it declares none)."""
+        ins = self._inputs(c, cur, frame) if c.inputs else (cur,)
+        if block.inputs and len(ins) != len(block.inputs):
+            names = ", ".join(block.inputs)
+            raise error("E216", f"block `{block.name}` takes {len(block.inputs)} input(s) "
+                        f"({names}), got {len(ins)}", c.span,
+                        hint=f"give one input for each of ({names}), in that order, in the "
+                             f"call's second parentheses: `{block.name}(...)(...)`")
+        if not block.inputs and len(ins) != 1:
+            raise error("E216", f"block `{block.name}` takes one input (`in`), got {len(ins)}",
+                        c.span, hint=f"name its inputs where it is defined, `block "
+                                     f"{block.name}(...)(a, b) {{ ... }}`, or merge them first "
+                                     "(`add`, `concat`, `mul`)")
+        return ins
+
     def _bind(self, block: ir.BlockDef, c: ir.LayerCall, frame: Frame,
               in_shape: Shape) -> dict[str, Any]:
         params = {p.name: p for p in block.params}
@@ -137,7 +153,7 @@ class CallsMixin(ExpanderState):
                         f"got {len(pos)}", pos[len(block.params)].span,
                         hint=f"defined at {block.span}")
         for p, a in zip(block.params, pos):
-            given[p.name] = (self.eval(a.value, frame), a.span)
+            given[p.name] = (self.arg_value(a, frame, c), a.span)
         for a in c.args:
             if a.name is None:
                 continue
@@ -148,7 +164,7 @@ class CallsMixin(ExpanderState):
             if a.name in given:
                 raise error("E232", f"`{a.name}` given twice", a.span,
                             hint="give each argument once, by position or by name")
-            given[a.name] = (self.eval(a.value, frame), a.span)
+            given[a.name] = (self.arg_value(a, frame, c), a.span)
         return self._defaults(block, given, c, in_shape)
 
     def _defaults(self, block: ir.BlockDef, given: dict[str, tuple[Any, Span]],

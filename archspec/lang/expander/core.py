@@ -15,6 +15,7 @@ from archspec.lang import ir
 from archspec.lang.diagnostics import Diagnostic, did_you_mean, error
 from archspec.lang.expander.calls import CallsMixin
 from archspec.lang.expander.flows import FlowsMixin
+from archspec.lang.expander.names import NamesMixin
 from archspec.lang.expander.nodes import NodesMixin
 from archspec.lang.expander.state import Flow, Frame, Value
 from archspec.lang.expander.statements import StatementsMixin
@@ -23,7 +24,7 @@ from archspec.lang.network import Graph
 from archspec.lang.values import show
 
 
-class Expander(StatementsMixin, FlowsMixin, CallsMixin, NodesMixin):
+class Expander(StatementsMixin, FlowsMixin, NamesMixin, CallsMixin, NodesMixin):
     """Walks a Spec's IR and builds the Graph; one instance per expansion."""
 
     def run(self) -> Graph:

@@ -9,7 +9,6 @@ from typing import Any
 from archspec.lang import ir
 from archspec.lang.diagnostics import did_you_mean, error
 from archspec.lang.expander.state import Branches, DenseFlow, ExpanderState, Flow, Frame, Value
-from archspec.lang.network import Scope, valid_label
 from archspec.lang.plugins import lookup
 from archspec.lang.source import Span
 
@@ -21,26 +20,36 @@ class FlowsMixin(ExpanderState):
     def chain(self, s: ir.Chain, cur: Value, frame: Frame) -> Value:
         if s.more:
             return self._unpack(s, cur, frame)
-        label = self.label_text(s.label, frame) if s.label else None
+        if s.label is None:
+            for el in s.elements:
+                cur = self.element(el, cur, frame)
+            return cur
+        path = self.label_path(s.label, frame)
+        where, opened = frame, []
+        for segment in path[:-1]:  # convs.0: the group `convs`, opened or re-opened
+            where = self.open_group(where, segment, s.label.span)
+            opened.append(where)
+        name = self.assign_name(where, path[-1]) if s.assign else path[-1]
         if len(s.elements) == 1 and isinstance(s.elements[0], ir.LayerCall):
-            out = self.call(s.elements[0], cur, frame, label)
+            out = self.call(s.elements[0], cur, where, name)
         else:
-            inner = frame.sub(frame.child_name(label)) if label is not None else frame
+            inner = self.open_group(where, name, s.label.span, reopen=not s.assign)
             for el in s.elements:
                 cur = self.element(el, cur, inner)
             out = cur
-            if label is not None:
-                self.graph.scopes[inner.prefix] = Scope(inner.prefix, "group", s.span, out)
-        if label is not None:
-            frame.values[label] = out
-            if s.assign:
-                self.assigned[f"{frame.prefix}/{label}"] = (s.label.span, out)
+            opened.append(inner)
+        for group in opened:
+            self.close_group(group, s.span, out)
+        if s.assign:
+            self.bind(frame, path[-1], s.label.span, out)
+        else:
+            frame.values[".".join(path)] = out
         return out
 
     def _unpack(self, s: ir.Chain, cur: Value, frame: Frame) -> Value:
         """``a, b = chunk(2)(x)``: one node per result of a multi-result op, named by the
         targets, each with its ``index``. The statement's value is the last result."""
-        names = (self.label_text(s.label, frame), *s.more)
+        names = (*self.label_path(s.label, frame), *s.more)
         (c,) = s.elements if len(s.elements) == 1 else (None,)
         op = lookup(c.callee) if isinstance(c, ir.LayerCall) else None
         if op is None or op.outputs is None:
@@ -57,21 +66,10 @@ class FlowsMixin(ExpanderState):
                         hint=f"write {count} names before `=`")
         out = cur
         for i, name in enumerate(names):
-            out = self.emit(frame, name, op.name, attrs.model_copy(update={"index": i}),
-                            inputs, c.span)
-            frame.values[name] = out
-            self.assigned[f"{frame.prefix}/{name}"] = (s.label.span, out)
+            out = self.emit(frame, self.assign_name(frame, name), op.name,
+                            attrs.model_copy(update={"index": i}), inputs, c.span)
+            self.bind(frame, name, s.label.span, out)
         return out
-
-    def label_text(self, label: ir.Label, frame: Frame) -> str:
-        """A label's text, holes filled; what a hole pastes must keep it a valid layer name."""
-        parts = [p if isinstance(p, str) else str(self.eval(p, frame)) for p in label.parts]
-        text = "".join(parts)
-        if not valid_label(text):
-            raise error("E504", f"{text!r} cannot name a layer", label.span,
-                        hint="a layer name is printable text without dots, quotes or "
-                             "backslashes, and not empty")
-        return text
 
     # ------------------------------------------------------------------ branching elements
     def _concat(self, el: ir.Concat, cur: Value, frame: Frame) -> Value:
@@ -104,15 +102,22 @@ class FlowsMixin(ExpanderState):
         if c.inputs is None:
             return (cur,)
         spans = c.input_spans or (c.span,) * len(c.inputs)
-        return tuple(self._ref(n, s, frame) for n, s in zip(c.inputs, spans))
+        return tuple(v for n, s in zip(c.inputs, spans) for v in self._refs(n, s, frame))
 
-    def _ref_expr(self, e: Any, frame: Frame) -> Value:
-        if isinstance(e, ir.InRef):
-            return self._ref("in", e.span, frame)
-        if not isinstance(e, ir.Var):
+    def _ref_exprs(self, e: Any, frame: Frame) -> tuple[Value, ...]:
+        """The values a positional input of a merge op names (``add(a, backbone.4)``)."""
+        name = ir.ref_name(e)
+        if name is None:
             raise error("E211", "inputs of a merge op must be layer names", e.span,
-                        hint="e.g. `y = add(a, b)`; give attributes by keyword")
-        return self._ref(e.name, e.span, frame)
+                        hint="e.g. `y = add(a, b)` or `add(a, backbone.4)`; give attributes "
+                             "by keyword")
+        return self._refs(name, e.span, frame)
+
+    def _refs(self, name: str, span: Span, frame: Frame) -> tuple[Value, ...]:
+        """The values DAG-input text names: one, or every value of ``each(name)``."""
+        if name.startswith("each(") and name.endswith(")"):
+            return self.each(name[len("each("):-1], span, frame)
+        return (self._ref(name, span, frame),)
 
     def _ref(self, name: str, span: Span, frame: Frame) -> Value:
         if name == "in" and frame.in_value is not None:

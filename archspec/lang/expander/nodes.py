@@ -33,6 +33,7 @@ class NodesMixin(ExpanderState):
             raise error("E213", f"duplicate layer name `{node_id}`", span,
                         hint="give each layer in a block a different name",
                         notes=(("first defined here", first.span),) if first else ())
+        self.claim(node_id, span)
         shapes = tuple(self.graph.shape_of(i) for i in inputs)
         lo, hi = op.inputs
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
@@ -79,7 +80,7 @@ class NodesMixin(ExpanderState):
 
     def _unique(self, frame: Frame, base: str) -> str:
         name, n = base, 1
-        while frame.path(name) in self.graph.nodes:
+        while self.taken(frame.path(name)):
             name, n = f"{base}_{n}", n + 1
         return name
 

@@ -143,6 +143,9 @@ def _check(spec: ir.Spec) -> None:
                     raise error("E114", f"{kind} `{item.name}` is defined twice", item.span,
                                 hint=f"rename one; the first is at {seen[item.name].span}")
             seen.setdefault(item.name, item)
+    for block in spec.blocks:
+        with errors.check():
+            _check_block_inputs(block)
     for rules in (spec.inits, *(b.inits for b in spec.blocks)):
         seen_ops: dict[str, ir.InitRule] = {}
         for rule in rules:
@@ -159,6 +162,14 @@ def _check(spec: ir.Spec) -> None:
                             hint=did_you_mean(p.type, ir.PARAM_TYPES) or
                             f"types: {', '.join(ir.PARAM_TYPES)}")
     errors.raise_any()
+
+
+def _check_block_inputs(block: ir.BlockDef) -> None:
+    """A block's named inputs are distinct."""
+    twice = sorted({n for n in block.inputs if block.inputs.count(n) > 1})
+    if twice:
+        raise error("E114", f"input `{twice[0]}` of block `{block.name}` is named twice",
+                    block.span, hint="give each input of the block its own name")
 
 
 def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:

@@ -150,7 +150,8 @@ def to_text(spec: ir.Spec) -> str:
         text = body(b.body, "")
         if b.inits:
             text = "{\n" + "".join(f"    {init_rule(r)}\n" for r in b.inits) + text[2:]
-        lines += ["", f"block {b.name}({_params(b.params)}) {text}"]
+        inputs = f"({', '.join(b.inputs)})" if b.inputs else ""
+        lines += ["", f"block {b.name}({_params(b.params)}){inputs} {text}"]
     lines.append("")
     lines += [stmt(s, "") for s in spec.body]
     return "\n".join(lines) + "\n"

@@ -100,9 +100,12 @@ class ToIR(Transformer):
         return "init", ir.InitRule(op=text, cond=cond, scheme=scheme, span=self.tok(target))
 
     def block_def(self, c: list[Any]) -> tuple[str, ir.BlockDef]:
-        _kw, name, params, (body, inits) = c
-        return "block", ir.BlockDef(name=str(name), params=params, body=body,
-                                    inits=inits, span=self.tok(name))
+        _kw, name, params, inputs, (body, inits) = c
+        return "block", ir.BlockDef(name=str(name), params=params, inputs=inputs or (),
+                                    body=body, inits=inits, span=self.tok(name))
+
+    def block_inputs(self, c: list[Token]) -> tuple[str, ...]:
+        return tuple(map(str, c))
 
     def block_body(self, c: list[Any]) -> tuple[Body, tuple[ir.InitRule, ...]]:
         """A block's statements, and the ``init`` rules among them."""
@@ -151,10 +154,26 @@ class ToIR(Transformer):
             other = (other,)
         return ir.If(cond=cond, then=then, other=other, span=self.tok(kw))
 
-    def label(self, c: list[Token]) -> ir.Label:
-        tok = c[0]
-        parts = self._holes(tok) if tok.type == "TEMPLATE_NAME" else (str(tok),)
-        return ir.Label(parts=parts, span=self.tok(tok))
+    def label(self, c: list[Any]) -> ir.Label:
+        """Segments joined by dots; text runs merged, so ``convs.{i}`` is ``("convs.", i)``."""
+        parts: list[Any] = []
+        for i, seg in enumerate(c):
+            if i:
+                parts.append(".")
+            if isinstance(seg, Token):
+                parts += self._holes(seg) if seg.type == "TEMPLATE_NAME" else [str(seg)]
+            else:
+                parts.append(seg)
+        merged: list[Any] = []
+        for part in parts:
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        return ir.Label(parts=tuple(merged), span=self.span(c[0], c[-1]))
+
+    def label_hole(self, c: list[Any]) -> Any:
+        return c[1]
 
     def _holes(self, tok: Token) -> tuple[Any, ...]:
         parts: list[Any] = []
@@ -311,16 +330,10 @@ def _arg(a: Any) -> ir.Arg:
 
 
 def _ref_name(a: Any) -> str:
-    """A DAG input must be a name or a dotted layer path (``backbone.4``); anything else keeps
-    a marker the expander reports."""
-    if isinstance(a, ir.Var):
-        return a.name
-    if isinstance(a, ir.InRef):
-        return "in"
-    if isinstance(a, ir.GetAttr):
-        head = _ref_name(a.obj)
-        return f"{head}.{a.name}" if head not in ("<not a name>", "in") else "<not a name>"
-    return "<not a name>"
+    """A DAG input must be a name, a dotted layer path (``backbone.4``) or ``each(name)``;
+    anything else keeps a marker the expander reports."""
+    name = ir.ref_name(a)
+    return "<not a name>" if name is None else name
 
 
 def _children(obj: Any) -> Any:

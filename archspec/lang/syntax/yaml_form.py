@@ -36,6 +36,9 @@ from archspec.lang.syntax.printer import output_item as output_text
 from archspec.lang.syntax.printer import stmt as stmt_text
 
 NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Words the text form reads as keywords wherever a name could stand (grammar.lark's `_name`
+# takes the others): a YAML name may not be one of them.
+RESERVED = ("and", "as", "else", "false", "for", "if", "in", "none", "not", "or", "true")
 TOP_KEYS = ("network", "params", "imports", "inputs", "outputs", "init", "blocks", "body")
 STRUCTURES = ("concat", "residual", "dense", "repeat", "for", "if", "group", "chain")
 ALLOWED = {"concat": {"concat", "dim"}, "residual": {"residual", "shortcut", "shortcut_if"},
@@ -142,6 +145,7 @@ def to_yaml(spec: ir.Spec) -> str:
         doc["init"] = _inits_out(spec.inits)
     if spec.blocks:
         doc["blocks"] = {b.name: {"params": _params_out(b.params),
+                                  **({"inputs": list(b.inputs)} if b.inputs else {}),
                                   **({"init": _inits_out(b.inits)} if b.inits else {}),
                                   "body": _body_out(b.body)} for b in spec.blocks}
     doc["body"] = _body_out(spec.body)

@@ -12,7 +12,7 @@ from archspec.lang.diagnostics import did_you_mean, error
 from archspec.lang.limits import MAX_INT_DIGITS, MAX_YAML_DEPTH, MAX_YAML_NODES
 from archspec.lang.source import SourceFile, Span
 from archspec.lang.syntax.to_ir import check_depth, parse
-from archspec.lang.syntax.yaml_form import ALLOWED, NAME, STRUCTURES, TOP_KEYS
+from archspec.lang.syntax.yaml_form import ALLOWED, NAME, RESERVED, STRUCTURES, TOP_KEYS
 
 Node = yaml.Node
 
@@ -73,9 +73,10 @@ class _Nodes:
         """A name the text form could write (the grammar's NAME): a network, input, block or
         parameter name; anything else could change the spec when `convert` writes it."""
         text = self.word(node, what)
-        if not NAME.fullmatch(text):
+        if not NAME.fullmatch(text) or text in RESERVED:
             raise error("E153", f"{what} {text!r} is not a name", self.span(node),
-                        hint="names are letters, digits and _, not starting with a digit")
+                        hint="names are letters, digits and _, not starting with a digit, "
+                             f"and not one of {', '.join(RESERVED)}")
         return text
 
     def seq(self, node: Node, what: str) -> list[Node]:
@@ -265,12 +266,15 @@ class _Reader(_Nodes):
         for name, (knode, vnode) in (self.mapping(node, "blocks").items() if node else ()):
             self.ident(knode, "the block")
             fields = self.mapping(vnode, f"block `{name}`")
-            self.check_keys(fields, ("params", "init", "body"), f"block `{name}`")
+            self.check_keys(fields, ("params", "inputs", "init", "body"), f"block `{name}`")
             if "body" not in fields:
                 raise self.fail(knode, f"block `{name}` has no `body`",
                                 hint="add `body: [...]`, the block's layers")
             params = self.params(fields["params"][1] if "params" in fields else None)
-            out.append(ir.BlockDef(name=name, params=params, body=self.body(fields["body"][1]),
+            inputs = tuple(self.ident(n, "the block input") for n in
+                           self.seq(fields["inputs"][1], "`inputs`")) if "inputs" in fields else ()
+            out.append(ir.BlockDef(name=name, params=params, inputs=inputs,
+                                   body=self.body(fields["body"][1]),
                                    inits=self.inits(fields["init"][1] if "init" in fields
                                                     else None),
                                    span=self.span(knode)))
