@@ -86,7 +86,7 @@ def test_random_reductions_match_torch(shape: list[int], op: str, picks: list[in
     axes = tuple(d % rank + 1 for d in picks)
     if op in ("var", "std") and math.prod(shape[a - 1] for a in axes) < 2:
         return  # no degrees of freedom: a located error (test above)
-    call = f"{op}({list(picks)}, keepdim={'true' if keep else 'false'})"
+    call = f"{op}(dims={list(picks)}, keepdim={'true' if keep else 'false'})"
     spec = _spec(f"y: {call}", [tuple(shape)])
     x = torch.randn(2, *shape)
     want = REDUCTIONS[op](x, dim=axes, keepdim=keep)
