@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from archspec.views.report import Report
 
 __all__ = ["ArchspecError", "Diagnostic", "MissingExtra", "Spec", "load", "loads", "expand",
-           "analyze", "to_torch", "export_onnx", "__version__"]
+           "analyze", "show", "to_torch", "export_onnx", "__version__"]
 
 
 def expand(spec: Spec) -> Graph:
@@ -40,6 +40,15 @@ def analyze(spec: Spec, batch: int = 1, **options: Any) -> Report:
     from archspec.views.report import analyze as _analyze
 
     return _analyze(spec, batch=batch, **options)
+
+
+def show(spec: Spec | str, depth: int = 1, batch: int = 1, **options: Any) -> Any:
+    """For a notebook: ``spec`` (or a spec's path) shown as its totals and its graph page,
+    blocks open to ``depth`` levels (:func:`archspec.views.notebook.show`; the report itself
+    displays as a table with folding blocks)."""
+    from archspec.views.notebook import show as _show
+
+    return _show(spec, depth=depth, batch=batch, **options)
 
 
 def to_torch(spec: Spec, device: Any = None) -> Any:

@@ -185,7 +185,7 @@ def test_html_page_keeps_hostile_names_as_text(browser, tmp_path) -> None:
 
     name = HOSTILE
     out = tmp_path / "h.html"
-    out.write_bytes(draw(_hostile_spec(), "html", None))
+    out.write_bytes(draw(_hostile_spec(), "html", 2))  # the group open
     html = out.read_text()
     assert html.count("</script>") == 2 and "<img" not in html
     requests: list[str] = []
@@ -196,3 +196,92 @@ def test_html_page_keeps_hostile_names_as_text(browser, tmp_path) -> None:
     assert page.locator("img").count() == 0 and errors == [] and len(requests) == 1
     shown = page.text_content("#graph")
     assert "grp<b>|#%.0" in shown and "\u25be grp<b>|#% (group)" in shown and "lbl<i>&amp;" in shown
+
+
+def _module_shapes(model: Any) -> dict[str, str]:
+    """Every torchvision submodule's per-sample output shape (``64x56x56``) on a 224x224
+    image, from forward hooks, and the input's as ``x``."""
+    import torch
+
+    shapes = {"x": "3x224x224"}
+    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: shapes.__setitem__(
+        name, "x".join(map(str, out.shape[1:])))) for name, m in model.named_modules() if name]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, 224, 224))
+    for h in hooks:
+        h.remove()
+    return shapes
+
+
+def _edge_labels(page: Any) -> list[tuple[str, str, str]]:
+    return page.evaluate("""() => [...document.querySelectorAll("text.edge-label")].map(t =>
+        [t.dataset.from, t.dataset.to, t.textContent])""")
+
+
+def test_html_page_opens_folded_with_shapes_on_its_edges(browser, tv_resnet18, capsys,
+                                                         tmp_path) -> None:
+    """Without --depth the page opens at depth 1 (every block folded); the depth box says 1 of
+    the depth that opens everything, never a sentinel; each edge names the shape it carries."""
+    import torch
+
+    out = tmp_path / "r18.html"
+    assert run_cli(["graph", RESNET18, "-o", str(out)], capsys)[0] == 0
+    assert "1048576" not in out.read_text()
+    requests: list[str] = []
+    errors: list[str] = []
+    page = _open(browser, out, requests, errors)
+    top = len(list(tv_resnet18.named_children()))
+    assert page.locator("g.node").count() == 1 + top + 1
+    # the deepest container (layerN.0.downsample, two dots) opens at depth 2 + 2
+    deepest = max(name.count(".") for name in _containers(tv_resnet18)) + 2
+    assert page.input_value("#depth") == "1" and page.text_content("#depthmax") == f"of {deepest}"
+    assert page.get_attribute("#depth", "max") == str(deepest)
+    shapes = _module_shapes(tv_resnet18)
+    for depth in range(1, deepest + 1):
+        _set_depth(page, depth)
+        labels = _edge_labels(page)
+        assert len(labels) == page.locator("path.edge").count()
+        known = [(a, b, text) for a, b, text in labels if a in shapes]
+        assert len(known) >= len(labels) // 2, labels
+        assert all(text == shapes[a] for a, _, text in known), known
+    # a number past the deepest level opens everything and the box settles on the deepest
+    page.fill("#depth", "99")
+    page.dispatch_event("#depth", "input")
+    page.dispatch_event("#depth", "change")
+    every = sum(n.op != "output" for n in torch.fx.symbolic_trace(tv_resnet18).graph.nodes)
+    assert page.locator("g.node").count() == every and page.input_value("#depth") == str(deepest)
+    assert requests == [out.as_uri()] and errors == []
+
+
+LONG_GROUP = "a_stage_whose_name_is_far_too_long_to_fit_in_any_box_at_all"
+LONG_LAYER = "an_extremely_long_layer_label_written_by_someone_quite_verbose"
+
+
+def test_html_page_keeps_long_labels_inside_their_boxes(browser, tmp_path) -> None:
+    """A name wider than its box ends in an ellipsis (a dotted name keeps its last part) with
+    the whole text as a tooltip; a short one is left alone."""
+    from archspec.views.drawing import draw
+
+    text = (f"network: n\ninputs: {{x: 3x8x8}}\nbody:\n  - {LONG_GROUP}:\n"
+            f"      - {LONG_LAYER}: conv2d(8, 3, padding=1)\n      - relu\n  - tail: relu\n")
+    out = tmp_path / "long.html"
+    out.write_bytes(draw(archspec.loads(text, format="yaml"), "html", 2))
+    requests: list[str] = []
+    errors: list[str] = []
+    page = _open(browser, out, requests, errors)
+    texts = page.evaluate("""() => [...document.querySelectorAll("g.node text, g.cluster text")]
+        .map(t => { const box = t.closest("g").querySelector("rect").getBBox();
+          const own = [...t.childNodes].filter(n => n.nodeType === 3);
+          return { shown: own.map(n => n.data).join(""),
+                   title: t.querySelector("title")?.textContent ?? null,
+                   width: t.getComputedTextLength(), x: t.getBBox().x - box.x,
+                   box: box.width }; })""")
+    assert texts and errors == [] and len(requests) == 1
+    for t in texts:
+        assert t["x"] + t["width"] <= t["box"] - 5, t  # inside, with the box's padding
+    by_title = {t["title"]: t["shown"] for t in texts if t["title"]}
+    full = f"{LONG_GROUP}.{LONG_LAYER}"
+    assert by_title[full].startswith("\u2026") and full.endswith(by_title[full][1:])
+    cluster = f"\u25be {LONG_GROUP} (group)"
+    assert by_title[cluster].startswith("\u25be \u2026") and by_title[cluster].endswith(" (group)")
+    assert {"tail", "x"} <= {t["shown"] for t in texts if t["title"] is None}

@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from archspec.cli import build, reference, static, training
+from archspec.cli import build, reference, schema, static, training
 from archspec.cli.messages import say, show_click_error
 from archspec.cli.options import CONTEXT
 from archspec.lang.diagnostics import MAX_ERRORS, ArchspecError
@@ -52,7 +52,7 @@ for _command in (
     static.check, static.expand, static.graph, static.diff, static.sweep, static.convert,
     build.compile_, build.export, build.bench,
     training.train, training.eval_,
-    reference.ops, reference.specs, reference.errors,
+    reference.ops, reference.specs, reference.errors, schema.schema,
 ):
     cli.add_command(_command)
 del _command

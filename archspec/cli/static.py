@@ -94,7 +94,7 @@ def expand(spec: str, debug: bool) -> None:
                    ".png (these two need Graphviz) or .html (a page to explore offline).")
 @click.option("--depth", type=click.IntRange(min=1), default=None,
               help="Levels of blocks to draw; deeper layers fold into their block (default: "
-                   "every layer). In HTML, the levels open at first.")
+                   "every layer). In HTML, the levels open at first (default: 1).")
 @network_options
 @debug_option
 def graph(spec: str, fmt: str, output: str | None, depth: int | None, debug: bool) -> None:

@@ -27,7 +27,7 @@ def format_for(path: str | Path) -> str | None:
 
 def draw(spec: ir.Spec, fmt: str, depth: int | None) -> bytes:
     """``spec``'s network drawn as ``fmt`` (a value of :data:`SUFFIXES`) with blocks folded
-    or, in HTML, initially open to ``depth`` levels (None: every layer)."""
+    or, in HTML, initially open to ``depth`` levels (None: every layer; the page opens at 1)."""
     from archspec.lang.expander import expand
     from archspec.views.diagram import dot, mermaid
 
