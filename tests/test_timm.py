@@ -84,6 +84,12 @@ MODELS: tuple[TimmModel, ...] = (
     TimmModel("mobilenetv4_conv_small", "mobilenetv4_conv_small.arch", 48, "MobileNetV4"),
     TimmModel("regnetz_b16", "regnetz_b16.arch", 48, "RegNetZ"),
     TimmModel("rexnet_100", "rexnet_100.arch", 48, "ReXNet"),
+    TimmModel("skresnet18", "skresnet18.arch", 48, "SKNet"),
+    TimmModel("hgnetv2_b0", "hgnetv2_b0.arch", 48, "HGNetV2"),
+    TimmModel("hrnet_w18_small", "hrnet_w18_small.arch", 64, "HRNet"),
+    TimmModel("mambaout_femto", "mambaout_femto.arch", 48, "MambaOut"),
+    TimmModel("tresnet_m", "tresnet_m.arch", 48, "TResNet"),
+    TimmModel("vit_small_patch16_224", "vit_small_patch16_224.arch", 224, "ViT"),
 )
 
 # The negative control runs once per family, on its first row.

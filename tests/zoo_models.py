@@ -197,6 +197,12 @@ ZOO: tuple[ZooModel, ...] = (
     _timm("mobilenetv4_conv_small", "MobileNetV4"),
     _timm("regnetz_b16", "RegNetZ"),
     _timm("rexnet_100", "ReXNet"),
+    _timm("skresnet18", "SKNet"),
+    _timm("hgnetv2_b0", "HGNetV2"),
+    _timm("hrnet_w18_small", "HRNet"),
+    _timm("mambaout_femto", "MambaOut"),
+    _timm("tresnet_m", "TResNet"),
+    _timm("vit_small_patch16_224", "ViT"),
 )
 
 TORCHVISION = tuple(m for m in ZOO if m.torchvision)

@@ -21,16 +21,26 @@ def costs(graph: Graph) -> dict[str, Cost]:
     return {n.id: REGISTRY[n.op].cost(Ctx(n.in_shapes, n.shape, n.attrs)) for n in graph}
 
 
+def batches(graph: Graph, batch: int) -> dict[str, int]:
+    """How many times each node's per-sample work runs in a forward at ``batch``: the batch,
+    or 1 for a node that is the same for every sample (:meth:`Graph.constants`: a parameter,
+    a buffer, what is computed from them alone)."""
+    constants = graph.constants()
+    return {n.id: 1 if n.id in constants else batch for n in graph}
+
+
 def convention_macs(graph: Graph, node_costs: dict[str, Cost], convention: str,
                     batch: int = 1) -> dict[str, int]:
     """MACs of every node at ``batch``, counted the way ``convention`` counts them: the
-    per-sample count times the batch, plus the op's per-forward work (:attr:`Cost.once`)."""
+    per-sample count times the node's :func:`batches`, plus the op's per-forward work
+    (:attr:`Cost.once`)."""
     counting = CONVENTIONS[convention]
+    times = batches(graph, batch)
     out = {}
     for n in graph:
         cost = node_costs[n.id]
         once = cost.once
-        out[n.id] = counting.count(REGISTRY[n.op].category, cost) * batch + (
+        out[n.id] = counting.count(REGISTRY[n.op].category, cost) * times[n.id] + (
             counting.count(REGISTRY[n.op].category, once) if once is not None else 0)
     return out
 
@@ -52,7 +62,7 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
     each op's ``step`` rule (the field grows by ``extra`` input jumps; the jump scales)."""
     out: dict[str, Field] = {name: Field(Fraction(1), Fraction(1)) for name in graph.inputs}
     for n in graph:
-        ins = [out[i] for i in n.inputs]
+        ins = [out[i] for i in n.inputs] or [Field(Fraction(1), Fraction(1))]
         step = REGISTRY[n.op].step(Ctx(n.in_shapes, n.shape, n.attrs))
         if any(f.size is None for f in ins) or step.collapse or len(n.shape) < 2:
             out[n.id] = Field(None, None)
@@ -66,7 +76,8 @@ def receptive_fields(graph: Graph) -> dict[str, Field]:
 def activation_bytes(graph: Graph, batch: int, dtype: str) -> dict[str, int]:
     """Bytes of every node's output tensor at ``batch`` in ``dtype``."""
     width = DTYPE_BYTES[dtype]
-    return {n.id: numel(n.shape) * batch * width for n in graph}
+    times = batches(graph, batch)
+    return {n.id: numel(n.shape) * times[n.id] * width for n in graph}
 
 
 def scratch_bytes(graph: Graph, node_costs: dict[str, Cost], batch: int,
@@ -74,7 +85,8 @@ def scratch_bytes(graph: Graph, node_costs: dict[str, Cost], batch: int,
     """Bytes of the intermediate tensors each node holds while it runs (attention scores:
     batch x heads x queries x keys), at ``batch`` in ``dtype``."""
     width = DTYPE_BYTES[dtype]
-    return {n.id: node_costs[n.id].scratch * batch * width for n in graph}
+    times = batches(graph, batch)
+    return {n.id: node_costs[n.id].scratch * times[n.id] * width for n in graph}
 
 
 def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int],

@@ -171,8 +171,9 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
     width = passes.DTYPE_BYTES[dtype]
     input_bytes = {k: numel(s) * batch * width for k, s in g.inputs.items()}
     totals = {m: sum(getattr(r, m) for r in layers) for m in METRICS}
-    totals["trainable_params"] = totals["params"]
-    totals["non_trainable_params"] = 0
+    frozen = sum(r.params for r, n in zip(layers, g) if getattr(n.attrs, "frozen", False))
+    totals["trainable_params"] = totals["params"] - frozen
+    totals["non_trainable_params"] = frozen
     totals["input_bytes"] = sum(input_bytes.values())
     totals["param_bytes"] = totals["params"] * width
     scratch = passes.scratch_bytes(g, passes.costs(g), batch, dtype)
@@ -208,11 +209,12 @@ def _layer_rows(g: Graph, batch: int, dtype: str, convention: str) -> list[Row]:
     costs = passes.costs(g)
     macs = passes.convention_macs(g, costs, convention, batch)
     mem = passes.activation_bytes(g, batch, dtype)
+    times = passes.batches(g, batch)
     fields = passes.receptive_fields(g)
     return [Row(name=n.id, op=n.op, kind="op", depth=n.id.count("."),
-                output_shape=[batch, *n.shape], params=costs[n.id].params,
+                output_shape=[times[n.id], *n.shape], params=costs[n.id].params,
                 buffers=costs[n.id].buffers, macs=macs[n.id],
-                flops=_flops(costs[n.id], batch), activation_bytes=mem[n.id],
+                flops=_flops(costs[n.id], times[n.id]), activation_bytes=mem[n.id],
                 receptive_field=_number(fields[n.id].size),
                 stride=_number(fields[n.id].stride), line=n.span.line, source=str(n.span),
                 inputs=n.inputs) for n in g]

@@ -82,6 +82,13 @@ class Builder:
         self.initializers[name] = numpy_helper.from_array(array, name)
         return name
 
+    def generated(self, generator: str, size: tuple[int, ...]) -> str:
+        """A constant int64 initialiser made by ``generator`` (the ``buffer`` op's), with the
+        values its torch module holds (:class:`archspec.backends.modules.tensors.Constant`)."""
+        from archspec.backends.modules.tensors import Constant
+
+        return self.const("value", Constant.generate(generator, size).numpy(), "int64")
+
     def declare(self, name: str, shape: tuple[int, ...]) -> None:
         """State the shape of ``name`` (per sample; the batch dim goes first) where ONNX shape
         inference cannot work it out, e.g. a Resize to sizes computed from ``Shape``."""

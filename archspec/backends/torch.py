@@ -32,6 +32,8 @@ def may_overwrite_input(graph: Graph, node: OpNode, readers: dict[str, list[str]
     """True when ``node`` may overwrite its first input: it is read by nothing else (not even
     as another input of ``node``), is not a graph input or output, and its producer neither
     aliases its own input nor needs its output for backward."""
+    if not node.inputs:
+        return False
     src = node.inputs[0]
     if src not in graph.nodes or src in node.inputs[1:]:
         return False

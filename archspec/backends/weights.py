@@ -1,5 +1,6 @@
-"""Weights from files: ``torch.save`` state dicts and `archspec train` checkpoints, read as data
-(``torch.load(weights_only=True)``) and checked against a spec, every problem located.
+"""Weights from files: ``torch.save`` state dicts, `archspec train` checkpoints and safetensors
+files (`archspec import --weights`), read as data (``torch.load(weights_only=True)``; safetensors
+holds tensors only) and checked against a spec, every problem located.
 
 Shared by ONNX export (``--weights``) and training (``--resume``); imports torch, never onnx.
 """
@@ -36,15 +37,34 @@ def _load_failure(exc: Exception) -> str:
     return "it is truncated or not a torch.save file"
 
 
+def read_safetensors(path: Path, spec: ir.Spec) -> Mapping[str, Any]:
+    """The tensors of a ``.safetensors`` file (the format holds tensors and a JSON header,
+    never code); a truncated or malformed file is an E611 naming it."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise bad_checkpoint(path, "reading .safetensors needs the `safetensors` package "
+                             "(pip install safetensors)", spec) from None
+    try:
+        return load_file(str(path), device="cpu")
+    except OSError:
+        raise
+    except Exception as exc:  # safetensors reports a bad header as several exception types
+        raise bad_checkpoint(path, f"it is not a whole safetensors file ({exc})", spec) from None
+
+
 def read_checkpoint(path: str | Path, spec: ir.Spec) -> Mapping[str, Any]:
     """The mapping a ``torch.save`` file holds, read with ``torch.load(weights_only=True)``
-    (so no pickled code runs). An empty, truncated or unsafe file, or one that holds no
-    mapping, is an E611 at the spec's `network` line naming the file."""
+    (so no pickled code runs), or a ``.safetensors`` file's tensors. An empty, truncated or
+    unsafe file, or one that holds no mapping, is an E611 at the spec's `network` line naming
+    the file."""
     import torch
 
     path = Path(path)
     if path.stat().st_size == 0:
         raise bad_checkpoint(path, "the file is empty", spec)
+    if path.suffix == ".safetensors":
+        return read_safetensors(path, spec)
     try:  # a zip checkpoint is memory-mapped: its tensors are read where they are used
         data = torch.load(path, map_location="cpu", weights_only=True,
                           mmap=zipfile.is_zipfile(path))

@@ -5,10 +5,10 @@ Exit codes: 0 success (warnings allowed unless --strict), 1 spec errors, 2 usage
 
 The commands live one module per group: :mod:`~archspec.cli.static` (check, expand, graph,
 diff, sweep, convert: never torch), :mod:`~archspec.cli.build` (compile, export, bench),
-:mod:`~archspec.cli.training` (train, eval) and :mod:`~archspec.cli.reference` (ops, specs,
-errors); :mod:`~archspec.cli.options` holds the options they share and
-:mod:`~archspec.cli.messages` what they print to stderr. This module holds the group and
-:func:`main`, which turns every failure into its exit code.
+:mod:`~archspec.cli.training` (train, eval), :mod:`~archspec.cli.reference` (ops, specs,
+errors) and :mod:`~archspec.cli.editor` (fmt, lsp); :mod:`~archspec.cli.options` holds the
+options they share and :mod:`~archspec.cli.messages` what they print to stderr. This module
+holds the group and :func:`main`, which turns every failure into its exit code.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 
 import click
 
-from archspec.cli import build, reference, schema, static, training
+from archspec.cli import build, editor, importing, reference, schema, static, training
 from archspec.cli.messages import say, show_click_error
 from archspec.cli.options import CONTEXT
 from archspec.lang.diagnostics import MAX_ERRORS, ArchspecError
@@ -42,17 +42,21 @@ def cli() -> None:
     Train (built-in data, or --data):    archspec train specs/classic/lenet5_1998.arch
     Score trained weights:               archspec eval SPEC --weights best.pt --data DIR
     Export to ONNX:                      archspec export specs/resnet18.arch -o r18.onnx
+    Import a model (runs Python code):   archspec import torchvision.models:resnet18 -o r18.arch
     Time torch against onnxruntime:      archspec bench specs/resnet18.arch
     List the layer kinds:                archspec ops
     List the shipped specs:              archspec specs
+    Lay out .arch files canonically:     archspec fmt specs/
+    Serve editors (language server):     archspec lsp
     """
 
 
 for _command in (
     static.check, static.expand, static.graph, static.diff, static.sweep, static.convert,
     build.compile_, build.export, build.bench,
-    training.train, training.eval_,
+    training.train, training.eval_, importing.import_,
     reference.ops, reference.specs, reference.errors, schema.schema,
+    editor.fmt, editor.lsp,
 ):
     cli.add_command(_command)
 del _command

@@ -13,7 +13,14 @@ from typing import Any
 import click
 
 from archspec.cli.messages import exit_1_on_runtime_error
-from archspec.cli.options import CONTEXT, check_output, debug_option, load_spec, network_options
+from archspec.cli.options import (
+    CONTEXT,
+    check_output,
+    check_outputs,
+    debug_option,
+    load_spec,
+    network_options,
+)
 from archspec.files.atomic import write_atomic
 
 
@@ -33,6 +40,7 @@ def compile_(spec: str, output: str | None, debug: bool) -> None:
     """
     check_output(output, spec)
     network = load_spec(spec, "torch")
+    check_outputs([output], spec)
     from archspec.backends.eject import eject
 
     text = eject(network)
@@ -88,8 +96,11 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
       archspec export specs/resnet18.arch --weights best.pt --quantize int8 --calibrate photos/ \\
           -o resnet18-int8.onnx
     """
+    data = output + ".data"  # written beside the model with external data
     check_output(output, spec, weights)
+    check_output(data, spec, weights)
     network = load_spec(spec, "torch", "onnx")
+    check_outputs([output, data], spec, weights)
     from archspec.backends.onnx import export_onnx
     from archspec.backends.onnx_file import EXTERNAL_ABOVE
 
@@ -107,8 +118,9 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
     model = export_onnx(network, output, weights=weights, opset=opset, batch=_batch(batch),
                         fp16=fp16, external_above=0 if external_data else EXTERNAL_ABOVE)
     size = Path(output).stat().st_size
-    data = Path(output + ".data")  # initialisers stay in the returned model when external
-    extra = f" + {data} ({data.stat().st_size / 1e6:.1f} MB)" if model.graph.initializer else ""
+    # initialisers stay in the returned model when external
+    extra = f" + {data} ({Path(data).stat().st_size / 1e6:.1f} MB)" \
+        if model.graph.initializer else ""
     click.echo(f"wrote {output} ({size / 1e6:.1f} MB{extra}, {len(model.graph.node)} nodes, "
                f"opset {opset})", err=True)
 

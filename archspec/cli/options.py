@@ -8,7 +8,9 @@ Nothing here imports torch or onnx: ``archspec check`` goes through this module.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -59,12 +61,69 @@ def input_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def check_output(output: str | None, *sources: str | None) -> None:
+def check_output(output: str | None, *sources: str | Path | None,
+                 hint: str = "-o/--output") -> None:
     """Refuse an output path that names one of the command's own input files."""
     for source in sources:
         if output and source and same_file(output, source):
             raise click.BadParameter(f"{output} is the input {source}; writing it would destroy "
-                                     "it", param_hint="-o/--output")
+                                     "it", param_hint=hint)
+
+
+def check_outputs(outputs: Iterable[str | None], spec_path: str, *others: str | None,
+                  hint: str = "-o/--output") -> None:
+    """Refuse outputs that name a file the command reads: the spec, every file it imports
+    (directly or through other imports) and ``others`` (weights). Call it after
+    :func:`load_spec`, which has checked that the imports resolve and stay confined."""
+    outputs = [output for output in outputs if output]
+    if not outputs:
+        return
+    sources = [*spec_files(spec_path), *others]
+    for output in outputs:
+        check_output(output, *sources, hint=hint)
+
+
+def spec_files(spec_path: str) -> list[Path]:
+    """The spec file and the files it imports, transitively, found as the loader finds them:
+    under the importing file's folder, then the ``--path`` and ``$ARCHSPEC_PATH`` folders;
+    ``std/...`` in the shipped library."""
+    from archspec.lang.syntax import loader
+
+    roots = loader.search_roots(click.get_current_context().meta.get("archspec.path", ()))
+    first = Path(spec_path)
+    if spec_path.startswith(loader.STD_PREFIX) and not os.path.lexists(first):
+        first = loader.std_root() / spec_path.removeprefix(loader.STD_PREFIX)
+    seen: list[Path] = []
+    todo = [first.resolve()]
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.append(path)
+        try:
+            spec = loader.parse_source(loader.read_source(path), loader.format_of(path))
+        except ArchspecError:  # not read by the load either
+            continue
+        todo += [found for rel in spec.imports if (found := _imported(rel, path.parent, roots))]
+    return seen
+
+
+def _imported(rel: str, base: Path, roots: tuple[Path, ...]) -> Path | None:
+    """The resolved file ``import "rel"`` in a file of folder ``base`` reads (None if none)."""
+    from archspec.lang.syntax.loader import STD_PREFIX, std_root
+
+    if rel.startswith(STD_PREFIX):
+        folders: tuple[Path, ...] = (std_root(),)
+        rel = rel.removeprefix(STD_PREFIX)
+    else:
+        folders = (base.resolve(), *roots)
+    for folder in folders:
+        if os.path.lexists(folder / rel):
+            try:
+                return (folder / rel).resolve()
+            except (OSError, RuntimeError):  # a link loop (the load refused it)
+                return None
+    return None
 
 
 def _store(key: str, parse: Callable[[Any], Any]) -> Callable[..., None]:

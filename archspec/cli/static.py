@@ -19,6 +19,7 @@ from archspec.cli.options import (
     CONTEXT,
     analysis_options,
     check_output,
+    check_outputs,
     debug_option,
     input_shapes,
     load_spec,
@@ -27,6 +28,7 @@ from archspec.cli.options import (
     path_option,
 )
 from archspec.files.atomic import write_atomic
+from archspec.lang.diagnostics import printable
 
 
 @click.command(context_settings=CONTEXT)
@@ -82,7 +84,7 @@ def expand(spec: str, debug: bool) -> None:
 
     graph = run_expand(load_spec(spec))
     warn(graph.warnings)
-    click.echo(graph_text(graph))
+    click.echo("\n".join(printable(line) for line in graph_text(graph).split("\n")))
 
 
 @click.command(context_settings=CONTEXT)
@@ -116,7 +118,9 @@ def graph(spec: str, fmt: str, output: str | None, depth: int | None, debug: boo
         raise click.BadParameter(f"{output} has no known suffix; use one of "
                                  f"{', '.join(SUFFIXES)}", param_hint="-o/--output")
     check_output(output, spec)
-    write_atomic(output, draw(load_spec(spec), out_fmt, depth))
+    network = load_spec(spec)
+    check_outputs([output], spec)
+    write_atomic(output, draw(network, out_fmt, depth))
     click.echo(f"wrote {output}", err=True)
 
 
@@ -226,8 +230,9 @@ def sweep(spec: str, sets: tuple[str, ...], inputs: tuple[str, ...], fmt: str,
     plot_fmt = Path(plot).suffix.lower().lstrip(".") if plot else None
     if plot and plot_fmt not in ("png", "svg", "pdf"):
         raise click.BadParameter(f"{plot}: use a .png, .svg or .pdf file", param_hint="--plot")
-    check_output(plot, spec)
+    check_output(plot, spec, hint="--plot")
     parsed = load_spec(spec)
+    check_outputs([plot], spec, hint="--plot")
     variants = sweeps.sweep(parsed, axes, batch=batch, dtype=dtype, convention=convention)
     if fmt == "json":
         click.echo(json.dumps(sweeps.to_dict(variants), separators=(",", ":")))
@@ -255,7 +260,9 @@ def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
     from archspec.lang.syntax.yaml_form import to_yaml
 
     check_output(output, spec)
-    text = (to_text if to == "arch" else to_yaml)(load_spec(spec))
+    network = load_spec(spec)
+    check_outputs([output], spec)
+    text = (to_text if to == "arch" else to_yaml)(network)
     if output:
         write_atomic(output, text)
     else:

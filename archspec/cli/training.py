@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
-from archspec.cli.messages import exit_1_on_runtime_error
+from archspec.cli.messages import exit_1_on_runtime_error, say
 from archspec.cli.options import CONTEXT, debug_option, load_spec, network_options
+from archspec.lang.diagnostics import printable
 
 data_option = click.option(
     "--data", type=click.Path(file_okay=False, exists=True), default=None,
@@ -89,8 +90,7 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
     from archspec.training.loop import train as run_train
 
     cfg = TrainConfig(**options, compile=compile_, progress=not quiet)
-    exit_1_on_runtime_error(debug, run_train, network, cfg,
-                            lambda msg: click.echo(msg, err=True))
+    exit_1_on_runtime_error(debug, run_train, network, cfg, say)
 
 
 @click.command(name="eval", context_settings=CONTEXT)
@@ -122,3 +122,5 @@ def eval_(spec: str, weights: str, debug: bool, **options: Any) -> None:
                                    TrainConfig(**options))
     click.echo(f"{score.n} images: loss {score.loss:.4f}, top-1 {score.top1:.4f}, top-5 "
                f"{score.top5:.4f} ({score.images_per_s:,.0f} images/s)")
+    if score.classes:
+        click.echo(printable(f"classes: {', '.join(score.classes)}", " "))

@@ -60,6 +60,8 @@ CODES: dict[str, str] = {
     "E216": "a block called on more or fewer inputs than it declares",
     "E217": "a layer given where an argument value belongs (inputs go in a second pair of "
             "parentheses)",
+    "E218": "an input that must be the same for every sample (`take`'s index) computed from "
+            "the network's inputs",
     "E220": "`concat` without branches",
     "E231": "too many positional arguments",
     "E232": "an argument given twice",
@@ -100,6 +102,10 @@ CODES: dict[str, str] = {
     "E707": "too much expression work",
     "E708": "a layer with too many parameter and buffer elements",
     "E801": "a program a command needs is not installed (Graphviz's `dot`)",
+    "E901": "an image folder without class folders or without images",
+    "E902": "a class folder with no images",
+    "E903": "too few images to split into training, validation and test sets",
+    "E904": "an image folder whose classes are not those the weights were trained on",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
     "W302": "`linear` over the width of a (C, H, W) map (a forgotten `flatten`)",

@@ -78,6 +78,16 @@ class Graph:
         """Per-sample shape of a node id or a graph-input name."""
         return self.nodes[ref].shape if ref in self.nodes else self.inputs[ref]
 
+    def constants(self) -> set[str]:
+        """The nodes whose output is the same for every sample: ops without inputs
+        (``parameter``, ``buffer``) and what is computed from them alone. The backends hold
+        them with a batch dim of 1; the analysis counts them once per forward."""
+        out: set[str] = set()
+        for node in self.nodes.values():
+            if all(src in out for src in node.inputs):
+                out.add(node.id)
+        return out
+
     def consumers(self) -> dict[str, list[str]]:
         """Map every value (node id or input) to the ids of the nodes that read it."""
         out: dict[str, list[str]] = {k: [] for k in (*self.inputs, *self.nodes)}

@@ -9,6 +9,7 @@ from archspec.ops import (  # noqa: F401  (registers)
     activation,
     arith,  # tensor primitives: element-wise arithmetic
     attention,
+    constants,  # tensor primitives: parameter, buffer, take
     conv,
     core,
     linalg,  # tensor primitives: matmul, einsum, scaled_dot_product_attention

@@ -325,6 +325,8 @@ class OpDef:
     aliases: tuple[str, ...] = ()
     fresh_output: bool = True  # False when the output may alias the input (views, identity)
     keeps_output: bool = False  # True when backward needs the op's own output
+    constant_inputs: tuple[int, ...] = ()  # inputs that must be the same for every sample
+    # (a `buffer` or what is computed from one): `take`'s index
     channels_first: bool = False  # its output is a (C, *spatial) map (convolution, pooling)
     features_last: bool = False  # it reads the last dim as features (linear): on a map straight
     # from a channels_first op that is likely a forgotten flatten (warning W302)

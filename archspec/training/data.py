@@ -15,9 +15,9 @@ worker or device makes it (bit for bit on the CPU).
 
 from __future__ import annotations
 
+import io
 import math
 import os
-import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -29,6 +29,7 @@ from torch.utils.data import Dataset, Subset, random_split
 from archspec.lang import ir
 from archspec.lang.expander import expand
 from archspec.lang.extras import missing_extra
+from archspec.training.folders import read_image_file, relabel, scan, stderr_warning
 
 Mask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -114,6 +115,11 @@ class ShapesDataset(Dataset):
         return (mask[:, None] * colour + noise).clamp(0.0, 1.0)
 
 
+def shape_names(classes: int) -> tuple[str, ...]:
+    """The names of the first ``classes`` built-in shape classes, in label order."""
+    return tuple(name for name, _ in SHAPES[:classes])
+
+
 class Pipeline(Protocol):
     """Turns a collated batch into model inputs on the device (see the module docstring)."""
 
@@ -173,48 +179,55 @@ def _torchvision() -> Any:
 
 
 class ImageFiles(Dataset):
-    """An image folder (one sub-folder per class), decoded with torchvision.io and resized to
-    the spec's ``(C, H, W)``: items are uint8 ``(C, H, W)`` tensors, or None (with a warning on
-    stderr) for a file that cannot be decoded."""
+    """An image folder (one sub-folder per class), walked as hostile input
+    (:func:`archspec.training.folders.scan`), decoded with torchvision.io and resized to the
+    spec's ``(C, H, W)``: items are uint8 ``(C, H, W)`` tensors, or None (with a warning on
+    stderr) for a file that cannot be decoded.
 
-    def __init__(self, root: str | Path, shape: tuple[int, ...]) -> None:
-        tv = _torchvision()
+    ``classes`` are the class names in label order: the folder's, sorted, or ``names`` (the
+    classes a checkpoint was trained on) when given, the folder's classes among them."""
+
+    def __init__(self, root: str | Path, shape: tuple[int, ...],
+                 names: list[str] | None = None) -> None:
+        _torchvision()
         if len(shape) != 3:
             raise RuntimeError(f"--data reads images (C, H, W); the spec's input is "
                                f"{list(shape)}")
-        self.classes, index = tv.datasets.folder.find_classes(str(root))
-        self.samples = tv.datasets.folder.make_dataset(
-            str(root), index, extensions=tv.datasets.folder.IMG_EXTENSIONS, allow_empty=False)
-        self.shape = shape
+        folder = scan(root)
+        if names is not None:
+            folder = relabel(folder, names, root)
+        self.classes, self.samples, self.shape = folder.classes, folder.samples, shape
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor | None, int]:
-        from torchvision.io import ImageReadMode, decode_image, read_file
+        from torchvision.io import ImageReadMode, decode_image
         from torchvision.transforms.v2.functional import resize
 
         path, label = self.samples[i]
         c, h, w = self.shape
         mode = ImageReadMode.GRAY if c == 1 else ImageReadMode.RGB
         try:
-            _check_size(path)
+            data = read_image_file(path)
+            _check_size(data)
             with warnings.catch_warnings():  # torchvision 0.29 points at torchcodec on each call
                 warnings.simplefilter("ignore", DeprecationWarning)
-                img = decode_image(read_file(path), mode=mode)
+                img = decode_image(torch.frombuffer(bytearray(data), dtype=torch.uint8),
+                                   mode=mode)
         except Exception as exc:  # any decoder error: report and skip the file
-            print(f"warning: skipping unreadable image {path}: {exc}", file=sys.stderr)
+            stderr_warning(f"skipping unreadable image {path}: {exc}")
             return None, label
         return resize(img, [h, w], antialias=True), label
 
 
-def _check_size(path: str) -> None:
-    """Refuse a file whose header declares more than :data:`MAX_IMAGE_PIXELS` (read with PIL,
-    which parses the header only; a header PIL cannot read is left to the decoder)."""
+def _check_size(data: bytes) -> None:
+    """Refuse an image whose header declares more than :data:`MAX_IMAGE_PIXELS` (read with PIL
+    from the bytes, header only; a header PIL cannot read is left to the decoder)."""
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as img:
+        with Image.open(io.BytesIO(data)) as img:
             width, height = img.size
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as exc:
         if isinstance(exc, Image.DecompressionBombError):

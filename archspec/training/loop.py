@@ -7,6 +7,7 @@ Under ``torchrun --nproc-per-node N -m archspec train ...`` it runs DistributedD
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import math
 import os
@@ -36,8 +37,10 @@ from archspec.training.data import (
     ShapesPipeline,
     collate_skipping_unreadable,
     io_shapes,
+    shape_names,
     split,
 )
+from archspec.training.folders import check_splittable
 from archspec.training.log import Metrics, RunLog
 
 
@@ -48,19 +51,22 @@ def spec_text(spec: ir.Spec) -> str:
 
 @dataclass
 class Data:
-    """The train/val/test sets, the number of classes in the data, and the pipeline that
-    makes model inputs of their batches on the device."""
+    """The train/val/test sets, the number of classes in the data, the pipeline that makes
+    model inputs of their batches on the device, and the class names in label order."""
 
     train: Dataset
     val: Dataset
     test: Dataset
     classes: int
     pipeline: Pipeline
+    names: tuple[str, ...] = ()
 
 
-def folder_data(path: str, shape: tuple[int, ...], classes: int) -> ImageFiles:
-    """The image folder at ``path``, checked against the network's ``classes`` outputs."""
-    full = ImageFiles(path, shape)
+def folder_data(path: str, shape: tuple[int, ...], classes: int,
+                names: list[str] | None = None) -> ImageFiles:
+    """The image folder at ``path``, labelled by ``names`` when given (a checkpoint's classes),
+    checked against the network's ``classes`` outputs."""
+    full = ImageFiles(path, shape, names)
     if len(full.classes) > classes:
         raise RuntimeError(f"{path} has {len(full.classes)} classes but the network has "
                            f"{classes} outputs: use --set num_classes={len(full.classes)}")
@@ -73,12 +79,13 @@ def datasets(spec: ir.Spec, cfg: TrainConfig) -> Data:
     full: Dataset
     if cfg.data:
         full = folder_data(cfg.data, shape, classes)
-        n_classes, pipeline = len(full.classes), FolderPipeline()
+        check_splittable(len(full), cfg.data)
+        names, pipeline = tuple(full.classes), FolderPipeline()
     else:
         full = ShapesDataset(cfg.samples, classes, shape, seed=cfg.seed)
-        n_classes, pipeline = full.classes, ShapesPipeline(full)
+        names, pipeline = shape_names(full.classes), ShapesPipeline(full)
     train, val, test = split(full, cfg.seed)
-    return Data(train, val, test, n_classes, pipeline)
+    return Data(train, val, test, len(names), pipeline, names)
 
 
 def loader(ds: Dataset, cfg: TrainConfig, d: Dist, shuffle: bool, pin: bool) -> DataLoader:
@@ -158,6 +165,7 @@ class Score:
     top5: float
     n: int
     images_per_s: float
+    classes: tuple[str, ...] = ()
 
 
 def evaluate(model: nn.Module, data: DataLoader, pipeline: Pipeline, device: torch.device,
@@ -283,6 +291,10 @@ class Trainer:
                                        "`state_dict` and `epoch`)", self.spec)
         if ckpt.get("spec_sha256") != hashlib.sha256(spec_text(self.spec).encode()).hexdigest():
             self.log(f"warning: {path} was trained from a different spec text")
+        trained = checkpoint_classes(ckpt, path, self.spec)
+        if trained is not None and tuple(trained) != self.data.names:
+            self.log(f"warning: {path} was trained on the classes {', '.join(trained)}; the "
+                     f"data has {', '.join(self.data.names)}")
         self.model.load_state_dict(checked_state(state, str(path), self.spec, expand(self.spec)))
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -339,7 +351,7 @@ class Trainer:
                 "spec_sha256": hashlib.sha256(text.encode()).hexdigest(), "epoch": epoch,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "metrics": asdict(self.metrics),
-                "overrides": dict(self.spec.overrides)}
+                "overrides": dict(self.spec.overrides), "classes": list(self.data.names)}
         for name in names:
             save_atomic(ckpt, Path(self.cfg.out) / name)
 
@@ -415,6 +427,7 @@ def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Sc
     device = pick_device(cfg.device)
     cfg = cfg.on(device)
     state = read_checkpoint(weights, spec)
+    trained = checkpoint_classes(state, weights, spec)
     if isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     model = to_torch(spec)
@@ -424,10 +437,28 @@ def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Sc
         model = model.to(memory_format=torch.channels_last)
     shape, classes = io_shapes(spec)
     if cfg.data:
-        ds: Dataset = folder_data(cfg.data, shape, classes)
+        folder = folder_data(cfg.data, shape, classes, trained)
+        ds: Dataset = folder
         pipeline: Pipeline = FolderPipeline()
+        names = tuple(folder.classes)
     else:
         full = ShapesDataset(cfg.samples, classes, shape, seed=cfg.seed)
         ds, pipeline = split(full, cfg.seed)[2], ShapesPipeline(full)
+        names = tuple(trained) if trained is not None else shape_names(full.classes)
     data = loader(ds, cfg, Dist(), False, device.type == "cuda")
-    return evaluate(model, data, pipeline, device, bool(cfg.amp), bool(cfg.channels_last))
+    score = evaluate(model, data, pipeline, device, bool(cfg.amp), bool(cfg.channels_last))
+    return dataclasses.replace(score, classes=names)
+
+
+def checkpoint_classes(ckpt: Mapping[str, Any], path: str | Path,
+                       spec: ir.Spec) -> list[str] | None:
+    """The class names an `archspec train` checkpoint stores (None for a plain state_dict or
+    an older checkpoint); anything but a list of strings is an error (E611)."""
+    from archspec.backends.weights import bad_checkpoint
+
+    names = ckpt.get("classes")
+    if names is None or not isinstance(ckpt.get("state_dict"), Mapping):
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise bad_checkpoint(path, "its `classes` entry is not a list of names", spec)
+    return names

@@ -1,11 +1,15 @@
 """`archspec diff` as text: the aligned rows of a :class:`~archspec.analysis.diff.Diff` as a
-terminal table and as Markdown, with the totals and their deltas."""
+terminal table and as Markdown, with the totals and their deltas. Names are escaped as in
+:mod:`archspec.views.table`: for the terminal, and as Markdown code spans or text."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from archspec.analysis.diff import COMPARED, Diff, DiffRow
+from archspec.lang.diagnostics import printable
 from archspec.ops.base import fmt_shape
-from archspec.views.table import human
+from archspec.views.table import code_span, human, md_text, op_cell
 
 _MARK = {"same": " ", "changed": "~", "added": "+", "removed": "-"}
 
@@ -37,8 +41,18 @@ def _op(r: DiffRow) -> str:
     return _either(*(x.op if x else None for x in (r.a, r.b)))
 
 
-def _cells(r: DiffRow) -> list[str]:
-    cells = [_op(r), _shape(r)]
+def _terminal(text: str) -> str:
+    return printable(text, " ")
+
+
+def _md_op(text: str) -> str:
+    """The op cell of a Markdown row: ``a -> b`` when it changed, each side by ``op_cell``."""
+    return " -> ".join(op_cell(side) for side in text.split(" -> "))
+
+
+def _cells(r: DiffRow, name: Callable[[str], str] = _terminal) -> list[str]:
+    """The op (through ``name``, an escape), shape and compared numbers of a row."""
+    cells = [name(_op(r)), _shape(r)]
     for attr in COMPARED:
         a, b = r.value("a", attr), r.value("b", attr)
         unit = "B" if attr == "activation_bytes" else ""
@@ -72,9 +86,10 @@ def _label(r: DiffRow, full: bool) -> str:
 def table(d: Diff, only_changes: bool = False) -> str:
     """A terminal table: one line per aligned row (``+`` added, ``-`` removed, ``~`` changed),
     then the totals of A and B with their difference."""
-    lines = [f"A: {d.a.network}    B: {d.b.network}    (depth {d.depth or 'all'}; "
+    lines = [f"A: {_terminal(d.a.network)}    B: {_terminal(d.b.network)}    "
+             f"(depth {d.depth or 'all'}; "
              f"{sum(r.status != 'same' for r in d.rows)} of {len(d.rows)} rows differ)"]
-    rows = [_HEAD] + [[_MARK[r.status] + " " + _label(r, only_changes), *_cells(r)]
+    rows = [_HEAD] + [[_MARK[r.status] + " " + _terminal(_label(r, only_changes)), *_cells(r)]
                       for r in d.rows if not (only_changes and r.status == "same")]
     lines += _aligned(rows, left=3)
     lines += ["", *_aligned([["Total", "A", "B", "B - A", "", ""], *_total_lines(d)], left=1)]
@@ -96,12 +111,13 @@ def _aligned(rows: list[list[str]], left: int) -> list[str]:
 
 def markdown(d: Diff, only_changes: bool = False) -> str:
     """GitHub-flavoured Markdown: the aligned rows, then the totals."""
-    lines = [f"## {d.a.network} -> {d.b.network}", "", "| | " + " | ".join(_HEAD) + " |",
+    lines = [f"## {md_text(d.a.network)} -> {md_text(d.b.network)}", "",
+             "| | " + " | ".join(_HEAD) + " |",
              "|---|---|---|---|" + "--:|" * (len(_HEAD) - 3)]
     for r in d.rows:
         if not (only_changes and r.status == "same"):
-            lines.append(f"| {_MARK[r.status].strip()} | `{r.name}` | " + " | ".join(_cells(r))
-                         + " |")
+            lines.append(f"| {_MARK[r.status].strip()} | {code_span(r.name)} | "
+                         + " | ".join(_cells(r, _md_op)) + " |")
     lines += ["", "| Total | A | B | B - A | change |", "|---|--:|--:|--:|--:|"]
     lines += [f"| {n} | {a} | {b} | {dl} | {pc} |" for n, a, b, dl, pc, _ in _total_lines(d)]
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 from archspec.analysis.report import Analysis, Row, visible_rows
 from archspec.analysis.report import analyze as analyze_numbers
 from archspec.lang import ir
-from archspec.views.table import _title, _totals, connections, is_dag
+from archspec.views.table import connections, is_dag, title_line, totals_lines
 
 
 class Report(Analysis):
@@ -185,12 +185,12 @@ class _Writer:
 
 def title_html(report: Analysis) -> str:
     """The title line of ``archspec check`` (network, inputs, batch, dtype), escaped."""
-    return f'<p class="archspec-title">{html.escape(_title(report))}</p>'
+    return f'<p class="archspec-title">{html.escape(title_line(report))}</p>'
 
 
 def totals_html(report: Analysis) -> str:
     """The totals of ``archspec check`` as an escaped list."""
-    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in _totals(report)) + \
+    return "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in totals_lines(report)) + \
         "</ul>"
 
 

@@ -1,9 +1,19 @@
-"""Text renderings of an Analysis: an indented table for terminals and a Markdown table."""
+"""Text renderings of an Analysis: an indented table for terminals and a Markdown table.
+
+Names (network, inputs, layers, ops) are escaped for where they land: in the terminal table
+everything a terminal acts on is shown escaped (:func:`printable`); in Markdown, layer and op
+names are code spans (:func:`code_span`) and other names plain text with Markdown's
+punctuation escaped (:func:`md_text`), so that no name opens a link, adds a cell or a line.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
 from archspec.analysis.conventions import CONVENTIONS
 from archspec.analysis.report import Analysis, Row, visible_rows
+from archspec.lang.diagnostics import printable
 
 _UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
 
@@ -18,6 +28,44 @@ def human(n: float, suffix: str = "") -> str:
 
 def mb(n: int) -> str:
     return f"{n / 1e6:,.2f} MB"
+
+
+def code_span(text: str) -> str:
+    """``text`` as a Markdown code span that a table cell can hold: terminal escapes shown
+    escaped, ``|`` as ``\\|`` (GFM splits cells at a bar even inside code), fenced with one
+    backtick more than the longest run inside, padded with a space where it starts or ends
+    with a backtick or a space (CommonMark drops one space each side)."""
+    text = printable(text, " ").replace("|", "\\|")
+    fence = "`" * (max(map(len, re.findall("`+", text)), default=0) + 1)
+    if text[:1] in "` " or text[-1:] in "` ":
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
+
+
+_PLAIN_NAME = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:_[A-Za-z0-9]+)*")
+
+
+def op_cell(op: str) -> str:
+    """An op name in a Markdown cell: a registry name (``conv2d``, ``group``) as it is, which
+    Markdown cannot read as markup; any other name (a plugin's, the API's) as a code span."""
+    return op if _PLAIN_NAME.fullmatch(op) else code_span(op)
+
+
+_MD_SPECIAL = re.compile(r"[\\`*_{}\[\]<>()#+!|~&$]")
+
+
+def md_text(text: str) -> str:
+    """``text`` as plain Markdown text: terminal escapes shown escaped, every character that
+    Markdown or a GFM table reads as markup backslash-escaped (plain names stay as they are,
+    but for ``_``, escaped only where it could open emphasis)."""
+    text = printable(text, " ")
+    return _MD_SPECIAL.sub(lambda m: m.group() if m.group() == "_" and _inner(text, m.start())
+                           else "\\" + m.group(), text)
+
+
+def _inner(text: str, i: int) -> bool:
+    """Whether the ``_`` at ``i`` sits between two letters or digits (GFM: no emphasis)."""
+    return 0 < i < len(text) - 1 and text[i - 1].isalnum() and text[i + 1].isalnum()
 
 
 def _shape(report: Analysis, dims: list[int]) -> str:
@@ -69,32 +117,37 @@ def table(report: Analysis, depth: int | None = 3) -> str:
     rows = [head]
     for r in visible:
         name = "  " * r.depth + r.name.rsplit(".", 1)[-1] if r.depth else r.name
-        rows.append((name, r.op, _shape(report, r.output_shape),
+        rows.append((printable(name, " "), printable(r.op, " "), _shape(report, r.output_shape),
                      f"{r.params:,}" if r.params else "-", f"{r.macs:,}" if r.macs else "-",
                      f"{r.flops:,}" if r.flops else "-", _rf(r),
-                     *((links[r.name],) if dag else ())))
+                     *((printable(links[r.name], " "),) if dag else ())))
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     rule = "-" * (sum(widths) + 2 * (len(widths) - 1))
-    lines = [_title(report), rule]
+    lines = [title_line(report, _plain), rule]
     for i, row in enumerate(rows):
         cells = [c.ljust(w) if j < 3 or j > 6 else c.rjust(w)
                  for j, (c, w) in enumerate(zip(row, widths))]
         lines.append("  ".join(cells).rstrip())
         if i == 0:
             lines.append(rule)
-    lines += [rule, *_totals(report), rule]
+    lines += [rule, *totals_lines(report, _plain), rule]
     return "\n".join(lines)
 
 
-def _title(report: Analysis) -> str:
-    ins = ", ".join(f"{k}: {_shape(report, v)}" for k, v in report.inputs.items())
+def _plain(text: str) -> str:
+    return printable(text, " ")
+
+
+def title_line(report: Analysis, name: Callable[[str], str] = _plain) -> str:
+    """The network, its inputs, batch and dtype; names through ``name`` (an escape)."""
+    ins = ", ".join(f"{name(k)}: {_shape(report, v)}" for k, v in report.inputs.items())
     batch = "batch N (counts for N=1)" if report.symbolic_batch else f"batch {report.batch}"
-    return f"{report.network}  ({ins}; {batch}; {report.dtype})"
+    return f"{name(report.network)}  ({ins}; {batch}; {report.dtype})"
 
 
-def _totals(report: Analysis) -> list[str]:
+def totals_lines(report: Analysis, name: Callable[[str], str] = _plain) -> list[str]:
     t = report.totals
-    outs = ", ".join(f"{k}: {_shape(report, v)}" for k, v in report.outputs.items())
+    outs = ", ".join(f"{name(k)}: {_shape(report, v)}" for k, v in report.outputs.items())
     return [
         f"Total params: {t['params']:,} ({human(t['params'])})",
         f"Trainable params: {t['trainable_params']:,}",
@@ -122,13 +175,19 @@ def markdown(report: Analysis, depth: int | None = 3) -> str:
     visible = list(visible_rows(report, depth))
     dag = is_dag(report)
     links = connections(visible)
-    lines = [f"## {_title(report)}", "",
+    lines = [f"## {title_line(report, md_text)}", "",
              "| Layer | Op | Output shape | Params | MACs | FLOPs |" + (" Connected to |" * dag),
              "|---|---|---|--:|--:|--:|" + ("---|" * dag)]
     for r in visible:
-        link = f" {links[r.name]} |" if dag else ""
-        lines.append(f"| `{r.name}` | {r.op} | {_shape(report, r.output_shape)} "
+        link = f" {_md_links(links[r.name])} |" if dag else ""
+        lines.append(f"| {code_span(r.name)} | {op_cell(r.op)} "
+                     f"| {_shape(report, r.output_shape)} "
                      f"| {r.params:,} | {r.macs:,} | {r.flops:,} |{link}")
     lines.append("")
-    lines += [f"- {line}" for line in _totals(report)]
+    lines += [f"- {line}" for line in totals_lines(report, md_text)]
     return "\n".join(lines)
+
+
+def _md_links(names: str) -> str:
+    """A "Connected to" cell: each name a code span (they were joined with ", ")."""
+    return ", ".join(code_span(n) for n in names.split(", ")) if names else ""

@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from archspec.lang import ir
 from archspec.lang.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
+from archspec.lang.expander.recovery import Stop
 from archspec.lang.expander.state import ExpanderState, Flow, Frame, Value
 from archspec.lang.exprs import Evaluator
 from archspec.lang.network import Scope
@@ -37,7 +38,10 @@ class CallsMixin(ExpanderState):
                         hint=did_you_mean(c.callee, [*REGISTRY, *self.blocks]) or
                         "see `archspec ops` for the list of ops")
         positional = [a for a in c.args if a.name is None]
-        if op.inputs[1] is None and c.inputs is None and positional:
+        if op.inputs == (0, 0) and not c.inputs:
+            inputs: tuple[Value, ...] = ()
+            args = c.args
+        elif op.inputs[1] is None and c.inputs is None and positional:
             inputs = tuple(v for a in positional for v in self._ref_exprs(a.value, frame))
             args = tuple(a for a in c.args if a.name is not None)
         else:
@@ -114,13 +118,18 @@ class CallsMixin(ExpanderState):
         frame.child_name(label)
         inner = Frame(path, env, {"in": inp, **dict(zip(block.inputs, ins))}, inp, root=path)
         self.stack.append((block.name, c.span))
+        kept = len(self.errors)
         try:
             out = self.body(block.body, Flow(inp), inner)
+        except Stop:
+            raise
         except ArchspecError as exc:
             raise ArchspecError(_called_from(d, block.name, inner.prefix, c.span)
                                 for d in exc.diagnostics) from None
         finally:
             self.stack.pop()
+            self.errors[kept:] = [_called_from(d, block.name, inner.prefix, c.span)
+                                  for d in self.errors[kept:]]
         self.graph.scopes[inner.prefix] = Scope(inner.prefix, block.name, c.span, out, args)
         self.graph.block_inits += [(inner.prefix, rule, env) for rule in block.inits]
         return out

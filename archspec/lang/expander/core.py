@@ -12,11 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.lang import ir
-from archspec.lang.diagnostics import Diagnostic, did_you_mean, error
+from archspec.lang.diagnostics import MAX_ERRORS, ArchspecError, Diagnostic, did_you_mean, error
 from archspec.lang.expander.calls import CallsMixin
 from archspec.lang.expander.flows import FlowsMixin
 from archspec.lang.expander.names import NamesMixin
 from archspec.lang.expander.nodes import NodesMixin
+from archspec.lang.expander.recovery import RecoveryMixin, Stop
 from archspec.lang.expander.state import Flow, Frame, Value
 from archspec.lang.expander.statements import StatementsMixin
 from archspec.lang.exprs import Evaluator
@@ -24,8 +25,9 @@ from archspec.lang.network import Graph
 from archspec.lang.values import show
 
 
-class Expander(StatementsMixin, FlowsMixin, NamesMixin, CallsMixin, NodesMixin):
-    """Walks a Spec's IR and builds the Graph; one instance per expansion."""
+class Expander(StatementsMixin, FlowsMixin, NamesMixin, CallsMixin, NodesMixin, RecoveryMixin):
+    """Walks a Spec's IR and builds the Graph; one instance per expansion. The errors of
+    independent statements are raised together, after the whole network."""
 
     def run(self) -> Graph:
         if not self.spec.inputs:
@@ -46,8 +48,18 @@ class Expander(StatementsMixin, FlowsMixin, NamesMixin, CallsMixin, NodesMixin):
             values[decl.name] = decl.name
         first = self.spec.inputs[0].name
         frame = Frame("", env, values, first)
-        last = self.body(self.spec.body, Flow(first), frame)
-        self._outputs(frame, last)
+        try:
+            last = self.body(self.spec.body, Flow(first), frame)
+        except Stop:
+            raise
+        except ArchspecError as exc:  # a limit: the errors before it, then it
+            raise ArchspecError([*self.errors, *exc.diagnostics][:MAX_ERRORS]) from None
+        try:
+            self._outputs(frame, last)
+        except ArchspecError as exc:
+            self.keep(exc.diagnostics)
+        if self.errors:
+            raise ArchspecError(self.errors)
         return self.graph
 
     def _network_params(self) -> dict[str, Any]:

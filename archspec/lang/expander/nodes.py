@@ -12,7 +12,10 @@ from archspec.lang.limits import MAX_LAYER_TENSORS, MAX_LAYERS
 from archspec.lang.network import OpNode
 from archspec.lang.source import Span
 from archspec.ops import REGISTRY, Ctx, OpDef, ShapeError
-from archspec.ops.base import ACTIVATIONS, Shape, fmt_shape
+from archspec.ops.base import ACTIVATIONS, Category, Shape, fmt_shape
+
+ELEMENTWISE = frozenset({Category.ADD, Category.MUL, Category.ARITHMETIC})
+"""Categories of the ops that broadcast their inputs element-wise (add, mul, sub, div...)."""
 
 
 class NodesMixin(ExpanderState):
@@ -34,11 +37,12 @@ class NodesMixin(ExpanderState):
                         hint="give each layer in a block a different name",
                         notes=(("first defined here", first.span),) if first else ())
         self.claim(node_id, span)
-        shapes = tuple(self.graph.shape_of(i) for i in inputs)
+        shapes = self._lifted(op, inputs, tuple(self.graph.shape_of(i) for i in inputs))
         lo, hi = op.inputs
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             raise error("E214", f"`{opname}` takes {lo}{'+' if hi is None else ''} input(s), "
                         f"got {len(inputs)}", span, hint="list its inputs: `op(...)(a, b)`")
+        self._check_constant(op, inputs, span)
         shape = self._infer(op, shapes, attrs, span, inputs)
         dropped = op.warn(shapes, attrs)
         if dropped:
@@ -62,7 +66,31 @@ class NodesMixin(ExpanderState):
                 severity="warning"))
         self.graph.nodes[node_id] = OpNode(node_id, op.name, attrs, inputs, shapes, shape, span,
                                            synthetic)
+        if all(src in self.constants for src in inputs):
+            self.constants.add(node_id)
         return node_id
+
+    def _lifted(self, op: OpDef, inputs: tuple[Value, ...],
+                shapes: tuple[Shape, ...]) -> tuple[Shape, ...]:
+        """The input shapes of an element-wise op, each constant input of a lower rank given
+        leading 1s (a (D,) layer-scale against (T, D) tokens is (1, D)): the backends hold a
+        constant with a batch dim of 1, which broadcasts over the dims it lacks."""
+        if op.category not in ELEMENTWISE or len(shapes) < 2:
+            return shapes
+        rank = max(map(len, shapes))
+        return tuple((1,) * (rank - len(s)) + s if v in self.constants else s
+                     for v, s in zip(inputs, shapes))
+
+    def _check_constant(self, op: OpDef, inputs: tuple[Value, ...], span: Span) -> None:
+        """The inputs ``op`` needs the same for every sample (``take``'s index) must come
+        from a ``buffer`` or ``parameter`` alone (E218)."""
+        for i in op.constant_inputs:
+            value = inputs[i]
+            if value not in self.constants:
+                raise error("E218", f"input {i + 1} of `{op.name}` (`{value}`) must be the same "
+                            "for every sample", span,
+                            hint="compute it from a `buffer` (or `parameter`) alone, e.g. "
+                                 "`index = buffer(\"relative_position_index\", [7, 7])`")
 
     def _map_source(self, value: Value) -> str | None:
         """The layer whose (C, *spatial) map ``value`` is, through activations: a

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from archspec.lang import ir
-from archspec.lang.diagnostics import error
+from archspec.lang.diagnostics import ArchspecError, Diagnostic, error
 from archspec.lang.exprs import Budget, Evaluator, check_type
 from archspec.lang.network import Graph
 from archspec.lang.source import Span
@@ -106,9 +106,13 @@ class ExpanderState:
         self.read: set[str] = set()
         self.groups: dict[str, Frame] = {}  # labelled groups by path, to be re-opened
         self.bindings: dict[tuple[str, str], list[Value]] = {}  # (root, name): each value
+        self.constants: set[Value] = set()  # nodes the same for every sample (Graph.constants)
         self.depth = 0
         self.iterations = 0
         self.budget = Budget()
+        self.errors: list[Diagnostic] = []  # of failed statements, reported together
+        self.stand_ins: set[Value] = set()  # the values failed statements stand in for
+        self.failures = 0  # statements failed so far (reported or not)
 
     def eval(self, e: Any, frame: Frame) -> Any:
         in_shape = self.graph.shape_of(frame.in_value) if frame.in_value else None
@@ -125,6 +129,9 @@ class ExpanderState:
     if TYPE_CHECKING:
         # Implemented by the mixins of Expander (statements, flows, calls, nodes, core).
         def body(self, stmts: tuple[Any, ...], flow: Flow, frame: Frame) -> Value: ...
+
+        def recover(self, exc: ArchspecError, s: Any, flow: Flow, frame: Frame,
+                    failures: int) -> None: ...
 
         def element(self, el: Any, cur: Value, frame: Frame) -> Value: ...
 

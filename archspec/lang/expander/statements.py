@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.lang import ir
-from archspec.lang.diagnostics import error
+from archspec.lang.diagnostics import ArchspecError, error
 from archspec.lang.expander.state import ExpanderState, Flow, Frame, Value
 from archspec.lang.limits import MAX_ITERATIONS, MAX_NESTING
 from archspec.lang.source import Span
@@ -23,7 +23,11 @@ class StatementsMixin(ExpanderState):
         self.depth += 1
         try:
             for stmt in stmts:
-                self.stmt(stmt, flow, frame)
+                failures = self.failures
+                try:
+                    self.stmt(stmt, flow, frame)
+                except ArchspecError as exc:  # kept; the next statement is checked too
+                    self.recover(exc, stmt, flow, frame, failures)
         finally:
             self.depth -= 1
         return flow.last

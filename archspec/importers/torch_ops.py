@@ -1,0 +1,216 @@
+"""PyTorch modules and functions -> archspec ops, from the op registry.
+
+A module is lifted data-driven: the candidate ops are those whose name is the module class's
+(``Conv2d`` -> ``conv2d``, ``AdaptiveAvgPool2d`` -> ``adaptive_avgpool2d``), then every other
+op; each candidate's attributes are read from the module's own attributes (``ATTR_SOURCES``
+says where torch keeps each one), and a candidate is accepted only when its own torch rule
+(``OpDef.torch``) builds a module equal to the source one: the same ``repr`` (all constructor
+arguments) and the same state_dict keys and shapes. So a lifted op is exact or refused, never
+approximated. Functions (``torch.flatten``, ``operator.add``) go through :data:`FUNCTIONS`,
+one entry per function; per-sample dims are torch's dims minus the batch.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F  # noqa: N812
+
+from archspec.backends.torch import build_module
+from archspec.ops import REGISTRY, Ctx, Module
+
+Shape = tuple[int, ...]
+
+#: archspec attribute -> the torch module attributes that hold it, tried in order.
+ATTR_SOURCES: dict[str, tuple[str, ...]] = {
+    "out": ("out_channels", "out_features"), "kernel": ("kernel_size",), "ceil": ("ceil_mode",),
+    "output": ("output_size",), "start": ("start_dim",), "end": ("end_dim",),
+    "heads": ("num_heads",), "groups": ("groups", "num_groups"), "min_val": ("min_val",),
+}
+#: attributes that are per-sample dims: torch's value less one (the batch) when not negative
+DIM_ATTRS = frozenset({"start", "end", "dim"})
+
+
+def _plain(value: Any) -> Any:
+    """A torch attribute as a spec value: tuples of one repeated int become that int."""
+    if isinstance(value, list):
+        value = tuple(value)
+    if isinstance(value, tuple) and value and all(v == value[0] for v in value) and \
+            isinstance(value[0], int) and not isinstance(value[0], bool):
+        return value[0]
+    return value
+
+
+def _read(module: nn.Module, field: str) -> Any:
+    """The value of archspec attribute ``field`` in ``module``; KeyError when it has none."""
+    for name in (*ATTR_SOURCES.get(field, ()), field):
+        if name in module._parameters or name in module._buffers:
+            return module._parameters.get(name, module._buffers.get(name)) is not None
+        if hasattr(module, name) and not callable(getattr(module, name)):
+            value = getattr(module, name)
+            if field in DIM_ATTRS and isinstance(value, int) and value > 0:
+                value -= 1
+            return _plain(value)
+    raise KeyError(field)
+
+
+def _signature(module: nn.Module) -> tuple[str, dict[str, Any], dict[str, tuple[int, ...]]]:
+    """What must match between the source module and archspec's: its class, its public
+    attributes (all constructor arguments; an int and a tuple of that int alike; in-place
+    flags left out: they do not change values) and its state_dict keys and shapes."""
+    attrs = {k: _plain(v) for k, v in vars(module).items()
+             if not k.startswith("_") and k not in ("training", "inplace")}
+    return (type(module).__qualname__, attrs,
+            {k: tuple(v.shape) for k, v in module.state_dict().items()})
+
+
+def _attempt(op_name: str, module: nn.Module, ins: tuple[Shape, ...], out: Shape
+             ) -> dict[str, Any] | None:
+    """The attributes of ``op_name`` that rebuild ``module`` exactly, or None."""
+    op = REGISTRY[op_name]
+    values: dict[str, Any] = {}
+    for field, info in op.attrs.model_fields.items():
+        try:
+            values[field] = _read(module, field)
+        except KeyError:
+            if info.is_required():
+                return None
+    try:
+        attrs = op.attrs(**values)
+        if op.infer(ins, attrs) != out:
+            return None
+        call = op.torch(Ctx(ins, out, attrs))
+        if not isinstance(call, Module) or not call.plain:
+            return None
+        built = build_module(call)
+    except Exception:  # any candidate that does not fit is simply not this module's op
+        return None
+    if _signature(built) != _signature(module):
+        return None
+    defaults = {f: i.default for f, i in op.attrs.model_fields.items() if not i.is_required()}
+    return {k: v for k, v in attrs.model_dump().items()
+            if k not in defaults or defaults[k] != v or op.attrs.model_fields[k].is_required()}
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("_", "")
+
+
+_MATCHES: dict[str, list[str]] = {}
+
+
+def candidates(cls: type) -> list[str]:
+    """Ops to try for a module class: those named as the class first, then all others."""
+    name = cls.__name__
+    if name not in _MATCHES:
+        ops = sorted({op.name for op in REGISTRY.values()})
+        named = [n for n in ops if _key(n) == _key(name)]
+        _MATCHES[name] = named + [n for n in ops if n not in named]
+    return _MATCHES[name]
+
+
+def lift_module(module: nn.Module, ins: tuple[Shape, ...], out: Shape
+                ) -> tuple[str, dict[str, Any]] | None:
+    """The archspec op and attributes that rebuild ``module`` exactly, or None."""
+    for op_name in candidates(type(module)):
+        attrs = _attempt(op_name, module, ins, out)
+        if attrs is not None:
+            return op_name, attrs
+    return None
+
+
+# ----------------------------------------------------------------------------- functions
+
+Lifted = tuple[str, dict[str, Any]]
+Rule = Callable[[list[Any], dict[str, Any], list[Any]], Lifted | None]
+
+
+def _dim(d: int) -> int:
+    """A torch dim as a per-sample dim (negative dims count from the end either way)."""
+    return d - 1 if d > 0 else d
+
+
+def _arg(args: list[Any], kwargs: dict[str, Any], i: int, name: str, default: Any) -> Any:
+    return args[i] if len(args) > i else kwargs.get(name, default)
+
+
+def _binary(op: str, scalar: str | None) -> Rule:
+    """``a + b`` of two tensors is ``op``; with a number, the unary ``scalar`` op."""
+    def rule(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted | None:
+        if len(tensors) == 2:
+            return op, {}
+        numbers = [a for a in args if isinstance(a, int | float) and not isinstance(a, bool)]
+        if scalar and len(tensors) == 1 and len(numbers) == 1:
+            return scalar, {"factor" if scalar == "scale" else "value": float(numbers[0])}
+        return None
+    return rule
+
+
+def _unary(op: str) -> Rule:
+    return lambda args, kwargs, tensors: (op, {})
+
+
+def _flatten(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted:
+    start = _dim(_arg(args, kwargs, 1, "start_dim", 0))
+    return "flatten", {"start": start, "end": _dim(_arg(args, kwargs, 2, "end_dim", -1))}
+
+
+def _cat(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted | bool:
+    if len(tensors) == 1:
+        return True  # torch.cat of one tensor is that tensor
+    return "concat", {"dim": _dim(_arg(args, kwargs, 1, "dim", 0))}
+
+
+def _adaptive(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted:
+    return "adaptive_avgpool2d", {"output": _plain(_arg(args, kwargs, 1, "output_size", 1))}
+
+
+def _dropout(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted:
+    return "dropout", {"p": float(_arg(args, kwargs, 1, "p", 0.5))}
+
+
+def _mean(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted:
+    dims = _arg(args, kwargs, 1, "dim", None)
+    dims = (dims,) if isinstance(dims, int) else tuple(dims)
+    return "mean", {"dims": _plain(tuple(_dim(d) for d in dims)) if len(dims) > 1
+                    else _dim(dims[0]), "keepdim": bool(_arg(args, kwargs, 2, "keepdim", False))}
+
+
+#: torch function or method name -> rule; ``None`` marks an alias (the output is the input).
+FUNCTIONS: dict[Any, Rule | None] = {
+    operator.add: _binary("add", "shift"), operator.iadd: _binary("add", "shift"),
+    torch.add: _binary("add", "shift"), "add": _binary("add", "shift"),
+    operator.mul: _binary("mul", "scale"), torch.mul: _binary("mul", "scale"),
+    operator.imul: _binary("mul", "scale"), "mul": _binary("mul", "scale"),
+    operator.sub: _binary("sub", None), operator.truediv: _binary("div", None),
+    torch.flatten: _flatten, "flatten": _flatten, torch.cat: _cat, torch.concat: _cat,
+    F.relu: _unary("relu"), torch.relu: _unary("relu"), "relu": _unary("relu"),
+    F.relu6: _unary("relu6"), F.hardswish: _unary("hardswish"),
+    F.hardsigmoid: _unary("hardsigmoid"), F.silu: _unary("silu"),
+    torch.sigmoid: _unary("sigmoid"), F.sigmoid: _unary("sigmoid"), "sigmoid": _unary("sigmoid"),
+    torch.tanh: _unary("tanh"), F.gelu: _unary("gelu"),
+    F.adaptive_avg_pool2d: _adaptive, F.dropout: _dropout, "mean": _mean, torch.mean: _mean,
+    "contiguous": None, "clone": None,
+}
+
+
+def function_name(target: Any) -> str:
+    """How an error names a function: ``torch.flatten``, ``Tensor.view``."""
+    if isinstance(target, str):
+        return f"Tensor.{target}"
+    module = getattr(target, "__module__", None) or "torch"
+    return f"{module}.{getattr(target, '__name__', repr(target))}"
+
+
+def lift_function(target: Any, args: list[Any], kwargs: dict[str, Any], tensors: list[Any]
+                  ) -> Lifted | None | bool:
+    """The op of a function call, ``True`` for an alias of its input, None when unknown."""
+    try:
+        rule = FUNCTIONS[target]
+    except (KeyError, TypeError):
+        return None
+    return True if rule is None else rule(args, kwargs, tensors)  # type: ignore[return-value]

@@ -1,0 +1,184 @@
+"""Tensors that no input computes: a learnable ``parameter`` of any shape at the layer's own
+key, a constant ``buffer`` from a generator (``arange``, a relative-position index), and
+``take``, which indexes a tensor by such a buffer (an attention-bias table by its index).
+
+These ops take no input (``take`` reads its index from one); their output is the same for
+every sample. Shapes stay per sample: a tensor of shape S is S per sample, and the backends
+hold it with a batch dim of 1 (``(1, *S)``), which broadcasts against the batch in element-wise
+ops. The analysis counts such constant nodes once per forward, not once per sample
+(:meth:`archspec.lang.network.Graph.constants`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import field_validator
+
+from archspec.ops.base import (
+    POINTWISE,
+    Attrs,
+    Category,
+    Cost,
+    Ctx,
+    Function,
+    Learned,
+    OpDef,
+    Shape,
+    ShapeError,
+    function,
+    module,
+    numel,
+    register,
+)
+from archspec.ops.tensor import norm_dim
+
+HELPERS = "archspec.backends.modules.tensors"
+MAX_CONSTANT = 2**26
+"""Most elements a parameter or buffer of this file may hold (67,108,864): beyond any table a
+network keeps, so that a slip in a size is a located error, not a failed allocation."""
+
+# ------------------------------------------------------------------------ parameter
+
+Init = Literal["zeros", "ones", "constant", "normal", "trunc_normal", "uniform"]
+
+
+class ParameterAttrs(Attrs):
+    shape: tuple[int, ...]
+    init: Init = "zeros"
+    value: float = 0.0
+    std: float = 0.02
+    batch_dim: bool = False
+    frozen: bool = False
+
+    @field_validator("shape")
+    @classmethod
+    def _sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or min(v) < 1:
+            raise ValueError(f"`shape` (={list(v)}) must list one or more positive sizes")
+        if numel(v) > MAX_CONSTANT:
+            raise ValueError(f"`shape` (={list(v)}) holds {numel(v):,} elements; at most "
+                             f"{MAX_CONSTANT:,}")
+        return v
+
+
+def _parameter_shape(attrs: ParameterAttrs) -> Shape:
+    """Per-sample shape: ``shape``, less its leading 1 when that stands for the batch."""
+    if not attrs.batch_dim:
+        return attrs.shape
+    if attrs.shape[0] != 1 or len(attrs.shape) < 2:
+        raise ShapeError(f"`parameter` with `batch_dim=true` needs a leading 1 before its "
+                         f"sizes, got {list(attrs.shape)}",
+                         hint="e.g. `parameter([1, 197, 384], batch_dim=true)` for a (197, 384) "
+                              "tensor stored as (1, 197, 384)")
+    return attrs.shape[1:]
+
+
+def _parameter_torch(ctx: Ctx) -> Learned:
+    a = ctx.attrs
+    return Learned(module(f"{HELPERS}.parameter", a.shape, a.init, a.value, a.std, a.frozen),
+                   function("torch.reshape", shape=(1, *ctx.out)))
+
+
+def _parameter_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    b.node("Reshape", [b.param(None), b.const("shape", [1, *ctx.out], "int64")], [output])
+
+
+register(OpDef(name="parameter", attrs=ParameterAttrs,
+               infer=lambda i, a: _parameter_shape(a),
+               cost=lambda ctx: Cost(params=numel(ctx.attrs.shape), out_numel=numel(ctx.out)),
+               torch=_parameter_torch, onnx=_parameter_onnx, category=Category.MOVE,
+               step=lambda ctx: POINTWISE, inputs=(0, 0), positional=("shape", "init"),
+               doc="A learnable tensor of `shape` stored at the layer's own key (timm's "
+                   "`cls_token`, `pos_embed`, `attn.q_bias`, `relative_position_bias_table`), "
+                   "initialised by `init`: zeros, ones, constant (`value`), normal or "
+                   "trunc_normal (`std`, cut at -2 and 2 as timm's), uniform (0, 1). No input. "
+                   "`batch_dim=true`: the leading 1 of `shape` is the batch ((1, T, D) is a "
+                   "(T, D) tensor). `frozen=true`: not trained (requires_grad off). Params: "
+                   "its elements; FLOPs 0."))
+
+# ------------------------------------------------------------------------ buffer
+
+Generator = Literal["arange", "relative_position_index", "relative_position_index_cls",
+                    "attention_bias_index"]
+
+
+class BufferAttrs(Attrs):
+    generator: Generator
+    size: tuple[int, ...]
+
+    @field_validator("size")
+    @classmethod
+    def _sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v or min(v) < 1:
+            raise ValueError(f"`size` (={list(v)}) must list one or more positive sizes")
+        return v
+
+
+def _buffer_shape(a: BufferAttrs) -> Shape:
+    """The shape each generator gives for its ``size``."""
+    arity = 1 if a.generator == "arange" else 2
+    if len(a.size) != arity:
+        raise ShapeError(f"`buffer(\"{a.generator}\")` takes {arity} size(s), got "
+                         f"{list(a.size)}",
+                         hint="`arange` takes [n]; the index generators take [height, width]")
+    if a.generator == "arange":
+        shape: Shape = a.size
+    else:
+        n = a.size[0] * a.size[1] + (a.generator == "relative_position_index_cls")
+        shape = (n, n)
+    if numel(shape) > MAX_CONSTANT:
+        raise ShapeError(f"`buffer` of {numel(shape):,} elements; at most {MAX_CONSTANT:,}",
+                         hint="check the window or grid size")
+    return shape
+
+
+register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shape(a),
+               cost=lambda ctx: Cost(out_numel=numel(ctx.out)),
+               torch=lambda ctx: module(f"{HELPERS}.Constant", ctx.attrs.generator,
+                                        ctx.attrs.size),
+               onnx=lambda ctx, b, inputs, output: b.node(
+                   "Unsqueeze", [b.generated(ctx.attrs.generator, ctx.attrs.size),
+                                 b.const("axes", [0], "int64")], [output]),
+               category=Category.MOVE, step=lambda ctx: POINTWISE, inputs=(0, 0),
+               positional=("generator", "size"),
+               doc="A constant int64 tensor made when the network is built, kept out of the "
+                   "state_dict (a non-persistent buffer, as timm keeps its indices). No input. "
+                   "`arange` [n]: 0..n-1. `relative_position_index` [h, w]: (hw, hw), the "
+                   "index of each pair's offset in a (2h-1)(2w-1) table (Swin). "
+                   "`relative_position_index_cls` [h, w]: (hw+1, hw+1), with three more table "
+                   "rows for the class token (BEiT). `attention_bias_index` [h, w]: (hw, hw), "
+                   "the index of each pair's absolute offset in order of first appearance "
+                   "(LeViT, EfficientViT, TinyViT). FLOPs 0."))
+
+# ------------------------------------------------------------------------ take
+
+
+class TakeAttrs(Attrs):
+    dim: int = 0
+
+
+def _take_infer(inputs: tuple[Shape, ...], a: TakeAttrs) -> Shape:
+    x, index = inputs
+    d = norm_dim("take", x, a.dim)
+    return (*x[:d], *index, *x[d + 1:])
+
+
+def _take_torch(ctx: Ctx) -> Function:
+    return function(f"{HELPERS}.take", dim=norm_dim("take", ctx.x, ctx.attrs.dim) + 1)
+
+
+def _take_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    d = norm_dim("take", ctx.x, ctx.attrs.dim)
+    b.node("Squeeze", [inputs[1], b.const("axes", [0], "int64")], [b.tmp("index")])
+    b.node("Gather", [inputs[0], b.tmp("index")], [output], axis=d + 1)
+
+
+register(OpDef(name="take", attrs=TakeAttrs, infer=_take_infer,
+               cost=lambda ctx: Cost(in_numel=numel(ctx.out), out_numel=numel(ctx.out)),
+               torch=_take_torch, onnx=_take_onnx, category=Category.MOVE,
+               step=lambda ctx: POINTWISE, inputs=(2, 2), constant_inputs=(1,),
+               positional=("dim",),
+               doc="`take(dim)(x, index)`: the entries of `x` along per-sample `dim` at the "
+                   "int64 `index` (a `buffer`, the same for every sample): dim `dim` becomes "
+                   "index's shape, as `table[index]` indexes an attention-bias table. FLOPs 0."))

@@ -1,0 +1,184 @@
+"""`archspec import`: torchvision models through PyTorch (torch.fx) and through ONNX files the
+test exports itself; every figure against an independent oracle (torch, onnxruntime)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch")
+torchvision = pytest.importorskip("torchvision")
+pytest.importorskip("safetensors")
+
+from torch import nn  # noqa: E402
+
+import archspec  # noqa: E402
+from archspec.importers import import_model, write  # noqa: E402
+from archspec.lang.diagnostics import ArchspecError  # noqa: E402
+
+SHAPE = (3, 64, 64)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lines(text: str) -> int:
+    return sum(1 for ln in text.splitlines() if ln.strip() and not ln.strip().startswith("#"))
+
+
+def _source_counts(model: nn.Module) -> tuple[int, int, int]:
+    """Params, buffers (torch) and MACs (FlopCounterMode FLOPs / 2) at batch 1."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    params = sum(p.numel() for p in model.parameters())
+    buffers = sum(b.numel() for b in model.buffers())
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.randn(1, *SHAPE))
+    return params, buffers, counter.get_total_flops() // 2
+
+
+def _compiled(imported):  # noqa: ANN001, ANN202
+    model = archspec.to_torch(imported.spec).eval()
+    model.load_state_dict(imported.weights, strict=True)
+    return model
+
+
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "googlenet"])
+def test_pytorch_route_is_exact(name: str, tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
+    source = getattr(torchvision.models, name)(**kwargs).eval()
+    imported = import_model(f"torchvision.models:{name}", {"x": SHAPE}, kwargs)
+    imported.weights.update({k: v for k, v in source.state_dict().items()
+                             if k in imported.weights})  # the same draw as `source`
+    totals = archspec.analyze(imported.spec).to_dict()["totals"]
+    params, buffers, macs = _source_counts(source)
+    assert (totals["params"], totals["buffers"], totals["macs"]) == (params, buffers, macs)
+    model = _compiled(imported)
+    x = torch.randn(2, *SHAPE)
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [m.register_forward_hook(lambda m, i, o, k=k: seen.__setitem__(k, o))
+             for k, m in source.named_modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        expected = source(x)
+        mine = {}
+        for k, m in model.named_modules():
+            if isinstance(m, nn.Conv2d):
+                m.register_forward_hook(lambda m, i, o, k=k: mine.__setitem__(k, o))
+        got = model(x)
+    for h in hooks:
+        h.remove()
+    assert set(seen) == set(mine)
+    for k in seen:  # layer by layer: every convolution's output
+        torch.testing.assert_close(mine[k], seen[k], rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+    write(imported, tmp_path / "net.arch", tmp_path / "net.safetensors")
+    spec = archspec.load(str(tmp_path / "net.arch"))
+    from archspec.backends.weights import read_checkpoint
+
+    state = read_checkpoint(tmp_path / "net.safetensors", spec)
+    archspec.to_torch(spec).load_state_dict(dict(state), strict=True)
+
+
+def test_resnet50_folds_like_the_hand_written_spec() -> None:
+    imported = import_model("torchvision.models:resnet50", {"x": SHAPE})
+    hand = _lines((ROOT / "specs/resnet50.arch").read_text())
+    block = (ROOT / "specs/blocks/resnet.arch").read_text()
+    bottleneck = block[block.index("block bottleneck("):block.index("# One stage")]
+    ratio = _lines(imported.text) / (hand + _lines(bottleneck))
+    assert ratio <= 1.5, imported.text
+    assert "repeat 5 bottleneck" in imported.text
+    totals = archspec.analyze(imported.spec).to_dict()["totals"]
+    assert totals["params"] == sum(p.numel() for p in torchvision.models.resnet50().parameters())
+
+
+@pytest.mark.parametrize("fold", [False, True])
+def test_onnx_route_matches_onnxruntime(fold: bool, tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    source = torchvision.models.resnet18().eval()
+    path = tmp_path / "r18.onnx"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(source, (torch.randn(1, *SHAPE),), str(path), dynamo=False,
+                          do_constant_folding=fold)
+    imported = import_model(str(path))
+    assert "repeat 2 unit" in imported.text  # folded: blocks and repeats, not flat layers
+    totals = archspec.analyze(imported.spec).to_dict()["totals"]
+    graph = onnx.load(str(path)).graph
+    sizes = {i.name: int(torch.tensor(list(i.dims)).prod()) for i in graph.initializer}
+    same = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+    file_params = sum(sizes[same.get(v, v)] for n in graph.node if n.op_type in ("Conv", "Gemm")
+                      for v in n.input[1:])  # the tensors each layer reads (shared ones too)
+    if not fold:  # BatchNorm kept: the torch module's own counts
+        params, buffers, macs = _source_counts(source)
+        assert (totals["params"], totals["buffers"], totals["macs"]) == (params, buffers, macs)
+    else:  # BatchNorm folded into the convolutions: the file's own initialisers
+        assert "folded BatchNorm" in imported.text
+        assert totals["params"] == file_params
+    model = _compiled(imported)
+    x = torch.randn(1, *SHAPE)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), torch.from_numpy(expected), rtol=1e-3, atol=1e-4)
+
+
+class _Odd(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.odd = nn.Fold(output_size=(4, 4), kernel_size=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.erf(self.conv(x))
+
+
+def test_an_unsupported_node_is_a_located_error(tmp_path: Path) -> None:
+    source = tmp_path / "odd.py"
+    source.write_text("from tests_import_odd import *\n")
+    import sys
+    import types
+
+    mod = types.ModuleType("tests_import_odd")
+    mod.Odd = _Odd  # type: ignore[attr-defined]
+    sys.modules["tests_import_odd"] = mod
+    with pytest.raises(ArchspecError) as info:
+        import_model("tests_import_odd:Odd", {"x": (3, 8, 8)})
+    d = info.value.diagnostic
+    assert d.code == "E201" and "torch.erf" in d.message and "erf" in d.message
+    assert "plugin" in (d.hint or "")
+
+
+def test_onnx_hostile_input_is_refused(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])
+    loop = [helper.make_node("Relu", ["b"], ["a"], name="n1"),
+            helper.make_node("Relu", ["a"], ["b"], name="n2"),
+            helper.make_node("Add", ["x", "b"], ["y"], name="n3")]
+    model = helper.make_model(helper.make_graph(loop, "g", [x], [y]))
+    (tmp_path / "cycle.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ArchspecError, match="cycle"):
+        import_model(str(tmp_path / "cycle.onnx"))
+    dangling = [helper.make_node("Relu", ["nowhere"], ["y"], name="lost")]
+    model = helper.make_model(helper.make_graph(dangling, "g", [x], [y]))
+    (tmp_path / "dangling.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ArchspecError, match="nowhere"):
+        import_model(str(tmp_path / "dangling.onnx"))
+    w = helper.make_tensor("w", TensorProto.FLOAT, [3, 3, 1, 1], [0.0] * 9)
+    w.data_location = TensorProto.EXTERNAL
+    w.ClearField("float_data")
+    entry = w.external_data.add()
+    entry.key, entry.value = "location", "../secret.bin"
+    conv = [helper.make_node("Conv", ["x", "w"], ["y"], name="/conv/Conv")]
+    model = helper.make_model(helper.make_graph(conv, "g", [x], [y], [w]))
+    (tmp_path / "escape.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ArchspecError) as info:
+        import_model(str(tmp_path / "escape.onnx"))
+    assert info.value.diagnostic.code == "E115"
+    assert onnx is not None
