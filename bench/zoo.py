@@ -31,10 +31,11 @@ A spec with a builder in the second column, loaded with the network parameters a
 (`weights=None`; segmentation builders also `weights_backbone=None`): its layer names are
 torchvision's module names, so the builder's `state_dict` loads strictly, and its `init` rules
 draw the same weights from the same seed (segmentation models aside, see below). Numbers are
-archspec's static analysis at the input shown, batch 1, float32, every output counted: MACs as
-torchvision's `_ops` counts them (conv/linear multiply-accumulates and attention's QK^T and AV
-products), activations as the sum of every layer's output, peak as the largest set of
-activations (and attention scores) alive at once.
+archspec's static analysis at the input shown (a video model's is channels x frames x height x
+width), batch 1, float32, every output counted: MACs as torchvision's `_ops` counts them
+(conv/linear multiply-accumulates and attention's QK^T and AV products), activations as the sum
+of every layer's output, peak as the largest set of activations (and attention scores) alive at
+once.
 
 Checks, in tests/test_zoo.py, against the live torchvision model:
 
@@ -43,13 +44,14 @@ Checks, in tests/test_zoo.py, against the live torchvision model:
   weights or dropout has torchvision's class (or, for a class torch.nn does not define, its
   name and torch.nn base) and hyperparameters; the spec's header quotes the
   published weights' `num_params` and `_ops`, which the row marked *published* reproduces.
-- **full** (the smallest member of each family, at the input side in brackets): torchvision's
-  state_dict loads strictly and gives the same eval outputs, every output (randomised
-  BatchNorm statistics and biases, scaled input); the same seed gives the same weights, except
-  for segmentation models (*not seeded init*: torchvision's builders draw the weights of the
-  backbone's classifier, which they discard, and run the backbone's init loop before they
-  build the heads); the ejected source (`archspec compile`) and the ONNX export in onnxruntime
-  give the same outputs.
+- **full** (the smallest member of each family, at the input side in brackets, a video
+  model's frames x height x width): torchvision's state_dict loads strictly and gives the same
+  eval outputs, every output (randomised BatchNorm statistics and biases, scaled input); the
+  same seed gives the same weights, except for segmentation models (*not seeded init*:
+  torchvision's builders draw the weights of the backbone's classifier, which they discard,
+  and run the backbone's init loop before they build the heads); the ejected source
+  (`archspec compile`) and the ONNX export in onnxruntime give the same outputs. Checks after
+  these in a row are that row's own, in tests/test_zoo.py.
 
 A spec of no torchvision builder names what it is checked against, and the test file that
 checks it.
@@ -67,7 +69,7 @@ def _totals(model: ZooModel) -> dict[str, Any]:
 def _builder(model: ZooModel) -> str:
     if not model.torchvision:
         return "-"
-    module = "segmentation." if model.task == "segmentation" else ""
+    module = {"segmentation": "segmentation.", "video": "video."}.get(model.task, "")
     return f"`{module}{model.name}(" + ", ".join(f"{k}={v}" for k, v in model.kwargs) + ")`"
 
 
@@ -79,7 +81,11 @@ def _checks(model: ZooModel) -> str:
         checks.append("published")
     if model.full is not None:
         seeded = "" if model.seeded_init_matches else ", not seeded init"
-        checks.append(f"full ({model.full}{seeded})")
+        side = model.full if model.frames is None else "x".join(
+            str(n) for n in model.shape(full=True)[1:])
+        checks.append(f"full ({side}{seeded})")
+    if model.more:
+        checks.append(model.more)
     return ", ".join(checks)
 
 
@@ -94,7 +100,7 @@ def markdown(totals: Callable[[ZooModel], dict[str, Any]] = _totals) -> str:
         spec = f"[`{model.name}`](../specs/{model.name}.arch)" + "".join(
             f" `{k}={str(v).lower()}`" for k, v in model.params)
         rows.append(f"| {spec} | {_builder(model)} | {model.family} "
-                    f"| {model.channels}x{model.size}x{model.size} | {counts['params']:,} "
+                    f"| {'x'.join(str(n) for n in model.shape())} | {counts['params']:,} "
                     f"| {counts['macs'] / 1e9:.3f} | {_mb(counts['activation_bytes'])} "
                     f"| {_mb(counts['peak_activation_bytes'])} | {_checks(model)} |")
     return INTRO + "\n" + "\n".join(rows) + "\n"

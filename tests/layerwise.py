@@ -87,7 +87,19 @@ def capture(model: nn.Module, paths: list[str], *inputs: torch.Tensor) -> tuple[
     return out, seen
 
 
+def _folded(got: torch.Tensor, want: torch.Tensor) -> torch.Tensor:
+    """``got`` (B, G, ...) as (B * G, ...) where ``want`` has that shape: a reference that
+    folds its windows or groups into the batch (timm's window_partition gives (B * windows, N,
+    C)) computes per window what a spec keeps per sample as (windows, N, C), sample-major as
+    the fold; any other shape is left as it is."""
+    if (got.dim() == want.dim() + 1 and got.shape[0] * got.shape[1] == want.shape[0]
+            and got.shape[2:] == want.shape[1:]):
+        return got.flatten(0, 1)
+    return got
+
+
 def _close(got: torch.Tensor, want: torch.Tensor, rtol: float) -> bool:
+    got = _folded(got, want)
     if got.shape != want.shape:
         return False
     scale = max(1.0, float(want.abs().max())) if want.numel() else 1.0

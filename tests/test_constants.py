@@ -90,6 +90,20 @@ def test_attention_bias_index_is_efficientvits(resolution: int) -> None:
     assert torch.equal(got[0], timm_module.attention_bias_idxs)
 
 
+@pytest.mark.parametrize(("side", "window", "shift"), [(56, 7, 3), (14, 7, 3), (8, 4, 2)])
+def test_shifted_window_mask_is_swins(side: int, window: int, shift: int) -> None:
+    """The mask timm's SwinTransformerBlock registers for its shifted windows (0 / -100)."""
+    from timm.models.swin_transformer import SwinTransformerBlock
+
+    timm_block = SwinTransformerBlock(8, (side, side), num_heads=2, window_size=window,
+                                      shift_size=shift)
+    spec = _spec(f"network t\ninput x: [1]\ny = buffer(\"shifted_window_mask\", "
+                 f"[{side}, {side}, {window}, {shift}])\noutput y\n")
+    got = archspec.to_torch(spec)(torch.zeros(1, 1))
+    assert got.dtype == torch.float32  # as the scores it is added to, in torch and ONNX
+    assert torch.equal(got[0], timm_block.attn_mask)
+
+
 def test_arange_and_take_along_a_later_dim() -> None:
     spec = _spec("network t\ninput x: [3, 5]\ni = buffer(\"arange\", [4])\n"
                  "y = take(-1)(x, i)\noutput y\n")

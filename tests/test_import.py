@@ -44,7 +44,8 @@ def _compiled(imported):  # noqa: ANN001, ANN202
     return model
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "googlenet"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "googlenet",
+                                  "shufflenet_v2_x0_5"])
 def test_pytorch_route_is_exact(name: str, tmp_path: Path) -> None:
     torch.manual_seed(0)
     kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
@@ -79,6 +80,31 @@ def test_pytorch_route_is_exact(name: str, tmp_path: Path) -> None:
 
     state = read_checkpoint(tmp_path / "net.safetensors", spec)
     archspec.to_torch(spec).load_state_dict(dict(state), strict=True)
+
+
+def tiny_vit() -> nn.Module:
+    """A two-layer torchvision ViT at 32x32: class token, position embedding, attention."""
+    return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2,
+                                                num_heads=2, hidden_dim=32, mlp_dim=64,
+                                                num_classes=10)
+
+
+def test_learned_tensors_and_token_ops_are_lifted() -> None:
+    """ViT's class token and position embedding (fx get_attr), its reshape, permute, getitem
+    and attention, lifted exactly: torch's params and outputs."""
+    torch.manual_seed(0)
+    sys_mod = __import__("sys").modules[__name__]
+    imported = import_model(f"{sys_mod.__name__}:tiny_vit", {"x": (3, 32, 32)})
+    assert "class_token: class_token" in imported.text
+    assert "pos_embedding: position_embedding" in imported.text
+    source = tiny_vit().eval()
+    source.load_state_dict(imported.weights, strict=True)
+    totals = archspec.analyze(imported.spec).to_dict()["totals"]
+    assert totals["params"] == sum(p.numel() for p in source.parameters())
+    model = _compiled(imported)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=1e-4, atol=1e-4)
 
 
 def test_resnet50_folds_like_the_hand_written_spec() -> None:
@@ -182,3 +208,40 @@ def test_onnx_hostile_input_is_refused(tmp_path: Path) -> None:
         import_model(str(tmp_path / "escape.onnx"))
     assert info.value.diagnostic.code == "E115"
     assert onnx is not None
+
+
+def test_cli_import_check_export(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """`archspec import` writes a spec and weights that `check` and `export --weights` take:
+    the check's params are torchvision's, and the ONNX file, run by onnxruntime, gives the
+    outputs of a torchvision resnet18 loaded with the written weights."""
+    ort = pytest.importorskip("onnxruntime")
+    import json
+
+    from safetensors.torch import load_file
+
+    from archspec.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args: str) -> str:
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            assert not exc.code, capsys.readouterr().err
+        return capsys.readouterr().out
+
+    run("import", "torchvision.models:resnet18", "-o", "r18.arch", "--weights",
+        "r18.safetensors", "--input", "x=3x64x64")
+    report = json.loads(run("check", "r18.arch", "--format", "json"))
+    source = torchvision.models.resnet18().eval()
+    assert report["totals"]["params"] == sum(p.numel() for p in source.parameters())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        run("export", "r18.arch", "--weights", "r18.safetensors", "-o", "r18.onnx")
+    source.load_state_dict(load_file("r18.safetensors"), strict=True)
+    x = torch.randn(1, *SHAPE)
+    session = ort.InferenceSession("r18.onnx", providers=["CPUExecutionProvider"])
+    (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(torch.from_numpy(got), source(x), rtol=1e-3, atol=1e-4)

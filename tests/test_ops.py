@@ -33,6 +33,11 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
     ("conv2d(4, 3, padding=2, padding_mode=\"circular\")", (2, 9, 9)),
     ("conv2d(4, 4, padding=\"same\", padding_mode=\"replicate\")", (2, 9, 9)),
     ("conv3d(4, 3, stride=(1, 2, 2))", (2, 5, 9, 9)),
+    # leading per-sample dims: a batch of maps per sample (EfficientViT's windows)
+    ("conv2d(6, 3, stride=2, padding=1, groups=2)", (2, 4, 9, 9)),
+    ("conv2d(4, 5, padding=2, groups=4, bias=false)", (3, 2, 4, 7, 7)),
+    ("scaled_std_conv2d(6, 3, stride=2, padding=1, groups=2, gamma=1.7, eps=0.00001)",
+     (4, 9, 9)),
     ("maxpool1d(3, stride=2, ceil=true)", (3, 10)),
     ("maxpool2d(3, stride=2, padding=1, ceil=true)", (3, 14, 15)),
     ("maxpool3d(2)", (2, 4, 6, 6)),
@@ -55,6 +60,7 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
     ("batchnorm1d(eps=0.01)", (5, 7)),
     ("batchnorm2d(affine=false)", (4, 3, 3)),
     ("batchnorm3d", (2, 3, 3, 3)),
+    ("batchnorm2d", (2, 3, 4, 4)), ("batchnorm2d(affine=false, eps=0.001)", (3, 2, 4, 2, 2)),
     ("lrn(5, k=2.0)", (8, 5, 5)),
     ("local_response_norm(3)", (8, 5, 5)),
     ("relu", (3, 4)), ("leaky_relu(0.2)", (3, 4)), ("sigmoid", (5,)), ("tanh", (5,)),
@@ -149,6 +155,62 @@ def _check(call: str, shape: tuple[int, ...]) -> None:
 @pytest.mark.parametrize(("call", "shape"), CASES, ids=[c for c, _ in CASES])
 def test_op_matches_torch(call: str, shape: tuple[int, ...]) -> None:
     _check(call, shape)
+
+
+# conv2d and batchnorm2d on (*G, C, H, W) per sample, and the torch module that computes the
+# same on the (N * G, C, H, W) batch of maps.
+FOLDED: list[tuple[str, tuple[int, ...], Callable[[], nn.Module]]] = [
+    ("conv2d(6, 3, stride=2, padding=1, groups=2)", (2, 4, 9, 9),
+     lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)),
+    ("conv2d(4, 5, padding=2, groups=4, bias=false)", (3, 2, 4, 7, 7),
+     lambda: nn.Conv2d(4, 4, 5, padding=2, groups=4, bias=False)),
+    ("conv2d(3, 3, padding=1, padding_mode=\"reflect\")", (4, 2, 5, 6),
+     lambda: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")),
+    ("batchnorm2d", (2, 3, 4, 4), lambda: nn.BatchNorm2d(3)),
+    ("batchnorm2d(affine=false, eps=0.001)", (3, 2, 4, 2, 2),
+     lambda: nn.BatchNorm2d(4, eps=0.001, affine=False)),
+]
+
+
+@pytest.mark.parametrize(("call", "shape", "reference"), FOLDED, ids=[c for c, _, _ in FOLDED])
+@pytest.mark.parametrize("training", [False, True])
+def test_leading_dims_are_a_batch_of_maps(call: str, shape: tuple[int, ...],
+                                          reference: Callable[[], nn.Module],
+                                          training: bool) -> None:
+    """The compiled layer loads the state_dict of the plain torch module and gives its output
+    on the folded (N * G, C, H, W) batch, unfolded; in training mode batch norm's statistics
+    (and its running averages) are those of all N * G maps."""
+    spec = loads(f"network t\ninput x: [{', '.join(map(str, shape))}]\ny: {call}\n")
+    model, theirs = to_torch(spec), reference()
+    ours = model.get_submodule("y")
+    torch.manual_seed(0)
+    for p in theirs.parameters():
+        p.data.normal_()
+    ours.load_state_dict(theirs.state_dict(), strict=True)
+    model.train(training)
+    theirs.train(training)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        got, want = model(x), theirs(x.flatten(0, len(shape) - 3))
+    assert tuple(got.shape) == (2, *expand(spec).nodes["y"].shape)
+    torch.testing.assert_close(got, want.reshape(got.shape))
+    for key, value in theirs.state_dict().items():
+        torch.testing.assert_close(ours.state_dict()[key], value)
+
+
+def test_plain_maps_keep_the_plain_torch_modules() -> None:
+    """A (C, H, W) input compiles to nn.Conv2d / nn.BatchNorm2d themselves; only leading
+    dims bring the folding subclasses."""
+    for shape, kinds in (("[3, 8, 8]", (nn.Conv2d, nn.BatchNorm2d)),
+                         ("[2, 3, 8, 8]", ("FoldedConv2d", "FoldedBatchNorm2d"))):
+        model = to_torch(loads(f"network t\ninput x: {shape}\nconv: conv2d(4, 3)\n"
+                               "bn: batchnorm2d\n"))
+        found = (type(model.get_submodule("conv")), type(model.get_submodule("bn")))
+        if isinstance(kinds[0], str):
+            assert tuple(k.__name__ for k in found) == kinds
+            assert issubclass(found[0], nn.Conv2d) and issubclass(found[1], nn.BatchNorm2d)
+        else:
+            assert found == kinds
 
 
 def _attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: Any = 0.0,

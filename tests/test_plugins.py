@@ -110,7 +110,7 @@ def test_without_the_plugin_the_op_is_unknown() -> None:
 def test_broken_plugins_are_e011(value, message) -> None:
     ep = EntryPoint(name="bad", value=value, group=plugins.GROUP)
     with pytest.raises(archspec.ArchspecError) as info:
-        plugins._ops_of(ep)
+        plugins._ops_of(ep, check=False)
     assert info.value.diagnostic.code == "E011" and message in info.value.diagnostic.message
 
 
@@ -118,5 +118,5 @@ def test_a_plugin_may_not_take_a_built_in_name(monkeypatch) -> None:
     monkeypatch.setattr(sys.modules[__name__], "RELU", plugins.REGISTRY["relu"], raising=False)
     ep = EntryPoint(name="relu", value=f"{__name__}:RELU", group=plugins.GROUP)
     with pytest.raises(archspec.ArchspecError) as info:
-        plugins._ops_of(ep)
+        plugins._ops_of(ep, check=False)
     assert "takes a name archspec already registers" in info.value.diagnostic.message

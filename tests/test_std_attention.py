@@ -106,3 +106,54 @@ def test_mhsa_op_equals_its_primitive_form() -> None:
     x = torch.randn(2, TOKENS, DIM, generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         torch.testing.assert_close(primitive(x), bespoke(x), rtol=1e-5, atol=1e-5)
+
+
+# ----------------------------------------------- windowed and relative attention (bespoke ops)
+
+def _bespoke_pair(shape: str, bespoke: str, block: str,
+                  keys: dict[str, str]) -> tuple[nn.Module, nn.Module, torch.Tensor]:
+    """The bespoke op at `b` and the primitive block at `a` on an input of `shape`, the block
+    loaded with the bespoke layer's state_dict through ``keys`` (block key: bespoke key)."""
+    def spec(body: str) -> archspec.Spec:
+        return archspec.loads(f'import "std/blocks/attention.arch"\nnetwork t\n'
+                              f"input x: {shape}\n{body}\n")
+
+    torch.manual_seed(0)
+    reference = archspec.to_torch(spec(f"b: {bespoke}")).eval()
+    randomise(reference, torch.Generator().manual_seed(5))
+    state = reference.state_dict()
+    ours = archspec.to_torch(spec(f"a: {block}")).eval()
+    ours.load_state_dict({f"a.{k}": state[f"b.{v}"] for k, v in keys.items()}, strict=True)
+    dims = [int(d) for d in shape.split("x")]
+    x = torch.randn(2, *dims, generator=torch.Generator().manual_seed(6))
+    return ours, reference, x
+
+
+_SWIN_KEYS = {f"attn.{k}": k for k in ("qkv.weight", "qkv.bias", "proj.weight", "proj.bias",
+                                       "relative_position_bias_table")}
+
+
+@pytest.mark.parametrize("shift", [0, 3])
+def test_shifted_window_attention_op_equals_its_primitive_block(shift: int) -> None:
+    """The bespoke `shifted_window_attention` (torchvision's ShiftedWindowAttention module and
+    keys) computes what std `swin_window_attention` (roll, reshape/permute windows, relative
+    bias by `take`, the shifted-window mask as a constant) computes with the same weights."""
+    ours, reference, x = _bespoke_pair(
+        "14x14x32", f"shifted_window_attention(4, 7, {shift})",
+        f"swin_window_attention(4, 7, {shift})", _SWIN_KEYS)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+    with perturbed(ours), torch.no_grad():
+        assert not torch.allclose(ours(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def test_relative_attention_op_equals_its_primitive_block() -> None:
+    """The bespoke `relative_attention` (torchvision's RelativePositionalMultiHeadAttention
+    module and keys) computes what std `relative_window_attention` computes with the same
+    weights, over 4 groups of 7 x 7 tokens."""
+    keys = {k: k for k in ("to_qkv.weight", "to_qkv.bias", "merge.weight", "merge.bias",
+                           "relative_position_bias_table")}
+    ours, reference, x = _bespoke_pair("4x49x64", "relative_attention(16)",
+                                       "relative_window_attention(16)", keys)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), reference(x), rtol=1e-5, atol=1e-5)

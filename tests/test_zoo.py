@@ -17,6 +17,7 @@ onnxruntime) give the same outputs.
 
 from __future__ import annotations
 
+import copy
 import functools
 import importlib.util
 import re
@@ -45,15 +46,18 @@ from archspec.lang.syntax.loader import with_input_shapes
 from archspec.views.report import Report
 
 
-def _spec(model: ZooModel, size: int | None = None) -> archspec.Spec:
+def _spec(model: ZooModel, full: bool = False) -> archspec.Spec:
+    """The row's spec, at its own input or (`full`) at the FULL comparison's."""
     spec = archspec.load(model.path, **dict(model.params))
-    return spec if size is None else with_input_shapes(spec, {"x": (3, size, size)})
+    return with_input_shapes(spec, {"x": model.shape(full=True)}) if full else spec
 
 
 def _torchvision(model: ZooModel) -> nn.Module:
     if model.task == "segmentation":
         return getattr(torchvision.models.segmentation, model.name)(
             weights=None, weights_backbone=None, **dict(model.kwargs))
+    if model.task == "video":
+        return getattr(torchvision.models.video, model.name)(weights=None, **dict(model.kwargs))
     return getattr(torchvision.models, model.name)(weights=None, **dict(model.kwargs))
 
 
@@ -71,11 +75,12 @@ def _report(model: ZooModel) -> Report:
 # ---------------------------------------------------------------------------------- STATIC
 
 def test_every_torchvision_spec_is_in_the_zoo() -> None:
-    """A spec named after a torchvision classification or segmentation builder is checked here,
-    against that builder."""
+    """A spec named after a torchvision classification, segmentation or video builder is checked
+    here, against that builder."""
     builders = {task: set(torchvision.models.list_models(module=module)) for task, module in
                 (("classification", torchvision.models),
-                 ("segmentation", torchvision.models.segmentation))}
+                 ("segmentation", torchvision.models.segmentation),
+                 ("video", torchvision.models.video))}
     specs = {p.stem for p in SPECS.glob("*.arch")}
     assert {(m.name, m.task) for m in TORCHVISION} == \
         {(name, task) for task, names in builders.items() for name in specs & names}
@@ -89,7 +94,8 @@ def test_other_zoo_specs_are_checked_by_the_tests_they_name(model: ZooModel) -> 
 
 
 HEADER = re.compile(r"Reproduces torchvision 0\.29\.1 (?P<builder>\w+)(\([^)]*\))?"
-                    r"( at 3x(?P<size>\d+)x(?P=size))?: (?P<params>[\d,]+) params, "
+                    r"( at 3x((?P<frames>\d+)x)?(?P<size>\d+)x(?P=size))?: "
+                    r"(?P<params>[\d,]+) params, "
                     r"(?P<gmacs>\d+\.\d+) GMACs")
 
 
@@ -109,6 +115,7 @@ def test_header_quotes_torchvision_published_numbers(model: ZooModel) -> None:
     meta = torchvision.models.get_model_weights(model.name).DEFAULT.meta
     assert match["builder"] == model.name
     assert match["size"] in (None, str(model.size))
+    assert match["frames"] == (None if model.frames is None else str(model.frames))
     assert int(match["params"].replace(",", "")) == meta["num_params"]
     assert match["gmacs"] == str(meta["_ops"])
     assert _report(model).totals["params"] == meta["num_params"]
@@ -161,7 +168,7 @@ def test_static_params_buffers_and_macs_equal_torchvision(model: ZooModel) -> No
     assert totals["buffers"] == sum(b.numel() for b in theirs.buffers())
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
-        theirs(torch.empty(2, 3, model.size, model.size, device="meta"))
+        theirs(torch.empty(2, *model.shape(), device="meta"))
     batch2 = archspec.analyze(_spec(model), batch=2, graph=_graph(model)).totals["macs"]
     assert batch2 == counter.get_total_flops() // 2
 
@@ -200,11 +207,15 @@ def _plain(module: nn.Module) -> bool:
 def _class(module: nn.Module) -> object:
     """A torch.nn class itself; a class defined elsewhere (torchvision's ConvNeXt LayerNorm2d,
     archspec's re-implementation of it, which the FULL checks run) by its name and its
-    torch.nn base class."""
+    torch.nn base class; a subclass that computes and describes itself as its base does, only
+    fixing the constructor's arguments (torchvision's video Conv3DSimple), as that base."""
     cls = type(module)
     if cls.__module__.startswith("torch."):
         return cls
-    return cls.__name__, next(c for c in cls.__mro__ if c.__module__.startswith("torch."))
+    base = next(c for c in cls.__mro__ if c.__module__.startswith("torch."))
+    if cls.forward is base.forward and cls.extra_repr is base.extra_repr:
+        return base
+    return cls.__name__, base
 
 
 def _hyperparameters(theirs: nn.Module, ours: nn.Module) -> tuple[object, object]:
@@ -259,7 +270,7 @@ def _torchvision_outputs(reference: nn.Module, x: torch.Tensor) -> list[torch.Te
 @pytest.fixture(scope="module", params=FULL, ids=lambda m: m.id)
 def built(request: pytest.FixtureRequest) -> Built:
     model: ZooModel = request.param
-    spec = _spec(model, model.full)
+    spec = _spec(model, full=True)
     torch.manual_seed(0)
     reference = _torchvision(model)
     torch.manual_seed(0)
@@ -270,7 +281,7 @@ def built(request: pytest.FixtureRequest) -> Built:
                          or not torch.equal(theirs_init[k], ours_init[k]))
     gen = torch.Generator().manual_seed(1)
     randomise(reference, gen)
-    x = 3 * torch.randn(2, 3, model.full, model.full, generator=gen)
+    x = 3 * torch.randn(2, *model.shape(full=True), generator=gen)
     with torch.no_grad():
         want = _torchvision_outputs(reference.eval(), x)
     return Built(model, spec, ours.eval(), differences, reference.state_dict(), x, want,
@@ -347,6 +358,72 @@ def test_full_onnx_export_in_onnxruntime_gives_the_outputs(built: Built) -> None
                                    providers=["CPUExecutionProvider"])
     got = session.run(None, {"x": built.x.numpy()})
     _assert_same(got, built.want, rtol=1e-4)
+
+
+# ------------------------------------------------------------------------------------- S3D
+
+S3D = next(m for m in TORCHVISION if m.name == "s3d")
+
+
+@functools.cache
+def _s3d() -> tuple[nn.Module, nn.Module, list[str]]:
+    """torchvision's S3D with randomised weights and the compiled spec with them loaded
+    strictly, both in eval mode, each built after the same seed; and the state_dict keys whose
+    seeded initialisation differs."""
+    torch.manual_seed(0)
+    reference = _torchvision(S3D)
+    torch.manual_seed(0)
+    ours = archspec.to_torch(_spec(S3D))
+    theirs_init, ours_init = reference.state_dict(), ours.state_dict()
+    differences = sorted(k for k in theirs_init if not torch.equal(theirs_init[k], ours_init[k]))
+    randomise(reference, torch.Generator().manual_seed(1))
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    return reference.eval(), ours.eval(), differences
+
+
+def test_s3d_every_module_with_parameters_gives_torchvision_outputs_on_a_small_clip() -> None:
+    """S3D's head averages the last 2x7x7 map with a 2x7x7 pool, so neither model takes a clip
+    under 13 frames of 209x209, where the FULL checks would take minutes on two cores. The
+    spec's pool is torchvision's (class and settings) and meets the 2x7x7 map at the spec's
+    input, where it is the global average: both models get that instead on 16 frames of 64x64
+    (every stage's map larger than 1 in every dim), where the same seed gives the same weights,
+    and every module with parameters computes torchvision's (module by module, forward hooks,
+    on randomised BatchNorm statistics and biases and a scaled input; the classifier's conv
+    among them), as does the output; a perturbed weight is caught at its module. The float64
+    input-dependent part of the output, which r3d_18's FULL checks compare, is left out here:
+    it would take S3D half a minute."""
+    reference, ours, differences = _s3d()
+    assert differences == []
+    assert repr(ours.avgpool) == repr(reference.avgpool)
+    rows = {row.name: row for row in _report(S3D).layers}
+    assert rows[_graph(S3D).nodes["avgpool"].inputs[0]].output_shape[2:] == [2, 7, 7]
+    small = [copy.deepcopy(m) for m in (reference, ours)]
+    for m in small:
+        m.avgpool = nn.AdaptiveAvgPool3d(1)
+    gen = torch.Generator().manual_seed(1)
+    x = 3 * torch.randn(2, 3, 16, 64, 64, generator=gen)
+    compare_layers(small[1], small[0], x).assert_equal()
+    with torch.no_grad():
+        _assert_same(_outputs(small[1](x)), _outputs(small[0](x)), rtol=1e-5)
+    with perturbed(small[1]) as key:
+        assert key.rsplit(".", 1)[0] in compare_layers(small[1], small[0], x).differing
+
+
+def test_s3d_onnx_export_at_its_smallest_clip_gives_torchvision_outputs() -> None:
+    """The spec at its smallest input (13 frames of 209x209, the head's pool whole), exported
+    with torchvision's randomised weights, gives torchvision's output in onnxruntime."""
+    reference, _, _ = _s3d()
+    shape = (3, 13, 209, 209)
+    x = 3 * torch.randn(1, *shape, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        want = _outputs(reference(x))
+    exported = to_onnx(with_input_shapes(_spec(S3D), {"x": shape}),
+                       weights=reference.state_dict())
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = 2
+    session = ort.InferenceSession(exported.SerializeToString(), opts,
+                                   providers=["CPUExecutionProvider"])
+    _assert_same(session.run(None, {"x": x.numpy()}), want, rtol=1e-4)
 
 
 # ------------------------------------------------------------------------------------ docs

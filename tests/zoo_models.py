@@ -1,6 +1,6 @@
-"""The zoo: every spec in specs/ that reproduces a torchvision classification or segmentation
-builder, and how tests/test_zoo.py checks it; and the specs of other published models, checked
-by their own tests against their papers. bench/zoo.py renders this table as docs/zoo.md.
+"""The zoo: every spec in specs/ that reproduces a torchvision classification, segmentation or
+video builder, and how tests/test_zoo.py checks it; and the specs of other published models,
+checked by their own tests against their papers. bench/zoo.py renders this table as docs/zoo.md.
 
 Plain data (no torch import), so that the docs check stays fast.
 """
@@ -18,16 +18,20 @@ class ZooModel:
     """``specs/{name}.arch``, loaded with the network parameters ``params``, reproduces
     ``torchvision.models.{name}(weights=None, **kwargs)`` (``task="classification"``) or
     ``torchvision.models.segmentation.{name}(weights=None, weights_backbone=None, **kwargs)``
-    (``task="segmentation"``); a spec may have several rows, one per parameter setting.
+    (``task="segmentation"``) or ``torchvision.models.video.{name}(weights=None, **kwargs)``
+    (``task="video"``); a spec may have several rows, one per parameter setting.
 
-    ``size`` is the input side of both (the spec's ``input``, ``channels`` x size x size).
+    ``size`` is the input side of both (the spec's ``input``, ``channels`` x size x size; a
+    video model's is ``channels`` x ``frames`` x size x size, ``full_frames`` frames in the
+    FULL comparison, ``frames`` unless given).
     ``full`` is the input side of the FULL comparison (weights, outputs, seeded initialisation,
     eject, ONNX), None where the row gets the STATIC comparison only (params, buffers, MACs,
     state_dict keys and shapes). ``published`` marks the row of the published weights' model,
     whose ``num_params`` and ``_ops`` the spec's header quotes.
 
     A spec of no torchvision builder has ``reference``: what it is checked against, by the test
-    file ``tests``.
+    file ``tests``. ``more`` names the checks of tests/test_zoo.py beyond the row's STATIC and
+    FULL ones (S3D's, whose FULL input would be too large).
     """
 
     name: str
@@ -41,10 +45,23 @@ class ZooModel:
     channels: int = 3
     reference: str = ""
     tests: str = ""
+    frames: int | None = None
+    full_frames: int | None = None
+    more: str = ""
 
     @property
     def path(self) -> Path:
         return SPECS / f"{self.name}.arch"
+
+    def shape(self, full: bool = False) -> tuple[int, ...]:
+        """The per-sample input shape: the spec's (``size``), or the FULL comparison's
+        (``full``, and a video model's ``full_frames``)."""
+        side = self.full if full else self.size
+        assert side is not None
+        if self.frames is None:
+            return (self.channels, side, side)
+        frames = (self.full_frames or self.frames) if full else self.frames
+        return (self.channels, frames, side, side)
 
     @property
     def id(self) -> str:
@@ -59,7 +76,7 @@ class ZooModel:
     def seeded_init_matches(self) -> bool:
         """Whether the same seed gives torchvision's weights: not for segmentation models (see
         SEEDED_INIT_DIFFERS)."""
-        return self.task == "classification"
+        return self.task in ("classification", "video")
 
 
 SEEDED_INIT_DIFFERS = (
@@ -188,6 +205,14 @@ ZOO: tuple[ZooModel, ...] = (
              reference="the paper's Figure 1 (every map's shape), a hand-written PyTorch "
                        "U-Net (params, MACs, outputs on the same weights)",
              tests="test_zoo_segmentation.py"),
+    # torchvision.models.video's classifiers, on C x T x H x W clips
+    ZooModel("r3d_18", "Video ResNet", size=112, frames=16, full=32, full_frames=8,
+             task="video"),
+    ZooModel("mc3_18", "Video ResNet", size=112, frames=16, task="video"),
+    ZooModel("r2plus1d_18", "Video ResNet", size=112, frames=16, task="video"),
+    ZooModel("s3d", "S3D", frames=16, task="video",
+             more="same seed same weights, layers and output at 16x64x64 (both models' 2x7x7 "
+                  "head pool made adaptive), ONNX at 13x209x209"),
     # timm 1.0.31's models, checked against live timm by tests/test_timm.py
     _timm("ese_vovnet19b_dw", "VoVNet"),
     _timm("inception_v4", "Inception"),
@@ -203,6 +228,22 @@ ZOO: tuple[ZooModel, ...] = (
     _timm("mambaout_femto", "MambaOut"),
     _timm("tresnet_m", "TResNet"),
     _timm("vit_small_patch16_224", "ViT"),
+    _timm("cait_xxs24_224", "CaiT"),
+    _timm("resmlp_12_224", "ResMLP"),
+    _timm("gmlp_s16_224", "gMLP"),
+    _timm("beit_base_patch16_224", "BEiT"),
+    _timm("eva02_tiny_patch14_224", "EVA-02"),
+    _timm("swin_tiny_patch4_window7_224", "Swin"),
+    _timm("tiny_vit_5m_224", "TinyViT"),
+    _timm("davit_tiny", "DaViT"),
+    _timm("coatnet_0_rw_224", "CoAtNet"),
+    _timm("nfnet_l0", "NFNet"),
+    _timm("fastvit_t8", "FastViT"),
+    _timm("pvt_v2_b0", "PVTv2"),
+    _timm("twins_svt_small", "Twins"),
+    _timm("focalnet_tiny_srf", "FocalNet"),
+    _timm("crossvit_tiny_240", "CrossViT"),
+    _timm("efficientvit_m0", "EfficientViT"),
 )
 
 TORCHVISION = tuple(m for m in ZOO if m.torchvision)

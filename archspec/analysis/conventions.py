@@ -199,17 +199,21 @@ CONVENTIONS: dict[str, Convention] = {
         {C.WEIGHTED: macs, C.TRANSPOSED: macs, C.WEIGHTED_ND: macs, C.ATTENTION: macs,
          C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
          C.PATCH_MERGING: macs, C.RELATIVE_ATTENTION: macs,
-         C.MATMUL: macs, C.EINSUM: macs, C.SDPA: macs},  # products of activations
+         C.MATMUL: macs, C.EINSUM: macs, C.SDPA: macs,  # products of activations
+         C.SCALED_STD_CONV: macs},  # its F.conv2d
         _none(*_NORMS, *_ACTS, *_POOLS, *_MOVES, *_RESIZES,
-              *_PRIMITIVES, "elu", "prelu")),  # tensor primitives: no matmul or convolution
+              *_PRIMITIVES, "elu", "prelu",  # tensor primitives: no matmul or convolution
+              "weight_standardisation")),  # F.batch_norm: not counted
     "torchinfo": Convention(
         "torchinfo Mult-Adds: conv/linear MACs + bias, norm params, token linear params",
         {C.WEIGHTED: macs_bias, C.TRANSPOSED: params_per_position, C.BATCHNORM: params,
          C.GROUPNORM: params, C.WEIGHTED_ND: params, C.LAYERNORM: params,
          C.LAYERNORM2D: params, C.PATCH_MERGING: params, C.POSITION_MLP: params,
          C.RELATIVE_ATTENTION: projection_params,
-         C.PRELU: params},  # tensor primitives: PReLU's weight, x batch
-        _none("lrn", "attention", "window_attention", "cosine_window_attention", *_ACTS,
+         C.PRELU: params,  # tensor primitives: PReLU's weight, x batch
+         C.SCALED_STD_CONV: macs_bias},  # "Conv" in the class name: weight and bias
+        _none("weight_standardisation",  # no module of its own
+              "lrn", "attention", "window_attention", "cosine_window_attention", *_ACTS,
               *_POOLS, *_MOVES, *_RESIZES,
               *_PRIMITIVES, "elu",  # tensor primitives: no parameters
               "matmul", "einsum", "sdpa")),  # products of activations: no module
@@ -222,7 +226,9 @@ CONVENTIONS: dict[str, Convention] = {
          C.UPSAMPLE_NEAREST: out_numel, C.UPSAMPLE_LINEAR: times(4, out_numel),
          C.WINDOW_ATTENTION: macs, C.COSINE_WINDOW_ATTENTION: macs, C.POSITION_MLP: macs,
          C.PATCH_MERGING: macs_and_norm(5), C.RELATIVE_ATTENTION: rounded_einsums,
-         C.MATMUL: first_operand_rows, C.EINSUM: numpy_einsum},  # products of activations
+         C.MATMUL: first_operand_rows, C.EINSUM: numpy_einsum,  # products of activations
+         C.SCALED_STD_CONV: macs,  # aten::_convolution
+         C.WEIGHT_STANDARDISATION: times(5, in_numel)},  # training-mode batch_norm, affine
         _none("lrn", *_ACTS, "maxpool", "avgpool", "adaptive_max", *_MOVES, "upsample_other",
               *_PRIMITIVES, "elu", "prelu",  # tensor primitives: no aten handle
               "sdpa")),  # products of activations: no aten handle for attention
@@ -250,7 +256,8 @@ CONVENTIONS: dict[str, Convention] = {
          C.ELU: times(2, out_numel), C.PRELU: times(2, out_numel)},
         _none("sigmoid", "tanh", "hardswish", "hardsigmoid", "layernorm2d", *_MOVES,
               *_PRIMITIVES,  # tensor primitives: neither hooked nor patched
-              "einsum", "sdpa")),  # products of activations: neither is patched
+              "einsum", "sdpa",  # products of activations: neither is patched
+              "scaled_std_conv", "weight_standardisation")),  # a Conv2d subclass: not hooked
     "thop": Convention(
         "thop: conv/linear MACs, BN 4 x numel, avg pool out numel, adaptive avg pool (k+1) x "
         "out",
@@ -266,5 +273,6 @@ CONVENTIONS: dict[str, Convention] = {
               "cosine_window_attention", "relu", "leaky_relu", "relu6",
               "sigmoid", "tanh", "gelu", "silu", "hardswish", "hardsigmoid", "maxpool",
               "adaptive_max", *_MOVES, *_RESIZES,
-              "matmul", "einsum", "sdpa")),  # products of activations: no module
+              "matmul", "einsum", "sdpa",  # products of activations: no module
+              "scaled_std_conv", "weight_standardisation")),  # hooks match exact types
 }

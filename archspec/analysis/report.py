@@ -13,9 +13,11 @@ from typing import Any
 from archspec.analysis import passes
 from archspec.analysis.conventions import CONVENTIONS
 from archspec.lang import ir
-from archspec.lang.diagnostics import Diagnostic
+from archspec.lang.diagnostics import Diagnostic, error
 from archspec.lang.expander import expand
+from archspec.lang.limits import MAX_ELEMENTS
 from archspec.lang.network import Graph
+from archspec.lang.source import NOWHERE
 from archspec.ops.base import Cost, numel
 
 METRICS = ("params", "buffers", "macs", "flops", "activation_bytes")
@@ -176,6 +178,7 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
     totals["non_trainable_params"] = frozen
     totals["input_bytes"] = sum(input_bytes.values())
     totals["param_bytes"] = totals["params"] * width
+    totals["buffer_bytes"] = totals["buffers"] * width
     scratch = passes.scratch_bytes(g, passes.costs(g), batch, dtype)
     totals["attention_bytes"] = sum(scratch.values())
     totals["peak_activation_bytes"] = passes.peak_bytes(
@@ -184,12 +187,25 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
     totals.update(_other_tools_memory(layers))
     totals["estimated_total_bytes"] = (totals["input_bytes"] + totals["param_bytes"]
                                        + totals["torchinfo_forward_backward_bytes"])
+    _check_bounds(g, layers, totals)
     return Analysis(
         network=g.name, batch=batch, dtype=dtype, convention=convention,
         inputs={k: [batch, *s] for k, s in g.inputs.items()},
         outputs={k: [batch, *g.shape_of(v)] for k, v in g.outputs.items()},
         layers=layers, blocks=blocks, totals=totals, warnings=list(g.warnings),
         params=g.params, symbolic_batch=symbolic)
+
+
+def _check_bounds(g: Graph, layers: list[Row], totals: dict[str, int]) -> None:
+    """Every total fits a signed 64-bit count (JSON readers, the backends): else E701 at the
+    layer that contributes most to the first total that does not."""
+    for metric, value in totals.items():
+        if value > MAX_ELEMENTS:
+            big = max(layers, key=lambda r: getattr(r, metric, 0) or 0, default=None)
+            span = g.nodes[big.name].span if big is not None and big.name in g.nodes else NOWHERE
+            raise error("E701", f"the network's {metric.replace('_', ' ')} ({value:.3g}) do "
+                        f"not fit in 64 bits (at most {MAX_ELEMENTS:,})", span,
+                        hint="a smaller input, batch or layer; this layer counts most")
 
 
 def _other_tools_memory(layers: list[Row]) -> dict[str, int]:

@@ -83,11 +83,13 @@ class Builder:
         return name
 
     def generated(self, generator: str, size: tuple[int, ...]) -> str:
-        """A constant int64 initialiser made by ``generator`` (the ``buffer`` op's), with the
-        values its torch module holds (:class:`archspec.backends.modules.tensors.Constant`)."""
+        """A constant initialiser made by ``generator`` (the ``buffer`` op's), with the values
+        its torch module holds (:class:`archspec.backends.modules.tensors.Constant`): int64
+        indices, or the export's float type for a mask."""
         from archspec.backends.modules.tensors import Constant
 
-        return self.const("value", Constant.generate(generator, size).numpy(), "int64")
+        value = Constant.generate(generator, size)
+        return self.const("value", value.numpy(), None if value.is_floating_point() else "int64")
 
     def declare(self, name: str, shape: tuple[int, ...]) -> None:
         """State the shape of ``name`` (per sample; the batch dim goes first) where ONNX shape

@@ -15,13 +15,16 @@ import click
 from archspec.cli.messages import exit_1_on_runtime_error
 from archspec.cli.options import (
     CONTEXT,
+    check_memory,
     check_output,
     check_outputs,
     debug_option,
     load_spec,
+    memory_option,
     network_options,
 )
 from archspec.files.atomic import write_atomic
+from archspec.lang.limits import MAX_BATCH
 
 
 @click.command(name="compile", context_settings=CONTEXT)
@@ -55,10 +58,10 @@ def _batch(value: str) -> str | int:
     """``--batch`` of ``export``: ``dynamic`` or a positive integer."""
     if value == "dynamic":
         return value
-    if value.isdigit() and int(value) > 0:
+    if value.isdigit() and len(value) <= len(str(MAX_BATCH)) and 0 < int(value) <= MAX_BATCH:
         return int(value)
-    raise click.BadParameter(f"expected `dynamic` or a positive integer, got {value!r}",
-                             param_hint="--batch")
+    raise click.BadParameter(f"expected `dynamic` or an integer from 1 to {MAX_BATCH:,}, got "
+                             f"{value!r}", param_hint="--batch")
 
 
 @click.command(context_settings=CONTEXT)
@@ -83,6 +86,7 @@ def _batch(value: str) -> str | int:
 @click.option("--calibration-samples", type=click.IntRange(min=4), default=200,
               show_default=True, help="With --quantize: images, 3/4 to calibrate, 1/4 held out.")
 @network_options
+@memory_option
 @debug_option
 def export(spec: str, output: str, weights: str | None, opset: int, batch: str, fp16: bool,
            external_data: bool, quantize: str | None, calibrate: str, calibration_samples: int,
@@ -101,6 +105,7 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
     check_output(data, spec, weights)
     network = load_spec(spec, "torch", "onnx")
     check_outputs([output, data], spec, weights)
+    check_memory(network, 1)
     from archspec.backends.onnx import export_onnx
     from archspec.backends.onnx_file import EXTERNAL_ABOVE
 
@@ -148,7 +153,7 @@ def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch:
 @click.argument("spec", type=click.Path(dir_okay=False))
 @click.option("--backend", type=click.Choice(["torch", "onnxruntime", "both"]), default="both",
               show_default=True)
-@click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True)
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True)
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="Intra-op threads for both runtimes; the process is pinned to as many "
@@ -157,6 +162,7 @@ def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch:
 @click.option("--warmup", type=click.IntRange(min=0), default=5, show_default=True,
               help="Untimed runs of each runtime before timing.")
 @network_options
+@memory_option
 @debug_option
 def bench(spec: str, backend: str, batch: int, device: str, threads: int | None, runs: int,
           warmup: int, debug: bool) -> None:
@@ -167,6 +173,7 @@ def bench(spec: str, backend: str, batch: int, device: str, threads: int | None,
     which execution provider ran. Reports median, p90 and spread ((p90 - p10) / median).
     """
     network = load_spec(spec, "torch", *(("onnx",) if backend != "torch" else ()))
+    check_memory(network, batch)
     from archspec.training.bench import run_bench
 
     try:

@@ -8,6 +8,7 @@ Nothing here imports torch or onnx: ``archspec check`` goes through this module.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -17,6 +18,7 @@ import click
 
 from archspec.files.atomic import same_file
 from archspec.lang.diagnostics import ArchspecError
+from archspec.lang.limits import MAX_BATCH, MAX_ELEMENTS, MAX_INT_DIGITS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -54,10 +56,15 @@ def input_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
     for pair in pairs:
         key, sep, value = pair.partition("=")
         dims = value.lower().replace(",", "x").split("x")
-        if not sep or not all(d.strip().isdigit() and int(d) > 0 for d in dims):
+        if not sep or not all(d.strip().isdigit() and len(d.strip()) <= MAX_INT_DIGITS
+                              and int(d) > 0 for d in dims):
             raise click.BadParameter(f"expected NAME=CxHxW (e.g. x=3x224x224), got {pair!r}",
                                      param_hint="--input")
-        out[key.strip()] = tuple(int(d) for d in dims)
+        shape = tuple(int(d) for d in dims)
+        if math.prod(shape) > MAX_ELEMENTS:
+            raise click.BadParameter(f"{pair!r} holds {math.prod(shape):.3g} elements per "
+                                     f"sample; at most {MAX_ELEMENTS:,}", param_hint="--input")
+        out[key.strip()] = shape
     return out
 
 
@@ -91,7 +98,7 @@ def spec_files(spec_path: str) -> list[Path]:
 
     roots = loader.search_roots(click.get_current_context().meta.get("archspec.path", ()))
     first = Path(spec_path)
-    if spec_path.startswith(loader.STD_PREFIX) and not os.path.lexists(first):
+    if loader.is_std(spec_path):
         first = loader.std_root() / spec_path.removeprefix(loader.STD_PREFIX)
     seen: list[Path] = []
     todo = [first.resolve()]
@@ -164,8 +171,50 @@ def network_options(command: F) -> F:
     return command
 
 
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def memory_size(text: str) -> int:
+    """``--max-memory``: bytes from ``8G``, ``512M``, ``2GiB``, ``1.5T`` or a byte count."""
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1:] if value[-1:] in _UNITS else ""
+    number = value[:len(value) - len(unit)]
+    try:
+        size = float(number) * _UNITS[unit]
+    except ValueError:
+        size = -1.0
+    if not 0 < size < 2**63 or len(number) > 20:
+        raise click.BadParameter(f"expected a size such as 8G, 512M or 2GiB, got {text!r}",
+                                 param_hint="--max-memory")
+    return int(size)
+
+
+memory_option = click.option(
+    "--max-memory", metavar="SIZE", expose_value=False,
+    callback=_store("archspec.max_memory", lambda v: memory_size(v) if v else None),
+    help="Refuse, before allocating anything, a network whose run needs more (e.g. 8G); "
+         "default: the memory the machine has available.")
+
+
+def check_memory(spec: Any, batch: int, training: bool = False) -> None:
+    """Refuse (E709, at the biggest layer) a run that needs more memory than ``--max-memory``
+    or, without it, than the machine has available (archspec.analysis.budget)."""
+    from archspec.analysis.budget import available_bytes, check_budget
+    from archspec.analysis.report import analyze
+    from archspec.lang.expander import expand
+
+    limit = click.get_current_context().meta.get("archspec.max_memory")
+    what = "--max-memory"
+    if limit is None:
+        limit, what = available_bytes(), "the memory available"
+    if limit is None:
+        return
+    graph = expand(spec)
+    check_budget(graph, analyze(spec, batch=batch, graph=graph), limit, what, training)
+
+
 _ANALYSIS_OPTIONS = (
-    click.option("--batch", type=click.IntRange(min=1), default=1, show_default=True,
+    click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=1, show_default=True,
                  help="Batch size the counts and memory are for."),
     click.option("--dtype", type=click.Choice(["float32", "float16", "bfloat16"]),
                  default="float32", show_default=True, help="Element type for memory figures."),

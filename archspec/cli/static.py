@@ -29,11 +29,12 @@ from archspec.cli.options import (
 )
 from archspec.files.atomic import write_atomic
 from archspec.lang.diagnostics import printable
+from archspec.lang.limits import MAX_BATCH
 
 
 @click.command(context_settings=CONTEXT)
 @click.argument("spec", type=click.Path(dir_okay=False))
-@click.option("--batch", type=click.IntRange(min=1), default=None,
+@click.option("--batch", type=click.IntRange(1, MAX_BATCH), default=None,
               help="Concrete batch size (default: symbolic N; counts are per sample).")
 @network_options
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "markdown"]),

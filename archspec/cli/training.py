@@ -12,8 +12,16 @@ from typing import Any
 import click
 
 from archspec.cli.messages import exit_1_on_runtime_error, say
-from archspec.cli.options import CONTEXT, debug_option, load_spec, network_options
+from archspec.cli.options import (
+    CONTEXT,
+    check_memory,
+    debug_option,
+    load_spec,
+    memory_option,
+    network_options,
+)
 from archspec.lang.diagnostics import printable
+from archspec.lang.limits import MAX_BATCH
 
 data_option = click.option(
     "--data", type=click.Path(file_okay=False, exists=True), default=None,
@@ -38,7 +46,7 @@ channels_last_option = click.option(
 @click.argument("spec", type=click.Path(dir_okay=False))
 @data_option
 @click.option("--epochs", type=click.IntRange(min=1), default=3, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=32, show_default=True)
 @click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=3e-3,
               show_default=True, help="Peak learning rate.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adamw"]), default="adamw",
@@ -75,6 +83,7 @@ channels_last_option = click.option(
               help="Loss weight of auxiliary heads: outputs after the first with its shape.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @network_options
+@memory_option
 @debug_option
 def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -> None:
     """Train SPEC on a built-in dataset or an image folder, on CPU, GPU or several processes.
@@ -86,6 +95,7 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
       torchrun --nproc-per-node 2 -m archspec train specs/examples/cnn1.arch --out runs/ddp
     """
     network = load_spec(spec, "torch", *(("vision",) if options.get("data") else ()))
+    check_memory(network, options["batch_size"], training=True)
     from archspec.training.config import TrainConfig
     from archspec.training.loop import train as run_train
 
@@ -98,7 +108,7 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
 @click.option("--weights", type=click.Path(dir_okay=False, exists=True), required=True,
               help="A torch.save(state_dict) file or an `archspec train` checkpoint.")
 @data_option
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
+@click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=64, show_default=True)
 @click.option("--samples", type=click.IntRange(min=10), default=12000, show_default=True,
               help="Without --data: the built-in dataset's size (its test split is scored).")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -107,6 +117,7 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
 @channels_last_option
 @workers_option
 @network_options
+@memory_option
 @debug_option
 def eval_(spec: str, weights: str, debug: bool, **options: Any) -> None:
     """Score SPEC with trained weights: loss, top-1 and top-5 on every image of --data (or on
@@ -115,6 +126,7 @@ def eval_(spec: str, weights: str, debug: bool, **options: Any) -> None:
         archspec eval specs/resnet18.arch --weights runs/r18/best.pt --data photos/
     """
     network = load_spec(spec, "torch", *(("vision",) if options.get("data") else ()))
+    check_memory(network, options["batch_size"])
     from archspec.training.config import TrainConfig
     from archspec.training.loop import evaluate_weights
 

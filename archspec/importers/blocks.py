@@ -83,6 +83,7 @@ class Instance:
     body: tuple[Any, ...]
     entry: tuple[int, ...]
     index: int
+    worth: bool = True  # False: one plain call, never a block of its own
 
     @property
     def key(self) -> str:
@@ -101,7 +102,8 @@ def plan(instances: list[Instance], taken: set[str]) -> Plan:
     """Group instances by skeleton; every group of two or more becomes a block."""
     groups: dict[str, list[Instance]] = {}
     for inst in instances:
-        groups.setdefault(inst.key, []).append(inst)
+        if inst.worth:
+            groups.setdefault(inst.key, []).append(inst)
     out = Plan()
     used = set(taken) | set(REGISTRY)
     for members in groups.values():

@@ -92,6 +92,7 @@ class Folder:
             if n.module:
                 self.calls[n.module] = self.calls.get(n.module, 0) + 1
         self.instances: list[blocks.Instance] = []
+        self.by_path: dict[str, int] = {}
         self.position = {n.id: i for i, n in enumerate(graph.nodes)}
 
     def shape(self, v: str) -> tuple[int, ...]:
@@ -136,14 +137,25 @@ class Folder:
         labelled group."""
         label = relative(scope.path, base)
         body, uses_in = self.lower(scope, entry, is_block=scope.cls not in CONTAINERS)
-        if scope.cls not in CONTAINERS and self._worth(body):
-            inst = blocks.Instance(scope.cls, body, self.shape(entry), len(self.instances))
-            self.instances.append(inst)
+        if scope.cls not in CONTAINERS:
+            inst = self._instance(scope, body, entry)
             if self.plan is not None and inst.index in self.plan.names:
                 return Unit([entry], last, blocks.placeholder(inst.index), label, "block")
             if uses_in:
                 body, _ = self.lower(scope, entry, is_block=False)
         return Unit([entry], last, ir.Group(body=blocks.tidy(body)), label, "group")
+
+    def _instance(self, scope: Scope, body: tuple[Any, ...], entry: str) -> blocks.Instance:
+        """The instance of ``scope``, recorded on its first lowering only (a scope lowered
+        again inside its parent's second lowering keeps its index) and whatever its body (a
+        body of one block call is no block of its own), so both passes number the instances
+        alike."""
+        index = self.by_path.get(scope.path)
+        if index is None:
+            index = self.by_path[scope.path] = len(self.instances)
+            self.instances.append(blocks.Instance(scope.cls, body, self.shape(entry), index,
+                                                  self._worth(body)))
+        return self.instances[index]
 
     @staticmethod
     def _worth(body: tuple[Any, ...]) -> bool:

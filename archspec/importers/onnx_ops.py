@@ -18,10 +18,12 @@ from archspec.importers.torch_ops import _plain
 class Node:
     """One ONNX node as a rule reads it: attributes, constant inputs, tensor inputs."""
 
-    def __init__(self, proto: Any, inits: dict[str, Any], alias: dict[str, str]) -> None:
+    def __init__(self, proto: Any, inits: dict[str, Any], alias: dict[str, str],
+                 shape: tuple[int, ...] = ()) -> None:
         from onnx import helper
 
         self.proto = proto
+        self.shape = shape  # the per-sample output shape shape inference gives, if any
         self.attrs = {a.name: helper.get_attribute_value(a) for a in proto.attribute}
         self.inits = inits
         self.consts = [inits.get(alias.get(v, v), inits.get(v)) if v else None
@@ -131,11 +133,55 @@ def _concat(node: Node) -> Lifted | bool:
     return Lifted("concat", {"dim": axis - 1 if axis > 0 else axis})
 
 
+def _reshape(node: Node) -> Lifted | None:
+    """Reshape to a constant shape that keeps the batch first (0, -1 or 1 at its place)."""
+    shape = node.const(1)
+    if shape is None or not node.shape or len(node.tensors) != 1 or \
+            int(shape.reshape(-1)[0]) not in (0, 1, -1) or node.attrs.get("allowzero", 0):
+        return None
+    return Lifted("reshape", {"shape": tuple(int(d) for d in node.shape)})
+
+
+def _transpose(node: Node) -> Lifted | None:
+    perm = list(node.attrs.get("perm", []))
+    if not perm or perm[0] != 0:
+        return None
+    return Lifted("permute", {"dims": tuple(d - 1 for d in perm[1:])})
+
+
+def _matmul(node: Node) -> Lifted | None:
+    """Two activations: ``matmul``; an activation times a constant matrix: ``linear``."""
+    if len(node.tensors) == 2:
+        return Lifted("matmul", {})
+    w = node.const(1)
+    if w is None or w.ndim != 2:
+        return None
+    return Lifted("linear", {"out": int(w.shape[1]), "bias": False}, {"weight": w.T})
+
+
+def _softmax(node: Node) -> Lifted | None:
+    axis = int(node.attrs.get("axis", -1))
+    return None if axis == 0 else Lifted("softmax", {"dim": axis - 1 if axis > 0 else axis})
+
+
+def _reduce_mean(node: Node) -> Lifted | None:
+    axes = node.attrs.get("axes")
+    if axes is None and node.const(1) is not None:
+        axes = [int(a) for a in node.const(1).reshape(-1)]
+    if not axes or 0 in axes:
+        return None
+    dims = tuple(a - 1 if a > 0 else a for a in axes)
+    return Lifted("mean", {"dims": dims[0] if len(dims) == 1 else dims,
+                           "keepdim": bool(node.attrs.get("keepdims", 1))})
+
+
 RULES: dict[str, Callable[[Node], Any]] = {
     "Conv": _conv, "BatchNormalization": _bn, "Gemm": _gemm, "Clip": _clip,
     "Relu": _simple("relu"), "Sigmoid": _simple("sigmoid"), "Tanh": _simple("tanh"),
     "HardSwish": _simple("hardswish"), "MaxPool": _pool("maxpool2d"),
     "AveragePool": _pool("avgpool2d"), "GlobalAveragePool": _simple("adaptive_avgpool2d"),
     "Flatten": _flatten, "Add": _merge("add"), "Mul": _merge("mul"), "Concat": _concat,
-    "Identity": lambda node: True, "Dropout": lambda node: True,
+    "Identity": lambda node: True, "Dropout": lambda node: True, "Reshape": _reshape,
+    "Transpose": _transpose, "MatMul": _matmul, "Softmax": _softmax, "ReduceMean": _reduce_mean,
+    "Sub": _merge("sub"), "Div": _merge("div"),
 }

@@ -159,6 +159,7 @@ def _lift(nodes: list[Any], inits: dict[str, Any], shapes: dict[str, tuple[int, 
           alias: dict[str, str], path: Path, shape: tuple[int, ...], output: str) -> FlatGraph:
     import numpy as np
     import torch
+    from onnx import numpy_helper
 
     paths = _paths(nodes)
     prefixes = {".".join(p[:k]) for p in paths for k in range(1, len(p))}
@@ -166,8 +167,11 @@ def _lift(nodes: list[Any], inits: dict[str, Any], shapes: dict[str, tuple[int, 
     weights: dict[str, Any] = {}
     folded = False
     for n, segs in zip(nodes, paths):
+        if n.op_type == "Constant" and len(n.attribute) == 1 and n.attribute[0].name == "value":
+            inits[n.output[0]] = numpy_helper.to_array(n.attribute[0].t)  # data, as initialisers
+            continue
         rule = RULES.get(n.op_type)
-        node = Node(n, inits, alias)
+        node = Node(n, inits, alias, shapes.get(n.output[0], ()))
         if rule is None:
             raise unsupported(f"the ONNX op `{n.op_type}`", n.name or n.output[0], path.name,
                               closest_hint(n.op_type))

@@ -68,9 +68,11 @@ def _signature(module: nn.Module) -> tuple[str, dict[str, Any], dict[str, tuple[
             {k: tuple(v.shape) for k, v in module.state_dict().items()})
 
 
-def _attempt(op_name: str, module: nn.Module, ins: tuple[Shape, ...], out: Shape
-             ) -> dict[str, Any] | None:
-    """The attributes of ``op_name`` that rebuild ``module`` exactly, or None."""
+def _attempt(op_name: str, module: nn.Module, ins: tuple[Shape, ...], out: Shape,
+             use: tuple[int, int] | None) -> dict[str, Any] | None:
+    """The attributes of ``op_name`` that rebuild ``module`` exactly, or None. ``use``: the
+    module is called on one tensor passed that many times and result ``[item]`` is read
+    (``attn(x, x, x)[0]``), as (times, item); None: called on its inputs as they are."""
     op = REGISTRY[op_name]
     values: dict[str, Any] = {}
     for field, info in op.attrs.model_fields.items():
@@ -84,7 +86,8 @@ def _attempt(op_name: str, module: nn.Module, ins: tuple[Shape, ...], out: Shape
         if op.infer(ins, attrs) != out:
             return None
         call = op.torch(Ctx(ins, out, attrs))
-        if not isinstance(call, Module) or not call.plain:
+        if not isinstance(call, Module) or not (
+                call.plain if use is None else (call.repeat, call.item) == use):
             return None
         built = build_module(call)
     except Exception:  # any candidate that does not fit is simply not this module's op
@@ -113,11 +116,18 @@ def candidates(cls: type) -> list[str]:
     return _MATCHES[name]
 
 
-def lift_module(module: nn.Module, ins: tuple[Shape, ...], out: Shape
-                ) -> tuple[str, dict[str, Any]] | None:
-    """The archspec op and attributes that rebuild ``module`` exactly, or None."""
+def has_named_op(cls: type) -> bool:
+    """Whether an archspec op is named as the module class (``LayerNorm2d``: layernorm2d)."""
+    first = candidates(cls)[0]
+    return _key(first) == _key(cls.__name__)
+
+
+def lift_module(module: nn.Module, ins: tuple[Shape, ...], out: Shape,
+                use: tuple[int, int] | None = None) -> tuple[str, dict[str, Any]] | None:
+    """The archspec op and attributes that rebuild ``module`` exactly (called as ``use``
+    says, see :func:`_attempt`), or None."""
     for op_name in candidates(type(module)):
-        attrs = _attempt(op_name, module, ins, out)
+        attrs = _attempt(op_name, module, ins, out, use)
         if attrs is not None:
             return op_name, attrs
     return None
@@ -180,6 +190,89 @@ def _mean(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted
                     else _dim(dims[0]), "keepdim": bool(_arg(args, kwargs, 2, "keepdim", False))}
 
 
+def _pool(op: str) -> Rule:
+    """``F.avg_pool2d`` / ``F.max_pool2d`` with torch's argument order."""
+    def rule(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted:
+        kernel = _plain(_arg(args, kwargs, 1, "kernel_size", 1))
+        stride = _arg(args, kwargs, 2, "stride", None)
+        attrs = {"kernel": kernel, "stride": kernel if stride in (None, []) else _plain(stride),
+                 "padding": _plain(_arg(args, kwargs, 3, "padding", 0))}
+        if op == "avgpool2d":
+            attrs["ceil"] = bool(_arg(args, kwargs, 4, "ceil_mode", False))
+            attrs["count_include_pad"] = bool(_arg(args, kwargs, 5, "count_include_pad", True))
+            if _arg(args, kwargs, 6, "divisor_override", None) is not None:
+                raise ValueError("divisor_override")
+        else:
+            attrs["dilation"] = _plain(_arg(args, kwargs, 4, "dilation", 1))
+            attrs["ceil"] = bool(_arg(args, kwargs, 5, "ceil_mode", False))
+        return op, attrs
+    return rule
+
+
+def _dims(args: list[Any], kwargs: dict[str, Any], name: str) -> tuple[int, ...] | None:
+    """Torch dims given as varargs or one sequence, as per-sample dims; None when they move
+    the batch."""
+    dims = args[1:] or list(kwargs.get(name, ()))
+    if len(dims) == 1 and isinstance(dims[0], list | tuple):
+        dims = list(dims[0])
+    if not dims or dims[0] not in (0, -len(dims)):
+        return None
+    return tuple(_dim(d) for d in dims[1:])
+
+
+def _permute(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted | None:
+    dims = _dims(args, kwargs, "dims")
+    return None if dims is None else ("permute", {"dims": dims})
+
+
+def _transpose(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted | None:
+    rank = tensors[0].dim()
+    d0, d1 = (_arg(args, kwargs, i, f"dim{i - 1}", 0) % rank for i in (1, 2))
+    if 0 in (d0, d1):
+        return None
+    return "transpose", {"dim0": d0 - 1, "dim1": d1 - 1}
+
+
+def _softmax(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted | None:
+    dim = _arg(args, kwargs, 1, "dim", None)
+    return None if dim is None or dim % tensors[0].dim() == 0 else ("softmax", {"dim": _dim(dim)})
+
+
+def _stochastic_depth(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted:
+    return "stochastic_depth", {"p": float(_arg(args, kwargs, 1, "p", 0.0)),
+                                "mode": _arg(args, kwargs, 2, "mode", "row")}
+
+
+def _index(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted | None:
+    """``x[:, i]`` is ``select``, ``x[:, a:b]`` is ``slice``: one index after the batch."""
+    index = args[1] if isinstance(args[1], tuple) else (args[1],)
+    full = slice(None, None, None)
+    if len(index) < 2 or index[0] != full or Ellipsis in index:
+        return None
+    picks = [(d, i) for d, i in enumerate(index[1:]) if i != full]
+    if len(picks) != 1:
+        return None
+    d, i = picks[0]
+    if isinstance(i, int) and not isinstance(i, bool):
+        return "select", {"dim": d, "index": i}
+    if isinstance(i, slice) and all(v is None or isinstance(v, int)
+                                    for v in (i.start, i.stop, i.step)):
+        return "slice", {"dim": d, "start": i.start or 0, "end": i.stop, "step": i.step or 1}
+    return None
+
+
+def _stochastic_depth_function() -> Any:
+    try:
+        from torchvision.ops import stochastic_depth
+    except ImportError:  # torchvision is optional: its functions are simply not met then
+        return "torchvision.ops.stochastic_depth"
+    return stochastic_depth
+
+
+#: methods and functions whose result is the input in a new per-sample shape: ``reshape``
+#: to the output's per-sample shape (seen on the probe run).
+RESHAPES = frozenset({"view", "reshape", torch.reshape})
+
 #: torch function or method name -> rule; ``None`` marks an alias (the output is the input).
 FUNCTIONS: dict[Any, Rule | None] = {
     operator.add: _binary("add", "shift"), operator.iadd: _binary("add", "shift"),
@@ -195,6 +288,12 @@ FUNCTIONS: dict[Any, Rule | None] = {
     torch.tanh: _unary("tanh"), F.gelu: _unary("gelu"),
     F.adaptive_avg_pool2d: _adaptive, F.dropout: _dropout, "mean": _mean, torch.mean: _mean,
     "contiguous": None, "clone": None,
+    F.avg_pool2d: _pool("avgpool2d"), torch._C._nn.avg_pool2d: _pool("avgpool2d"),
+    F.max_pool2d: _pool("maxpool2d"), torch.max_pool2d: _pool("maxpool2d"),
+    torch.permute: _permute, "permute": _permute, torch.transpose: _transpose,
+    "transpose": _transpose, F.softmax: _softmax, torch.softmax: _softmax, "softmax": _softmax,
+    torch.matmul: _binary("matmul", None), operator.matmul: _binary("matmul", None),
+    _stochastic_depth_function(): _stochastic_depth, operator.getitem: _index,
 }
 
 
@@ -206,11 +305,27 @@ def function_name(target: Any) -> str:
     return f"{module}.{getattr(target, '__name__', repr(target))}"
 
 
-def lift_function(target: Any, args: list[Any], kwargs: dict[str, Any], tensors: list[Any]
-                  ) -> Lifted | None | bool:
-    """The op of a function call, ``True`` for an alias of its input, None when unknown."""
+def lift_function(target: Any, args: list[Any], kwargs: dict[str, Any], tensors: list[Any],
+                  out: Shape) -> Lifted | None | bool:
+    """The op of a function call with per-sample output shape ``out``, ``True`` for an alias
+    of its input, None when unknown (or when this use moves the batch dim)."""
+    if _hashable(target) and target in RESHAPES:
+        return ("reshape", {"shape": out}) if len(tensors) == 1 else None
     try:
         rule = FUNCTIONS[target]
     except (KeyError, TypeError):
         return None
-    return True if rule is None else rule(args, kwargs, tensors)  # type: ignore[return-value]
+    if rule is None:
+        return True
+    try:
+        return rule(args, kwargs, tensors)  # type: ignore[return-value]
+    except (ValueError, TypeError, IndexError):  # an argument this rule cannot express
+        return None
+
+
+def _hashable(target: Any) -> bool:
+    try:
+        hash(target)
+    except TypeError:
+        return False
+    return True

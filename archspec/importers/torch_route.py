@@ -7,6 +7,12 @@ class, which folding names blocks after), and a leaf module stays one node with 
 constructor arguments, where ``torch.export`` decomposes it into aten ops. The price: fx cannot
 trace data-dependent control flow; such a model is a located error that says so.
 
+Modules of ``torch.nn`` are leaves, as fx makes them, and so is any module whose class is
+named as an archspec op (``LayerNorm2d``, ``StochasticDepth``): when such a module does not
+rebuild exactly, the model is traced again through it. Tensors read from module attributes
+(fx ``get_attr``) are lifted where they are read: ViT's class token and position embedding,
+ConvNeXt's layer scale, any other parameter as a ``parameter`` layer at its own key.
+
 The traced graph is run once (batch 2, random input, eval mode, no grad) to learn every
 value: tensors give per-sample shapes; sizes and other Python values are constants.
 """
@@ -14,13 +20,20 @@ value: tensors give per-sample shapes; sizes and other Python values are constan
 from __future__ import annotations
 
 import inspect
+import operator
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import fx, nn
 
 from archspec.importers.flat import FlatGraph, FlatNode, closest_hint, unsupported, where
-from archspec.importers.torch_ops import function_name, lift_function, lift_module
+from archspec.importers.torch_ops import (
+    function_name,
+    has_named_op,
+    lift_function,
+    lift_module,
+)
 from archspec.lang.diagnostics import error
 
 BATCH = 2  # the probe batch: 2, so that the batch dim never reads as a size-1 dim
@@ -57,6 +70,26 @@ def _source_of(module: nn.Module) -> str:
         return type(module).__qualname__
 
 
+class _Refused(Exception):
+    """A module traced as a leaf for its op-named class that did not rebuild exactly."""
+
+    def __init__(self, cls: type) -> None:
+        super().__init__(cls.__name__)
+        self.cls = cls
+
+
+class _Tracer(fx.Tracer):
+    """fx's tracer, with modules whose class is named as an archspec op kept as leaves."""
+
+    def __init__(self, refused: set[type]) -> None:
+        super().__init__()
+        self.refused = refused
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return super().is_leaf_module(m, module_qualified_name) or (
+            type(m) not in self.refused and has_named_op(type(m)))
+
+
 def trace(model: nn.Module, inputs: dict[str, tuple[int, ...]], name: str) -> FlatGraph:
     """Lift ``model`` (set to eval mode) into a flat graph of archspec ops.
 
@@ -64,65 +97,213 @@ def trace(model: nn.Module, inputs: dict[str, tuple[int, ...]], name: str) -> Fl
     ``forward``'s arguments.
     """
     model.eval()
-    try:
-        gm = fx.symbolic_trace(model)
-    except Exception as exc:  # fx raises TraceError, TypeError... on dynamic control flow
-        raise error("E201", f"cannot trace `{name}` with torch.fx: {type(exc).__name__}: "
-                    f"{str(exc).splitlines()[0] if str(exc) else ''}", where(_source_of(model)),
-                    hint="fx cannot follow control flow that depends on tensor values; make "
-                         "that branch a leaf module or rewrite it with tensor ops") from None
+    refused: set[type] = set()
     shapes = list(inputs.values())
-    values = _values(gm, [torch.randn(BATCH, *s) for s in shapes])
-    return _lift(gm, values, inputs, name, dict(model.named_modules()))
+    while True:
+        try:
+            tracer = _Tracer(refused)
+            gm = fx.GraphModule(model, tracer.trace(model), type(model).__name__)
+        except Exception as exc:  # fx raises TraceError, TypeError... on dynamic control flow
+            raise error("E201", f"cannot trace `{name}` with torch.fx: {type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}",
+                        where(_source_of(model)),
+                        hint="fx cannot follow control flow that depends on tensor values; "
+                             "make that branch a leaf module or rewrite it with tensor ops"
+                        ) from None
+        values = _values(gm, [torch.randn(BATCH, *s) for s in shapes])
+        try:
+            return _Lifter(gm, values, name, dict(model.named_modules())).run(inputs)
+        except _Refused as refusal:
+            refused.add(refusal.cls)
 
 
 def _tensor(v: Any) -> bool:
     return isinstance(v, torch.Tensor)
 
 
-def _lift(gm: fx.GraphModule, values: dict[fx.Node, Any], inputs: dict[str, tuple[int, ...]],
-          name: str, modules: dict[str, nn.Module]) -> FlatGraph:
-    nodes: list[FlatNode] = []
-    alias: dict[str, str] = {}
-    names = iter(inputs)
-    ids: dict[str, int] = {}
-    graph_inputs: dict[str, tuple[int, ...]] = {}
-    output = ""
-    for n in gm.graph.nodes:
-        if n.op == "placeholder":
-            key = next(names)
-            alias[n.name] = key
-            graph_inputs[key] = inputs[key]
-            continue
-        if n.op == "output":
-            out = n.args[0]
-            if not isinstance(out, fx.Node):
-                raise unsupported("an output that is not one tensor", "", name,
-                                  "import a model whose forward returns one tensor")
-            output = alias.get(out.name, out.name)
-            continue
-        value = values.get(n)
-        if not _tensor(value):
-            continue  # a size, a shape, a Python value: a constant where it is read
-        lifted = _lift_node(n, gm, values, modules, name)
-        tensors = [alias.get(a.name, a.name) for a in _tensor_args(n, values)]
+@dataclass
+class _Lift:
+    """One lifted node: its op, attributes, module path (label), and its inputs where they
+    are not the fx node's tensor arguments (None)."""
+
+    op: str
+    attrs: dict[str, Any]
+    module: str | None
+    inputs: list[fx.Node] | None = None
+
+
+_ADDS = ("add", "iadd")
+_MULS = ("mul", "imul")
+
+
+def _kind(n: fx.Node) -> str:
+    """A function's or method's bare name: ``add`` for operator.add, torch.add, Tensor.add."""
+    return n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
+
+
+class _Lifter:
+    """One traced graph -> a flat graph; ``learned`` holds the ``get_attr`` tensors not yet
+    lifted (fx node name -> its ``get_attr`` node), lifted where they are read."""
+
+    def __init__(self, gm: fx.GraphModule, values: dict[fx.Node, Any], name: str,
+                 modules: dict[str, nn.Module]) -> None:
+        self.gm, self.values, self.name, self.modules = gm, values, name, modules
+        self.params = dict(gm.named_parameters())
+        self.nodes: list[FlatNode] = []
+        self.alias: dict[str, str] = {}
+        self.ids: dict[str, int] = {}
+        self.learned: dict[str, fx.Node] = {}
+
+    def run(self, inputs: dict[str, tuple[int, ...]]) -> FlatGraph:
+        names = iter(inputs)
+        graph_inputs: dict[str, tuple[int, ...]] = {}
+        output = ""
+        for n in self.gm.graph.nodes:
+            if n.op == "placeholder":
+                key = next(names)
+                self.alias[n.name] = key
+                graph_inputs[key] = inputs[key]
+            elif n.op == "output":
+                out = n.args[0]
+                if not isinstance(out, fx.Node):
+                    raise unsupported("an output that is not one tensor", "", self.name,
+                                      "import a model whose forward returns one tensor")
+                output = self._ref(out)
+            elif n.op == "get_attr" and _tensor(self.values.get(n)):
+                self.learned[n.name] = n
+            elif _tensor(self.values.get(n)):
+                self._node(n)
+        weights = {k: v.detach().clone() for k, v in self.gm.state_dict().items()}
+        return FlatGraph(self.name, graph_inputs, self.nodes, output, weights)
+
+    def _ref(self, a: fx.Node) -> str:
+        if a.name in self.learned:
+            self._parameter(a)
+        return self.alias.get(a.name, a.name)
+
+    def _node(self, n: fx.Node) -> None:
+        """Lift ``n``: an alias of its input, or a flat node."""
+        lifted = self._learned(n) or self._piece(n) or _lift_node(
+            n, self.values, self.modules, self.name)
+        if lifted is _HELD:
+            return
+        tensors = [self._ref(a) for a in (
+            lifted.inputs if isinstance(lifted, _Lift) and lifted.inputs is not None
+            else _tensor_args(n, self.values))]
         if lifted is True:
-            alias[n.name] = tensors[0]
-            continue
-        op, attrs, module = lifted
-        base = module or n.name
-        count = ids.get(base, 0)
-        ids[base] = count + 1
-        node_id = base if count == 0 else f"{base}@{count}"
-        alias[n.name] = node_id
+            self.alias[n.name] = tensors[0]
+            return
+        if self.values[n].shape[:1] != (BATCH,):
+            raise unsupported(f"`{n.target}` as used here", n.name, self.name,
+                              "the importer lifts ops that keep the batch dim first; this one "
+                              "moves it (windows or heads folded into the batch)")
         scope = _scope(n)
-        if module is not None and scope and scope[-1][0] == module:
+        if lifted.module is not None and scope and scope[-1][0] == lifted.module:
             scope = scope[:-1]
-        stateful = module is not None and any(True for _ in modules[module].state_dict())
-        nodes.append(FlatNode(node_id, op, attrs, tuple(tensors), scope, module,
-                              tuple(value.shape[1:]), stateful, str(n.target)))
-    weights = {k: v.detach().clone() for k, v in gm.state_dict().items()}
-    return FlatGraph(name, graph_inputs, nodes, output, weights)
+        stateful = lifted.module in self.modules and any(
+            True for _ in self.modules[lifted.module].state_dict())
+        self._emit(n.name, lifted, tensors, scope, tuple(self.values[n].shape[1:]),
+                   stateful or lifted.op in _LEARNED, str(n.target))
+
+    def _emit(self, fx_name: str, lifted: _Lift, tensors: list[str],
+              scope: tuple[tuple[str, str], ...], shape: tuple[int, ...], stateful: bool,
+              target: str) -> None:
+        base = lifted.module or fx_name
+        count = self.ids.get(base, 0)
+        self.ids[base] = count + 1
+        node_id = base if count == 0 else f"{base}@{count}"
+        self.alias[fx_name] = node_id
+        self.nodes.append(FlatNode(node_id, lifted.op, lifted.attrs, tuple(tensors), scope,
+                                   lifted.module, shape, stateful, target))
+
+    def _parameter(self, a: fx.Node) -> None:
+        """A ``get_attr`` tensor read as it is: a ``parameter`` layer at its own key."""
+        attr = self.learned.pop(a.name)
+        path = str(attr.target)
+        if path not in self.params:
+            raise unsupported(f"the tensor attribute `{path}` (a buffer)", path, self.name,
+                              "constant tensors read from module attributes are not lifted; "
+                              "archspec's `buffer` op has generators for the common ones")
+        shape = tuple(self.values[attr].shape)
+        batch_dim = len(shape) > 1 and shape[0] == 1
+        attrs = {"shape": shape, "batch_dim": batch_dim} if batch_dim else {"shape": shape}
+        self._emit(a.name, _Lift("parameter", attrs, path), [], _scope(a),
+                   shape[1:] if batch_dim else shape, True, path)
+
+    def _learned(self, n: fx.Node) -> _Lift | object | None:
+        """A node reading a ``get_attr`` tensor in a known pattern: the class token
+        (expanded over the batch, concatenated before the tokens), the position embedding
+        (added, one per sample), a layer scale (multiplied, one per channel); else None."""
+        args = _tensor_args(n, self.values)
+        held = [a for a in args if a.name in self.learned]
+        if len(held) != 1 or len(args) > 2:
+            return None
+        (p,), x = held, [a for a in args if a is not held[0]]
+        t, kind = self.values[self.learned[p.name]], _kind(n)
+        if kind == "expand" and len(args) == 1 and t.shape[0] == 1 and \
+                self.values[n].shape[1:] == t.shape[1:]:
+            self.learned[n.name] = self.learned[p.name]
+            return _HELD
+        if not x:
+            return None
+        v = self.values[x[0]]
+        path = str(self.learned[p.name].target)
+        if kind in ("cat", "concat") and args[0] is p and t.dim() == 3 and \
+                t.shape[:2] == (1, 1) and v.dim() == 3 and _cat_dim(n) == 1:
+            found = _Lift("class_token", {}, path, x)
+        elif kind in _ADDS and tuple(t.shape) == (1, *v.shape[1:]):
+            found = _Lift("position_embedding", {}, path, x)
+        elif kind in _MULS and tuple(t.shape) == (v.shape[1], *(1,) * (v.dim() - 2)):
+            found = _Lift("layer_scale", {"value": float(t.detach().flatten()[0])}, path, x)
+        else:
+            return None
+        del self.learned[p.name]
+        return found
+
+    def _piece(self, n: fx.Node) -> _Lift | bool | None:
+        """``a, b = x.chunk(2, 1)`` (or ``split``) read by ``getitem``: a ``slice`` of x."""
+        if n.target is not operator.getitem or not isinstance(n.args[0], fx.Node):
+            return None
+        call, i = n.args[0], n.args[1]
+        if call.op == "call_module" and i == 0 and len(set(_tensor_args(call, self.values))) == 1:
+            return self._first(call, n)
+        pieces = self.values.get(call)
+        if not isinstance(pieces, tuple | list) or not isinstance(i, int) or \
+                _kind(call) not in ("chunk", "split"):
+            return None
+        (src,) = _tensor_args(call, self.values)
+        x = self.values[src]
+        dims = [d for d in range(1, x.dim()) if pieces[i].shape[d] != x.shape[d]]
+        if len(dims) != 1:
+            return None
+        d = dims[0]
+        start = sum(int(p.shape[d]) for p in pieces[:i])
+        return _Lift("slice", {"dim": d - 1, "start": start,
+                               "end": start + int(pieces[i].shape[d])}, None, [src])
+
+
+    def _first(self, call: fx.Node, n: fx.Node) -> _Lift:
+        """A module giving a tuple read at 0 (``nn.MultiheadAttention``'s output and weights),
+        called on one tensor: that module's op."""
+        module = self.modules[call.target]
+        args = _tensor_args(call, self.values)
+        x = args[0]
+        found = lift_module(module, (tuple(self.values[x].shape[1:]),),
+                            tuple(self.values[n].shape[1:]), (len(args), 0))
+        if found is None:
+            kind = f"`{type(module).__module__}.{type(module).__qualname__}`"
+            raise unsupported(kind, call.target, self.name, closest_hint(type(module).__name__),
+                              where(_source_of(module)))
+        return _Lift(*found, call.target, [x])
+
+
+_HELD = object()  # a get_attr tensor expanded over the batch: still held, lifted where read
+_LEARNED = frozenset({"parameter", "class_token", "position_embedding", "layer_scale"})
+
+
+def _cat_dim(n: fx.Node) -> int:
+    dim = n.args[1] if len(n.args) > 1 else n.kwargs.get("dim", 0)
+    return dim if isinstance(dim, int) else 0
 
 
 def _tensor_args(n: fx.Node, values: dict[fx.Node, Any]) -> list[fx.Node]:
@@ -141,9 +322,9 @@ def _concrete(n: fx.Node, values: dict[fx.Node, Any]) -> tuple[list[Any], dict[s
     return list(args), dict(kwargs)
 
 
-def _lift_node(n: fx.Node, gm: fx.GraphModule, values: dict[fx.Node, Any],
-               modules: dict[str, nn.Module], name: str) -> Any:
-    """(op, attrs, module path) for one fx node, True for an alias, or a located error."""
+def _lift_node(n: fx.Node, values: dict[fx.Node, Any], modules: dict[str, nn.Module],
+               name: str) -> _Lift | bool:
+    """The lifted op of one fx node, True for an alias, or a located error."""
     ins = [values[a] for a in _tensor_args(n, values)]
     in_shapes = tuple(tuple(t.shape[1:]) for t in ins)
     out = tuple(values[n].shape[1:])
@@ -154,18 +335,19 @@ def _lift_node(n: fx.Node, gm: fx.GraphModule, values: dict[fx.Node, Any],
             return True
         found = lift_module(module, in_shapes, out)
         if found is None:
+            if not type(module).__module__.startswith("torch.nn"):
+                raise _Refused(type(module))
             kind = f"`{type(module).__module__}.{type(module).__qualname__}`"
             raise unsupported(kind, n.target, name, closest_hint(type(module).__name__),
                               where(_source_of(module)))
-        return (*found, n.target)
+        return _Lift(*found, n.target)
     if n.op in ("call_function", "call_method"):
         args, kwargs = _concrete(n, values)
-        found = lift_function(n.target, args, kwargs, ins)
-        if found is None:
+        lifted = lift_function(n.target, args, kwargs, ins, out)
+        if lifted is None:
             kind = f"`{function_name(n.target)}`"
             raise unsupported(kind, f"{n.name}` in `{scope}", name,
                               closest_hint(getattr(n.target, "__name__", str(n.target))))
-        return True if found is True else (*found, None)
+        return True if lifted is True else _Lift(*lifted, None)
     raise unsupported(f"a `{n.op}` node (`{n.target}`)", scope, name,
-                      "tensors read straight from a module attribute are not lifted yet; "
-                      "register them as a parameter of a leaf module")
+                      "this kind of fx node is not lifted")

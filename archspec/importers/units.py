@@ -9,6 +9,7 @@ they fork from; when every input forks from the same value, the chains are the b
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,9 +29,20 @@ class Unit:
     members: list[Unit] = field(default_factory=list)
 
 
+def label_of(text: str) -> ir.Label:
+    """A label for a module path; characters a name cannot hold become string holes
+    (torchvision's ``block1-0`` is ``block1{"-"}0``)."""
+    parts: list[str | ir.Expr] = []
+    for piece in re.split(r"([^A-Za-z0-9_.]+)", text):
+        if piece:
+            parts.append(piece if re.fullmatch(r"[A-Za-z0-9_.]+", piece) else
+                         ir.Lit(value=piece))
+    return ir.Label(parts=tuple(parts))
+
+
 def stmt_of(u: Unit) -> ir.Chain:
     """The unit as a statement: ``label: element`` or a bare element."""
-    lab = ir.Label(parts=(u.label,)) if u.label else None
+    lab = label_of(u.label) if u.label else None
     return ir.Chain(label=lab, elements=(u.element,))
 
 

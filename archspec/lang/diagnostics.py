@@ -101,14 +101,18 @@ CODES: dict[str, str] = {
     "E706": "a YAML document too deep or too large once aliases are expanded",
     "E707": "too much expression work",
     "E708": "a layer with too many parameter and buffer elements",
+    "E709": "a network that needs more memory than the limit (`--max-memory`, or what the "
+            "machine has available)",
     "E801": "a program a command needs is not installed (Graphviz's `dot`)",
     "E901": "an image folder without class folders or without images",
     "E902": "a class folder with no images",
     "E903": "too few images to split into training, validation and test sets",
     "E904": "an image folder whose classes are not those the weights were trained on",
+    "W117": "an `init` rule whose layers hold no weights (it changes nothing)",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
     "W302": "`linear` over the width of a (C, H, W) map (a forgotten `flatten`)",
+    "W501": "a network whose forward needs more than 32 GiB",
 }
 
 

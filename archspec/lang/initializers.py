@@ -11,7 +11,7 @@ from fnmatch import fnmatchcase
 from typing import TYPE_CHECKING, Any
 
 from archspec.lang import ir
-from archspec.lang.diagnostics import did_you_mean, error
+from archspec.lang.diagnostics import Diagnostic, did_you_mean, error
 from archspec.lang.exprs import Evaluator
 from archspec.lang.values import show
 
@@ -66,15 +66,55 @@ def plan(graph: Graph, rules: tuple[ir.InitRule, ...]) -> dict[str, Init]:
     A rule targets an op kind (``conv2d``) or, when its target is not an op, the layers whose
     dotted path equals it or matches it as an fnmatch pattern (``features.*.conv``). The last
     matching rule wins. An op kind the network does not use is fine (a family's shared rules);
-    a path that matches no layer is a located error (a typo).
+    a path that matches no layer is a located error (a typo). A rule whose layers all hold no
+    weights (``init relu: ...``) changes nothing: a W117 warning in ``graph.warnings``.
     """
 
-    return _targets(list(graph), rules, dict(graph.params), "")
+    used: dict[Any, _Use] = {}
+    out = _targets(list(graph), rules, dict(graph.params), "", used)
+    _warn(graph, used)
+    return out
+
+
+@dataclass
+class _Use:
+    """What one rule reached, over every block call it is part of: the kinds of the layers
+    it targets, and whether any of them holds a weight."""
+
+    rule: ir.InitRule
+    ops: set[str]
+    weights: bool = False
+
+
+def _warn(graph: Graph, used: dict[Any, _Use]) -> None:
+    """A W117 at each rule of ``used`` whose layers hold no weights, once each however often
+    the rules are planned (at expansion, then again by every backend)."""
+    for use in used.values():
+        if use.weights:
+            continue
+        warning = Diagnostic("W117", f"`init {use.rule.op}` changes nothing: the layers it "
+                             f"targets ({', '.join(sorted(use.ops))}) hold no weights",
+                             use.rule.span, hint="target layers with parameters (convolutions, "
+                             "linear layers, norms), or remove the rule", severity="warning")
+        if warning not in graph.warnings:
+            graph.warnings.append(warning)
+
+
+def _has_weights(node: OpNode) -> bool:
+    """Whether an ``init`` rule can set something of the layer: it is a module with
+    parameters (as the torch backend and `archspec compile` decide)."""
+    from archspec.ops import REGISTRY
+    from archspec.ops.base import Ctx, Module
+
+    op = REGISTRY[node.op]
+    ctx = Ctx(node.in_shapes, node.shape, node.attrs)
+    return op.cost(ctx).params > 0 and isinstance(op.torch(ctx), Module)
 
 
 def _targets(nodes: list[OpNode], rules: tuple[ir.InitRule, ...], env: dict[str, Any],
-             scope: str) -> dict[str, Init]:
-    """The Init of every node of ``nodes`` some rule targets (paths relative to ``scope``)."""
+             scope: str, used: dict[Any, _Use]) -> dict[str, Init]:
+    """The Init of every node of ``nodes`` some rule targets (paths relative to ``scope``);
+    what each rule reached is added to ``used``, keyed by the rule's place."""
     from archspec.ops import REGISTRY
 
     out: dict[str, Init] = {}
@@ -100,6 +140,11 @@ def _targets(nodes: list[OpNode], rules: tuple[ir.InitRule, ...], env: dict[str,
                         f"1-D weight of `{flat[0]}` ({nodes_by_id[flat[0]].op}) has not",
                         rule.scheme.span, hint="target the convolutions and linear layers, or "
                                                "use normal, uniform, constant, ones")
+        if hits:
+            use = used.setdefault((rule.span.file, rule.span.line, rule.span.col),
+                                  _Use(rule, set()))
+            use.ops |= {nodes_by_id[n].op for n in hits}
+            use.weights = use.weights or any(_has_weights(nodes_by_id[n]) for n in hits)
         for node_id in hits:
             out[node_id] = init
     return {n.id: out[n.id] for n in nodes if n.id in out}
@@ -115,12 +160,15 @@ def block_plans(graph: Graph) -> list[BlockPlan]:
         rules_of.setdefault(scope, []).append(rule)
         envs[scope] = env
     out = []
+    used: dict[Any, _Use] = {}
     for scope, rules in rules_of.items():
         inside = [n for n in graph if n.id.startswith(scope + ".")]
         if not inside:
             continue
         after = max((n.id for n in inside), key=order.__getitem__)
-        out.append(BlockPlan(scope, after, _targets(inside, tuple(rules), envs[scope], scope)))
+        out.append(BlockPlan(scope, after, _targets(inside, tuple(rules), envs[scope], scope,
+                                                    used)))
+    _warn(graph, used)
     return out
 
 

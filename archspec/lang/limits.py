@@ -38,6 +38,14 @@ MAX_NESTING = 64
 """The deepest bodies may nest while expanding: ``{ }`` bodies, ``repeat``, ``for``, ``if``,
 structures and block calls (a block's body is one level deeper than its call)."""
 
+MAX_BATCH = 2**31 - 1
+"""The largest batch a command accepts (``--batch``): far past any machine's memory, and an
+int32 for the backends that store it so."""
+
+MAX_ELEMENTS = MAX_INT
+"""The most elements one tensor may hold per sample, and the largest total (MACs, FLOPs,
+bytes) the analysis reports: what a signed 64-bit count holds (E701 beyond)."""
+
 MAX_LAYERS = 20_000
 """The most layers (graph nodes, synthetic merges included) one expansion may emit."""
 

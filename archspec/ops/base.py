@@ -170,6 +170,10 @@ class Category(str, Enum):
     MATMUL = "matmul"  # torch.matmul; fvcore and ptflops count a's elements x b's columns
     EINSUM = "einsum"  # torch.einsum; fvcore counts numpy's einsum_path FLOPs, halved
     SDPA = "sdpa"  # F.scaled_dot_product_attention; no handle in fvcore, ptflops, thop
+    # timm's ScaledStdConv2d (ops/conv.py), an nn.Conv2d subclass: tools that match module
+    # types exactly (ptflops, thop) count none of it; fvcore counts the weight's standardisation
+    SCALED_STD_CONV = "scaled_std_conv"  # the convolution itself, per sample
+    WEIGHT_STANDARDISATION = "weight_standardisation"  # its weight standardised, per forward
 
 
 ACTIVATIONS = frozenset({Category.RELU, Category.LEAKY_RELU, Category.RELU6, Category.SIGMOID,

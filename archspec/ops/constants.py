@@ -100,7 +100,7 @@ register(OpDef(name="parameter", attrs=ParameterAttrs,
 # ------------------------------------------------------------------------ buffer
 
 Generator = Literal["arange", "relative_position_index", "relative_position_index_cls",
-                    "attention_bias_index"]
+                    "attention_bias_index", "shifted_window_mask"]
 
 
 class BufferAttrs(Attrs):
@@ -117,13 +117,24 @@ class BufferAttrs(Attrs):
 
 def _buffer_shape(a: BufferAttrs) -> Shape:
     """The shape each generator gives for its ``size``."""
-    arity = 1 if a.generator == "arange" else 2
+    arity = {"arange": 1, "shifted_window_mask": 4}.get(a.generator, 2)
     if len(a.size) != arity:
         raise ShapeError(f"`buffer(\"{a.generator}\")` takes {arity} size(s), got "
                          f"{list(a.size)}",
-                         hint="`arange` takes [n]; the index generators take [height, width]")
+                         hint="`arange` takes [n], `shifted_window_mask` [height, width, window, "
+                              "shift]; the index generators take [height, width]")
     if a.generator == "arange":
         shape: Shape = a.size
+    elif a.generator == "shifted_window_mask":
+        h, w, window, shift = a.size
+        if h % window or w % window or shift >= window:
+            raise ShapeError(f"`buffer(\"shifted_window_mask\")` needs the map's sides (="
+                             f"{h}x{w}) whole multiples of `window` (={window}) and a `shift` "
+                             f"(={shift}) below it",
+                             hint="give the (padded) map's height and width, the window and "
+                                  "the shift: [56, 56, 7, 3]")
+        n = window * window
+        shape = ((h // window) * (w // window), n, n)
     else:
         n = a.size[0] * a.size[1] + (a.generator == "relative_position_index_cls")
         shape = (n, n)
@@ -142,14 +153,19 @@ register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shap
                                  b.const("axes", [0], "int64")], [output]),
                category=Category.MOVE, step=lambda ctx: POINTWISE, inputs=(0, 0),
                positional=("generator", "size"),
-               doc="A constant int64 tensor made when the network is built, kept out of the "
+               doc="A constant tensor (int64 indices, a float32 mask) made when the network is "
+                   "built, kept out of the "
                    "state_dict (a non-persistent buffer, as timm keeps its indices). No input. "
                    "`arange` [n]: 0..n-1. `relative_position_index` [h, w]: (hw, hw), the "
                    "index of each pair's offset in a (2h-1)(2w-1) table (Swin). "
                    "`relative_position_index_cls` [h, w]: (hw+1, hw+1), with three more table "
                    "rows for the class token (BEiT). `attention_bias_index` [h, w]: (hw, hw), "
                    "the index of each pair's absolute offset in order of first appearance "
-                   "(LeViT, EfficientViT, TinyViT). FLOPs 0."))
+                   "(LeViT, EfficientViT, TinyViT). `shifted_window_mask` [h, w, window, shift]: "
+                   "(windows, N, N), N = window^2, Swin's attention mask of shifted windows of an "
+                   "h x w map rolled by -shift: 0 where two tokens come from the same rolled "
+                   "region, -100 elsewhere (float32). "
+                   "FLOPs 0."))
 
 # ------------------------------------------------------------------------ take
 

@@ -1,14 +1,18 @@
 """Convolution and transposed convolution, each one entry generalised over rank: conv1d/2d/3d,
-conv_transpose1d/2d/3d.
+conv_transpose1d/2d/3d; and scaled_std_conv2d, a conv2d whose weight is standardised before
+each use (timm's ScaledStdConv2d).
 
 Input ``(C_in, *spatial)``, output ``(out, *spatial')`` with, per spatial dim,
 ``floor((n + 2p - d*(k-1) - 1) / s) + 1`` (convolution) or
-``(n - 1)*s - 2p + d*(k-1) + output_padding + 1`` (transposed convolution).
+``(n - 1)*s - 2p + d*(k-1) + output_padding + 1`` (transposed convolution). conv2d also takes
+leading per-sample dims, ``(*G, C_in, H, W)``: a batch of G maps per sample (EfficientViT's
+windows), each convolved alike.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fractions import Fraction
 from typing import Any, Literal
 
@@ -84,6 +88,43 @@ def _same_extra(attrs: ConvAttrs, k: tuple[int, ...], d: tuple[int, ...]) -> tup
     return tuple((di * (ki - 1)) % 2 for ki, di in zip(k, d))
 
 
+def _conv_nodes(b: Any, a: ConvAttrs, rank: int, x: str, weight: str, output: str) -> None:
+    """A convolution of ``x`` with ``weight`` (and the layer's bias) as ONNX nodes: a Pad
+    first for a padding mode other than zeros, then Conv."""
+    k, s, d, p = _geometry(a, rank)
+    ends = tuple(pi + ei for pi, ei in zip(p, _same_extra(a, k, d)))
+    if a.padding_mode != "zeros" and any(p + ends):
+        padded = b.tmp("pad")
+        mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[a.padding_mode]
+        pads = [0, 0, *p, 0, 0, *ends]
+        b.node("Pad", [x, b.const("pads", pads, "int64")], [padded], mode=mode)
+        x, p, ends = padded, (0,) * rank, (0,) * rank
+    args = [x, weight] + ([b.param("bias")] if a.bias else [])
+    b.node("Conv", args, [output], kernel_shape=list(k), strides=list(s),
+           dilations=list(d), pads=[*p, *ends], group=a.groups)
+
+
+def _maps(name: str, x: Shape, rank: int) -> tuple[Shape, Shape]:
+    """``x`` as its leading dims and one ``(C, *spatial)`` map: conv2d takes ``(*G, C, H, W)``,
+    a batch of G maps per sample; the other ranks one map, no leading dims."""
+    if rank == 2 and len(x) > rank + 1:
+        return x[:-rank - 1], x[-rank - 1:]
+    return (), check_rank(name, x, rank)
+
+
+def folded_onnx(b: Any, x: Shape, out: Shape, names: tuple[str, str],
+                nodes: Callable[[str, str], None]) -> None:
+    """``nodes(x, y)``, one map's ONNX nodes ((N, C, H, W) -> (N, C', H', W')), on the input
+    ``names[0]`` of per-sample shape ``x`` = (*G, C, H, W), writing ``names[1]`` of shape
+    ``out``: Reshape to (N * G, C, H, W), the nodes, Reshape back to (N, *G, C', H', W')."""
+    b.node("Reshape", [names[0], b.const("fold_shape", [-1, *x[-3:]], "int64")],
+           [b.tmp("folded")])
+    nodes(b.tmp("folded"), b.tmp("maps"))
+    b.node("Reshape", [b.tmp("maps"), b.const("unfold_shape", [-1, *out], "int64")],
+           [names[1]])
+    b.declare(names[1], out)  # shape inference cannot tell N from the -1
+
+
 _TORCH_DEFAULTS = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "bias": True,
                    "padding_mode": "zeros"}
 
@@ -92,7 +133,7 @@ def make_conv(rank: int) -> OpDef:
     name = f"conv{rank}d"
 
     def infer(inputs: tuple[Shape, ...], attrs: ConvAttrs) -> Shape:
-        x = check_rank(name, inputs[0], rank)
+        lead, x = _maps(name, inputs[0], rank)
         cin = x[0]
         if cin % attrs.groups or attrs.out % attrs.groups:
             raise ShapeError(
@@ -107,12 +148,12 @@ def make_conv(rank: int) -> OpDef:
                 f"output size {fmt_shape(spatial)} is not positive: input {fmt_shape(x)} is too "
                 f"small for kernel {k}, stride {s}, padding {p}, dilation {d}",
                 hint="use a larger input, more padding or a smaller kernel", code="E302")
-        return (attrs.out, *spatial)
+        return (*lead, attrs.out, *spatial)
 
     def cost(ctx: Ctx) -> Cost:
         a: ConvAttrs = ctx.attrs
         k = tuple_of(a.kernel, rank, "kernel")
-        per_out = (ctx.x[0] // a.groups) * math.prod(k)
+        per_out = (ctx.x[-rank - 1] // a.groups) * math.prod(k)
         n_out = numel(ctx.out)
         weights = a.out * per_out
         bias = n_out if a.bias else 0
@@ -125,29 +166,27 @@ def make_conv(rank: int) -> OpDef:
 
     def warn(inputs: tuple[Shape, ...], attrs: ConvAttrs) -> list[str]:
         k, s, d, p = _geometry(attrs, rank)
-        return dropped_warnings(inputs[0][1:], k, s, p, d)
+        return dropped_warnings(inputs[0][-rank:], k, s, p, d)
 
     def to_torch(ctx: Ctx) -> Module:
+        """nn.Conv{rank}d; on leading per-sample dims, its subclass that folds them into the
+        batch (archspec.backends.modules.folded)."""
         a: ConvAttrs = ctx.attrs
-        return module(f"torch.nn.Conv{rank}d", ctx.x[0], a.out, a.kernel,
+        target = (f"torch.nn.Conv{rank}d" if len(ctx.x) == rank + 1
+                  else "archspec.backends.modules.folded.FoldedConv2d")
+        return module(target, ctx.x[-rank - 1], a.out, a.kernel,
                       **changed(_TORCH_DEFAULTS, stride=a.stride, padding=a.padding,
                                 dilation=a.dilation, groups=a.groups, bias=a.bias,
                                 padding_mode=a.padding_mode))
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
-        a: ConvAttrs = ctx.attrs
-        k, s, d, p = _geometry(a, rank)
-        ends = tuple(pi + ei for pi, ei in zip(p, _same_extra(a, k, d)))
-        x = inputs[0]
-        if a.padding_mode != "zeros" and any(p + ends):
-            x = b.tmp("pad")
-            mode = {"reflect": "reflect", "replicate": "edge", "circular": "wrap"}[a.padding_mode]
-            pads = [0, 0, *p, 0, 0, *ends]
-            b.node("Pad", [inputs[0], b.const("pads", pads, "int64")], [x], mode=mode)
-            p, ends = (0,) * rank, (0,) * rank
-        args = [x, b.param("weight")] + ([b.param("bias")] if a.bias else [])
-        b.node("Conv", args, [output], kernel_shape=list(k), strides=list(s),
-               dilations=list(d), pads=[*p, *ends], group=a.groups)
+        def nodes(x: str, y: str) -> None:
+            _conv_nodes(b, ctx.attrs, rank, x, b.param("weight"), y)
+
+        if len(ctx.x) == rank + 1:
+            nodes(inputs[0], output)
+        else:
+            folded_onnx(b, ctx.x, ctx.out, (inputs[0], output), nodes)
 
     return OpDef(
         channels_first=True,
@@ -156,7 +195,11 @@ def make_conv(rank: int) -> OpDef:
         positional=("out", "kernel", "stride", "padding"), category=Category.WEIGHTED,
         doc=f"{rank}-D convolution. Input (C, {'x'.join('DHW'[-rank:])}); `out` channels, "
             "`kernel`, `stride`, `padding` (int, tuple, \"same\" or \"valid\"), `dilation`, "
-            "`groups`, `bias`, `padding_mode` (zeros|reflect|replicate|circular).",
+            "`groups`, `bias`, `padding_mode` (zeros|reflect|replicate|circular)."
+            + (" Leading per-sample dims, (*G, C, H, W), are a batch of G maps convolved "
+               "alike (the windows of EfficientViT), output (*G, out, H', W'), MACs G times "
+               "one map's; in torch an nn.Conv2d subclass that folds them into the batch."
+               if rank == 2 else ""),
     )
 
 
@@ -257,3 +300,97 @@ def make_conv_transpose(rank: int) -> OpDef:
 
 
 CONV_TRANSPOSES = {rank: register(make_conv_transpose(rank)) for rank in (1, 2, 3)}
+
+
+# ------------------------------------------------------------------- scaled_std_conv2d
+
+class ScaledStdConvAttrs(ConvAttrs):
+    """conv2d's attributes, with the standardisation's ``gamma`` and ``eps``."""
+
+    gamma: float = 1.0
+    eps: float = 1e-6
+
+    @model_validator(mode="after")
+    def _finite(self) -> ScaledStdConvAttrs:
+        if not math.isfinite(self.gamma):
+            raise ValueError(f"`gamma` (={self.gamma}) must be a finite number")
+        if not 0 < self.eps < math.inf:
+            raise ValueError(f"`eps` (={self.eps}) must be a positive number")
+        return self
+
+
+def _std_conv_infer(inputs: tuple[Shape, ...], attrs: ScaledStdConvAttrs) -> Shape:
+    check_rank("scaled_std_conv2d", inputs[0], 2)
+    return CONVS[2].infer(inputs, attrs)
+
+
+def _std_conv_cost(ctx: Ctx) -> Cost:
+    """conv2d's cost, with the gain's ``out`` parameters; the standardisation of the weight
+    (its mean, variance and scaling, about 5 FLOPs per weight element) is the same for every
+    sample, so it is work once per forward (:attr:`Cost.once`), over the weight's elements."""
+    conv = CONVS[2].cost(ctx)
+    weights = conv.params - (ctx.attrs.out if ctx.attrs.bias else 0)
+    return Cost(params=conv.params + ctx.attrs.out, macs=conv.macs, bias=conv.bias,
+                flops=conv.flops, in_numel=conv.in_numel, out_numel=conv.out_numel,
+                once=Cost(flops=5 * weights, in_numel=weights, out_numel=weights,
+                          category=Category.WEIGHT_STANDARDISATION))
+
+
+def _std_conv_torch(ctx: Ctx) -> Module:
+    a: ScaledStdConvAttrs = ctx.attrs
+    return module("archspec.backends.modules.std_conv.ScaledStdConv2d", ctx.x[0], a.out,
+                  a.kernel, **changed({**_TORCH_DEFAULTS, "gamma": 1.0, "eps": 1e-6},
+                                      stride=a.stride, padding=a.padding, dilation=a.dilation,
+                                      groups=a.groups, bias=a.bias,
+                                      padding_mode=a.padding_mode, gamma=a.gamma, eps=a.eps))
+
+
+def _std_conv_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
+    """The weight standardised per output channel (ReduceMean, Sub, ReduceMean of the squares,
+    Add eps, Sqrt, Div), times gain x gamma / sqrt(fan-in), then conv2d's lowering with it."""
+    a: ScaledStdConvAttrs = ctx.attrs
+    cin = ctx.x[0] // a.groups
+    k = tuple_of(a.kernel, 2, "kernel")
+    fan_in = cin * math.prod(k)
+    shape = [a.out, cin, *k]
+    flat = b.tmp("w_flat")
+    rows = b.const("w_rows_shape", [a.out, fan_in], "int64")
+    b.node("Reshape", [b.param("weight"), rows], [flat])
+
+    def mean(x: str, out: str) -> None:
+        if b.opset >= 18:
+            b.node("ReduceMean", [x, b.const("w_axes", [1], "int64")], [out], keepdims=1)
+        else:
+            b.node("ReduceMean", [x], [out], axes=[1], keepdims=1)
+
+    mean(flat, b.tmp("w_mean"))
+    b.node("Sub", [flat, b.tmp("w_mean")], [b.tmp("w_centred")])
+    b.node("Mul", [b.tmp("w_centred"), b.tmp("w_centred")], [b.tmp("w_squares")])
+    mean(b.tmp("w_squares"), b.tmp("w_var"))
+    b.node("Add", [b.tmp("w_var"), b.const("eps", a.eps)], [b.tmp("w_var_eps")])
+    b.node("Sqrt", [b.tmp("w_var_eps")], [b.tmp("w_std")])
+    b.node("Div", [b.tmp("w_centred"), b.tmp("w_std")], [b.tmp("w_unit")])
+    b.node("Reshape", [b.param("gain"), b.const("gain_shape", [a.out, 1], "int64")],
+           [b.tmp("gain_rows")])
+    b.node("Mul", [b.tmp("gain_rows"), b.const("scale", a.gamma * fan_in ** -0.5)],
+           [b.tmp("gain_scaled")])
+    b.node("Mul", [b.tmp("w_unit"), b.tmp("gain_scaled")], [b.tmp("w_scaled")])
+    weight = b.tmp("w_std_weight")
+    b.node("Reshape", [b.tmp("w_scaled"), b.const("w_shape", shape, "int64")], [weight])
+    _conv_nodes(b, a, 2, inputs[0], weight, output)
+
+
+SCALED_STD_CONV2D = register(OpDef(
+    channels_first=True,
+    name="scaled_std_conv2d", attrs=ScaledStdConvAttrs, infer=_std_conv_infer,
+    cost=_std_conv_cost, step=CONVS[2].step, warn=CONVS[2].warn, torch=_std_conv_torch,
+    onnx=_std_conv_onnx, positional=("out", "kernel", "stride", "padding"),
+    category=Category.SCALED_STD_CONV,
+    doc="2-D convolution with scaled weight standardisation (timm's ScaledStdConv2d, NFNet): "
+        "before each use, every output channel's weight gets mean 0 and variance 1 over its "
+        "fan-in (biased variance + `eps`), times a learnable `gain` (state_dict key "
+        "`<path>.gain`, out x 1 x 1 x 1, starting at 1) and `gamma` / sqrt(fan-in). conv2d's "
+        "attributes (`out`, `kernel`, `stride`, `padding`, `dilation`, `groups`, `bias`, "
+        "`padding_mode`) with `gamma` (1.0) and `eps` (1e-6, timm's default). Params: conv2d's "
+        "+ out; MACs: conv2d's.",
+))

@@ -26,6 +26,7 @@ from archspec.ops.base import (
     numel,
     register,
 )
+from archspec.ops.conv import folded_onnx
 
 
 class BatchNormAttrs(Attrs):
@@ -48,14 +49,18 @@ def make_batchnorm(rank: int) -> OpDef:
 
     def infer(inputs: tuple[Shape, ...], a: BatchNormAttrs) -> Shape:
         x = inputs[0]
-        if len(x) not in allowed:
+        if len(x) not in allowed and not (rank == 2 and len(x) > 3):
             want = " or ".join(f"{n}-D" for n in allowed)
             raise ShapeError(f"`{name}` needs a {want} input per sample, got {fmt_shape(x)}",
                              hint="use the batchnorm whose rank matches the input", code="E303")
         return x
 
+    def channels(x: Shape) -> int:
+        """The channels: dim 0, or the first of a 2-D map after leading per-sample dims."""
+        return x[-3] if rank == 2 else x[0]
+
     def cost(ctx: Ctx) -> Cost:
-        c = ctx.x[0]
+        c = channels(ctx.x)
         a: BatchNormAttrs = ctx.attrs
         n = numel(ctx.out)
         return Cost(params=2 * c if a.affine else 0,
@@ -63,8 +68,12 @@ def make_batchnorm(rank: int) -> OpDef:
                     flops=2 * n, in_numel=n, out_numel=n)
 
     def to_torch(ctx: Ctx) -> Module:
+        """nn.BatchNorm{rank}d; on leading per-sample dims, its subclass that folds them into
+        the batch (archspec.backends.modules.folded)."""
         a: BatchNormAttrs = ctx.attrs
-        return module(f"torch.nn.BatchNorm{rank}d", ctx.x[0],
+        target = (f"torch.nn.BatchNorm{rank}d" if len(ctx.x) in allowed
+                  else "archspec.backends.modules.folded.FoldedBatchNorm2d")
+        return module(target, channels(ctx.x),
                       **changed({"eps": 1e-5, "momentum": 0.1, "affine": True,
                                  "track_running_stats": True},
                                 eps=a.eps, momentum=a.momentum, affine=a.affine,
@@ -72,15 +81,21 @@ def make_batchnorm(rank: int) -> OpDef:
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
         a: BatchNormAttrs = ctx.attrs
-        c = ctx.x[0]
+        c = channels(ctx.x)
         if not a.track_running_stats:
             raise ShapeError("batch norm without running statistics has no inference form",
                              hint="set track_running_stats=true to export")
         scale = b.param("weight") if a.affine else b.const("scale", [1.0] * c)
         bias = b.param("bias") if a.affine else b.const("bias", [0.0] * c)
-        b.node("BatchNormalization",
-               [inputs[0], scale, bias, b.param("running_mean"), b.param("running_var")],
-               [output], epsilon=a.eps, momentum=1.0 - a.momentum)
+        def nodes(x: str, y: str) -> None:
+            b.node("BatchNormalization",
+                   [x, scale, bias, b.param("running_mean"), b.param("running_var")],
+                   [y], epsilon=a.eps, momentum=1.0 - a.momentum)
+
+        if len(ctx.x) in allowed:
+            nodes(inputs[0], output)
+        else:
+            folded_onnx(b, ctx.x, ctx.out, (inputs[0], output), nodes)
 
     return OpDef(channels_first=True,
                  name=name, attrs=BatchNormAttrs, infer=infer, cost=cost,
@@ -89,7 +104,11 @@ def make_batchnorm(rank: int) -> OpDef:
                  positional=("eps",),
                  doc=f"Batch normalisation over channel dim 0 of a {'/'.join(map(str, allowed))}"
                      "-D input: `eps`, `momentum`, `affine`, `track_running_stats`. "
-                     "Params 2C, buffers 2C+1 (running mean, var, batch count).")
+                     "Params 2C, buffers 2C+1 (running mean, var, batch count)."
+                     + (" Leading per-sample dims, (*G, C, H, W), are a batch of G maps "
+                        "normalised alike (statistics over all of them), as conv2d takes them;"
+                        " in torch an nn.BatchNorm2d subclass that folds them into the batch."
+                        if rank == 2 else ""))
 
 
 for _rank in (1, 2, 3):

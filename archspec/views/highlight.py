@@ -20,7 +20,8 @@ The lexer follows ``archspec/lang/syntax/grammar.lark`` (docs/language.md). Toke
   op or block call (the name before ``(``, or a bare layer word such as ``relu`` in a chain),
   an ``init`` target op kind and an init scheme; ``Name.Builtin``: the expression functions
   (``len``, ``max``, ...); ``Name.Builtin.Pseudo``: ``in``, the block's input;
-- ``Name.Label``: a layer's label (``conv1:``, ``stage{i + 1}:``, keywords included);
+- ``Name.Label``: a layer's label (``conv1:``, ``stage{i + 1}:``, ``blocks.{i}.attn:``,
+  keywords included);
   ``Name.Variable``: a DAG statement's names (``y = ...``, ``a, b = ...``), parameters,
   inputs, outputs and loop variables; ``Name.Attribute``: a keyword argument's name
   (``stride=2``) and an attribute (``in.channels``); ``Name``: any other name in an expression.
@@ -49,6 +50,10 @@ _NAME = r"[A-Za-z_][A-Za-z0-9_]*"
 _START = r"(^[ \t]*|(?<=[{;])[ \t]*)"
 # The braces of a templated label, `denselayer{i + 1}` (the grammar's TEMPLATE_NAME).
 _TEMPLATE_TAIL = r"[^{}\n:]+\}(?:[A-Za-z0-9_]|\{[^{}\n:]+\})*[ \t]*:"
+# A label that is a dotted path (`blocks.{i}.attn`, `stages.0`), segments of names, numbers
+# and templates: one label token.
+_SEGMENT = r"(?:[A-Za-z0-9_]|\{[^{}\n:]+\})+"
+_DOTTED = _SEGMENT + r"(?:\." + _SEGMENT + r")+"
 
 _KEYWORDS = ("repeat", "as", "for", "in", "if", "else", "concat", "residual", "shortcut",
              "dense")
@@ -74,6 +79,8 @@ class ArchLexer(RegexLexer):
         "root": [
             (r"#[^\n]*", Comment.Single),
             (r"\n", Whitespace),
+            (_START + r"(" + _DOTTED + r")([ \t]*)(:)",
+             bygroups(Whitespace, Name.Label, Whitespace, Punctuation)),
             (_START + r"(" + _NAME + r")(\{)(?=" + _TEMPLATE_TAIL + r")",
              bygroups(Whitespace, Name.Label, Punctuation), "template"),
             (_START + r"(" + _NAME + r")([ \t]*)(:)",

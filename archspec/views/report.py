@@ -15,9 +15,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, fields
 from typing import Any
 
+from archspec.analysis.budget import memory_warning
 from archspec.analysis.report import Analysis, Row, visible_rows
 from archspec.analysis.report import analyze as analyze_numbers
 from archspec.lang import ir
+from archspec.lang.expander import expand
 from archspec.views.table import connections, is_dag, title_line, totals_lines
 
 
@@ -203,5 +205,12 @@ def report_html(report: Analysis) -> str:
 
 
 def analyze(spec: ir.Spec, batch: int | None = 1, **options: Any) -> Report:
-    """:func:`archspec.analysis.report.analyze` (same arguments), as a renderable Report."""
-    return Report.of(analyze_numbers(spec, batch=batch, **options))
+    """:func:`archspec.analysis.report.analyze` (same arguments), as a renderable Report, with
+    the W501 warning of a network too big for most machines
+    (:func:`archspec.analysis.budget.memory_warning`)."""
+    graph = options.pop("graph", None) or expand(spec)
+    numbers = analyze_numbers(spec, batch=batch, graph=graph, **options)
+    warning = memory_warning(graph, numbers)
+    if warning is not None:
+        numbers.warnings.append(warning)
+    return Report.of(numbers)

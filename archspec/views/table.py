@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from archspec.analysis.budget import needed_bytes
 from archspec.analysis.conventions import CONVENTIONS
 from archspec.analysis.report import Analysis, Row, visible_rows
 from archspec.lang.diagnostics import printable
@@ -158,11 +159,14 @@ def totals_lines(report: Analysis, name: Callable[[str], str] = _plain) -> list[
         f"FLOPs: {t['flops']:,} ({human(t['flops'])}FLOPs) [archspec full count]",
         f"Activation memory: {mb(t['activation_bytes'])} (sum of layer outputs), "
         f"peak {mb(t['peak_activation_bytes'])} (inference, freeing dead tensors)",
-        f"Params size: {mb(t['param_bytes'])}; input size: {mb(t['input_bytes'])}; torchinfo "
+        f"Params size: {mb(t['param_bytes'])}; buffers size: {mb(t['buffer_bytes'])}; input "
+        f"size: {mb(t['input_bytes'])}; torchinfo "
         f"forward/backward pass size: {mb(t['torchinfo_forward_backward_bytes'])}; fvcore "
         f"activations: {t['fvcore_activations']:,}",
         f"Estimated total size: {mb(t['estimated_total_bytes'])} (input + params + torchinfo "
         "forward/backward pass size, as torchinfo defines it)",
+        f"Memory to run: {mb(needed_bytes(report))} (input + params + buffers + peak "
+        "activations; what export, bench and eval check before they allocate)",
         *([f"Attention scores: {mb(t['attention_bytes'])} over all attention layers "
            "(batch x heads x queries x keys each; the peak counts each layer's while it runs)"]
           if t["attention_bytes"] else []),

@@ -38,7 +38,9 @@ class Constant(torch.nn.Module):
         super().__init__()
         self.generator = generator
         self.size = tuple(size)
-        self.register_buffer("value", self.generate(generator, self.size), persistent=False)
+        with torch.device("cpu"):  # computed from values, also when built on the meta device
+            value = self.generate(generator, self.size)
+        self.register_buffer("value", value.to(torch.empty(0).device), persistent=False)
 
     @staticmethod
     def generate(generator: str, size: tuple[int, ...]) -> torch.Tensor:
@@ -46,9 +48,14 @@ class Constant(torch.nn.Module):
         offset as an index into a (2h-1)(2w-1) table (Swin); ``relative_position_index_cls``
         [h, w]: (hw+1, hw+1), with three more rows for the class token (BEiT);
         ``attention_bias_index`` [h, w]: (hw, hw), the index of each pair's absolute offset
-        in order of first appearance (LeViT, EfficientViT, TinyViT)."""
+        in order of first appearance (LeViT, EfficientViT, TinyViT);
+        ``shifted_window_mask`` [h, w, window, shift]: (windows, N, N), Swin's mask of the
+        windows of an h x w map rolled by -shift, 0 where two tokens come from the same rolled
+        region and -100 elsewhere (float32, as the scores it is added to)."""
         if generator == "arange":
             return torch.arange(size[0])
+        if generator == "shifted_window_mask":
+            return Constant.shifted_window_mask(*size)
         h, w = size
         coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))
         coords = coords.flatten(1)
@@ -67,6 +74,23 @@ class Constant(torch.nn.Module):
         out[0:, 0] = table + 1
         out[0, 0] = table + 2
         return out
+
+    @staticmethod
+    def shifted_window_mask(h: int, w: int, window: int, shift: int) -> torch.Tensor:
+        """Swin's attention mask of shifted windows, (windows, N, N) for N = window^2: each
+        pixel of the rolled h x w map is labelled by the band it lies in along each axis
+        (before the last window, the last window's unshifted part, the shift), the labels are
+        cut into windows row-major, and a pair of tokens is masked (-100) where the labels
+        differ."""
+        def bands(size: int) -> torch.Tensor:
+            i = torch.arange(size)
+            return (i >= size - window).long() + (i >= size - shift).long()
+
+        labels = 3 * bands(h)[:, None] + bands(w)[None, :]
+        labels = labels.view(h // window, window, w // window, window).permute(0, 2, 1, 3)
+        labels = labels.reshape(-1, window * window)
+        differ = labels[:, None, :] != labels[:, :, None]
+        return differ.float() * -100.0
 
     def forward(self) -> torch.Tensor:
         return self.value.unsqueeze(0)

@@ -32,7 +32,7 @@ class CallsMixin(ExpanderState):
     def call(self, c: ir.LayerCall, cur: Value, frame: Frame, label: str | None) -> Value:
         if c.callee in self.blocks:
             return self.block_call(c, cur, frame, label)
-        op = lookup(c.callee)
+        op = lookup(c.callee, c.span)
         if op is None:
             raise error("E201", f"unknown op or block `{c.callee}`", c.span,
                         hint=did_you_mean(c.callee, [*REGISTRY, *self.blocks]) or

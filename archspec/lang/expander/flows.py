@@ -51,7 +51,7 @@ class FlowsMixin(ExpanderState):
         targets, each with its ``index``. The statement's value is the last result."""
         names = (*self.label_path(s.label, frame), *s.more)
         (c,) = s.elements if len(s.elements) == 1 else (None,)
-        op = lookup(c.callee) if isinstance(c, ir.LayerCall) else None
+        op = lookup(c.callee, c.span) if isinstance(c, ir.LayerCall) else None
         if op is None or op.outputs is None:
             raise error("E215", f"only an op with several results can be assigned to "
                         f"{len(names)} names", s.span,

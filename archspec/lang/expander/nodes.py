@@ -4,15 +4,36 @@ with the helpers that locate a shape error and find a map's channels-first sourc
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
-from archspec.lang.diagnostics import Diagnostic, error
+from archspec.lang.diagnostics import ArchspecError, Diagnostic, error
 from archspec.lang.expander.state import ExpanderState, Frame, Value
-from archspec.lang.limits import MAX_LAYER_TENSORS, MAX_LAYERS
+from archspec.lang.limits import MAX_ELEMENTS, MAX_LAYER_TENSORS, MAX_LAYERS
 from archspec.lang.network import OpNode
+from archspec.lang.plugins import PLUGINS
 from archspec.lang.source import Span
 from archspec.ops import REGISTRY, Ctx, OpDef, ShapeError
-from archspec.ops.base import ACTIVATIONS, Category, Shape, fmt_shape
+from archspec.ops.base import ACTIVATIONS, Category, Shape, fmt_shape, numel
+
+
+@contextlib.contextmanager
+def plugin_rules(op: OpDef, span: Span) -> Iterator[None]:
+    """Run a rule of ``op``: a plugin op's own failure (anything but a ShapeError) is an E011
+    at the call, not an internal error."""
+    try:
+        yield
+    except (ShapeError, ArchspecError):
+        raise
+    except Exception as exc:
+        if op.name not in PLUGINS:
+            raise
+        raise error("E011", f"plugin op `{op.name}` (from {PLUGINS[op.name]}) failed: "
+                    f"{type(exc).__name__}: {exc}", span,
+                    hint=f"a bug in the plugin package {PLUGINS[op.name]}; report it there"
+                    ) from None
+
 
 ELEMENTWISE = frozenset({Category.ADD, Category.MUL, Category.ARITHMETIC})
 """Categories of the ops that broadcast their inputs element-wise (add, mul, sub, div...)."""
@@ -44,7 +65,12 @@ class NodesMixin(ExpanderState):
                         f"got {len(inputs)}", span, hint="list its inputs: `op(...)(a, b)`")
         self._check_constant(op, inputs, span)
         shape = self._infer(op, shapes, attrs, span, inputs)
-        dropped = op.warn(shapes, attrs)
+        if numel(shape) > MAX_ELEMENTS:
+            raise error("E701", f"`{node_id}` ({opname}) gives {numel(shape):.3g} elements per "
+                        f"sample ({fmt_shape(shape)}); at most {MAX_ELEMENTS:,}", span,
+                        hint="no count of this tensor fits in 64 bits; check its sizes")
+        with plugin_rules(op, span):
+            dropped = op.warn(shapes, attrs)
         if dropped:
             notes = tuple((f"in block `{name}` called here", where)
                           for name, where in reversed(self.stack))
@@ -52,7 +78,8 @@ class NodesMixin(ExpanderState):
                 "W301", f"layer `{node_id}` ({opname}) never reads some input: "
                 + "; ".join(dropped), span, hint="adjust the padding, stride or input size",
                 severity="warning", notes=notes))
-        held = op.cost(Ctx(shapes, shape, attrs))
+        with plugin_rules(op, span):
+            held = op.cost(Ctx(shapes, shape, attrs))
         if held.params + held.buffers > MAX_LAYER_TENSORS:
             raise error("E708", f"`{node_id}` ({opname}) holds {held.params + held.buffers:,} "
                         f"parameter and buffer elements; at most {MAX_LAYER_TENSORS:,}", span,
@@ -115,7 +142,8 @@ class NodesMixin(ExpanderState):
     def _infer(self, op: OpDef, shapes: tuple[Shape, ...], attrs: Any, span: Span,
                inputs: tuple[Value, ...]) -> Shape:
         try:
-            return op.infer(shapes, attrs)
+            with plugin_rules(op, span):
+                return op.infer(shapes, attrs)
         except ShapeError as exc:
             notes: tuple[tuple[str, Span], ...] = ()
             if len(inputs) > 1:

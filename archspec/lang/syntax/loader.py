@@ -34,6 +34,12 @@ _SEARCH_HINT = "imports resolve under the importing file's folder, --path folder
 STD_PREFIX = "std/"
 
 
+def is_std(path: str | Path) -> bool:
+    """Whether ``path`` names a spec of the shipped library: it starts with ``std/``, whether
+    or not a local folder ``std`` exists (``./std/x.arch`` names the local file)."""
+    return str(path).startswith(STD_PREFIX)
+
+
 def std_root() -> Path:
     """The folder of the shipped spec library (``archspec/std``, resolved)."""
     return (Path(__file__).resolve().parents[2] / "std").resolve()
@@ -281,11 +287,11 @@ def loads(text: str, format: str = "arch", name: str = "<string>",
 
 def load(path: str | Path, *, search_path: Iterable[str | Path] = (),
          **overrides: Any) -> ir.Spec:
-    """Read and parse the spec at ``path`` (``std/...`` names a shipped spec unless such a
-    local file exists); imports resolve under its folder and ``search_path`` (then
+    """Read and parse the spec at ``path`` (``std/...`` always names a shipped spec, never a
+    local folder called ``std``); imports resolve under its folder and ``search_path`` (then
     ``$ARCHSPEC_PATH``); other keyword arguments override network parameters."""
     p = Path(path)
-    if str(path).startswith(STD_PREFIX) and not os.path.lexists(p):
+    if is_std(path):
         p = _locate(str(path), Path.cwd(), (), Span(SourceFile(str(path), ""), 1, 1))
     source = read_source(p)
     spec = _Imports(search_roots(search_path)).resolve(parse_source(source, format_of(p)),
