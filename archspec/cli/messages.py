@@ -24,6 +24,12 @@ def say(text: str) -> None:
     click.echo("\n".join(printable(line) for line in text.split("\n")), err=True)
 
 
+def tell(text: str) -> None:
+    """Print a result (``train``'s epochs and scores) to stdout, escaped as :func:`say` does;
+    progress bars and warnings go to stderr."""
+    click.echo("\n".join(printable(line) for line in text.split("\n")))
+
+
 def show_click_error(exc: click.ClickException) -> None:
     """Print a click error (usage, bad parameter) as click would, escaped by :func:`say`."""
     buffer = io.StringIO()

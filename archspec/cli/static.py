@@ -118,6 +118,11 @@ def graph(spec: str, fmt: str, output: str | None, depth: int | None, debug: boo
     if out_fmt is None:
         raise click.BadParameter(f"{output} has no known suffix; use one of "
                                  f"{', '.join(SUFFIXES)}", param_hint="-o/--output")
+    given = click.get_current_context().get_parameter_source("fmt")
+    if given is click.core.ParameterSource.COMMANDLINE and out_fmt != fmt:
+        raise click.BadParameter(f"--format {fmt} but {output} names {out_fmt}; the suffix "
+                                 "chooses the format of a file (drop --format)",
+                                 param_hint="--format/-o")
     check_output(output, spec)
     network = load_spec(spec)
     check_outputs([output], spec)
@@ -240,6 +245,10 @@ def sweep(spec: str, sets: tuple[str, ...], inputs: tuple[str, ...], fmt: str,
     else:
         click.echo((sweep_view.table if fmt == "table" else sweep_view.to_csv)(variants),
                    nl=fmt != "csv")
+    if variants and all(v.error is not None for v in variants):
+        click.echo(f"error: every one of the {len(variants)} variants was refused",
+                   err=True)
+        raise SystemExit(1)
     if plot and plot_fmt:
         from archspec.views.plot import plot as draw_plot
 

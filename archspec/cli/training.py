@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from archspec.cli.messages import exit_1_on_runtime_error, say
+from archspec.cli.messages import exit_1_on_runtime_error, tell
 from archspec.cli.options import (
     CONTEXT,
     check_memory,
@@ -100,7 +100,7 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
     from archspec.training.loop import train as run_train
 
     cfg = TrainConfig(**options, compile=compile_, progress=not quiet)
-    exit_1_on_runtime_error(debug, run_train, network, cfg, say)
+    exit_1_on_runtime_error(debug, run_train, network, cfg, tell)
 
 
 @click.command(name="eval", context_settings=CONTEXT)
@@ -128,11 +128,12 @@ def eval_(spec: str, weights: str, debug: bool, **options: Any) -> None:
     network = load_spec(spec, "torch", *(("vision",) if options.get("data") else ()))
     check_memory(network, options["batch_size"])
     from archspec.training.config import TrainConfig
-    from archspec.training.loop import evaluate_weights
+    from archspec.training.loop import evaluate_weights, top5_text
 
     score = exit_1_on_runtime_error(debug, evaluate_weights, network, weights,
                                    TrainConfig(**options))
-    click.echo(f"{score.n} images: loss {score.loss:.4f}, top-1 {score.top1:.4f}, top-5 "
-               f"{score.top5:.4f} ({score.images_per_s:,.0f} images/s)")
+    classes = len(score.classes) if score.classes else 6  # unnamed: say the top-5 too
+    click.echo(f"{score.n} images: loss {score.loss:.4f}, top-1 {score.top1:.4f}"
+               f"{top5_text(score.top5, classes)} ({score.images_per_s:,.0f} images/s)")
     if score.classes:
         click.echo(printable(f"classes: {', '.join(score.classes)}", " "))

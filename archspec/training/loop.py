@@ -49,6 +49,12 @@ def spec_text(spec: ir.Spec) -> str:
     return spec.span.source.text
 
 
+def top5_text(top5: float, classes: int) -> str:
+    """`` (top-5 0.9120)`` where top-5 says more than top-1 (more than 5 classes), else
+    nothing: with 5 classes or fewer every sample is in the top 5."""
+    return f" (top-5 {top5:.4f})" if classes > 5 else ""
+
+
 @dataclass
 class Data:
     """The train/val/test sets, the number of classes in the data, the pipeline that makes
@@ -371,7 +377,7 @@ class Trainer:
         test = self._evaluate(self.test_loader)
         self.metrics.test_accuracy, self.metrics.test_top5 = test.top1, test.top5
         if self.dist.main:
-            self.log(f"test accuracy {test.top1:.4f} (top-5 {test.top5:.4f})")
+            self.log(f"test accuracy {test.top1:.4f}{top5_text(test.top5, self.data.classes)}")
             self.runlog.files(self.metrics)
             self.runlog.close()
         self.checkpoint(max(len(self.metrics.train_loss), self.start_epoch - 1), ("last.pt",))
@@ -395,7 +401,8 @@ class Trainer:
             self.metrics.best_epoch = epoch
         if self.dist.main:
             self.log(f"epoch {epoch}: train loss {row['train_loss']:.4f}, val loss "
-                     f"{val.loss:.4f}, val accuracy {val.top1:.4f} (top-5 {val.top5:.4f}), "
+                     f"{val.loss:.4f}, val accuracy {val.top1:.4f}"
+                     f"{top5_text(val.top5, self.data.classes)}, "
                      f"lr {row['lr']:.3g}, {row['images_per_s']:,.0f} images/s, "
                      f"{row['epoch_time_s']:.1f} s")
             self.runlog.epoch(self.metrics, epoch)

@@ -17,10 +17,12 @@ class _Silent:
 
 @contextlib.contextmanager
 def progress_bar(enabled: bool = True) -> Iterator[Any]:
-    """A rich Progress showing count, bar, elapsed/remaining time and the task's loss/acc."""
+    """A rich Progress on stderr (stdout keeps the results) showing count, bar,
+    elapsed/remaining time and the task's loss/acc."""
     if not enabled:
         yield _Silent()
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -33,5 +35,5 @@ def progress_bar(enabled: bool = True) -> Iterator[Any]:
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns) as progress:
+    with Progress(*columns, console=Console(stderr=True)) as progress:
         yield progress
