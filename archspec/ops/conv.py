@@ -104,6 +104,22 @@ def _conv_nodes(b: Any, a: ConvAttrs, rank: int, x: str, weight: str, output: st
            dilations=list(d), pads=[*p, *ends], group=a.groups)
 
 
+def _check_pad_mode(mode: str, sizes: Shape, pads: tuple[int, ...],
+                    extra: tuple[int, ...]) -> None:
+    """The pads torch accepts for ``mode`` (measured: F.pad): ``reflect`` pads less than the
+    input's size along each dim, ``circular`` at most that size; zeros and replicate any. ONNX
+    runtimes accept more, so without this check the backends would disagree."""
+    limit = {"reflect": 0, "circular": 1}.get(mode)
+    if limit is None:
+        return
+    for n, before, after in zip(sizes, pads, (pi + ei for pi, ei in zip(pads, extra))):
+        if max(before, after) > n - 1 + limit:
+            bound = "less than" if mode == "reflect" else "at most"
+            raise ShapeError(f"`padding_mode=\"{mode}\"` pads {max(before, after)} on a dim of "
+                             f"size {n}; torch needs {bound} the size", code="E302",
+                             hint="use less padding, a larger input or padding_mode=\"zeros\"")
+
+
 def _maps(name: str, x: Shape, rank: int) -> tuple[Shape, Shape]:
     """``x`` as its leading dims and one ``(C, *spatial)`` map: conv2d takes ``(*G, C, H, W)``,
     a batch of G maps per sample; the other ranks one map, no leading dims."""
@@ -141,6 +157,7 @@ def make_conv(rank: int) -> OpDef:
                 f"`groups` (={attrs.groups})", hint="change `groups` or the channel counts")
         k, s, d, p = _geometry(attrs, rank)
         extra = _same_extra(attrs, k, d)
+        _check_pad_mode(attrs.padding_mode, x[1:], p, extra)
         spatial = tuple(out_size(n, ki, si, pi, di, end_pad=pi + ei)
                         for n, ki, si, pi, di, ei in zip(x[1:], k, s, p, d, extra))
         if any(v < 1 for v in spatial):
