@@ -20,6 +20,9 @@ RESNET18 = str(SPECS / "resnet18.arch")
     ["export", RESNET18, "-o", "{tmp}/r.onnx", "--batch", "99999999999999999999"],
     ["check", RESNET18, "--input", "x=3x99999999999x99999999999"],
     ["check", RESNET18, "--input", "x=3x" + "9" * 40 + "x2"],
+    # 10 million calibration images would be 6 TB held in memory
+    ["export", RESNET18, "-o", "{tmp}/r.onnx", "--quantize", "int8", "--calibration-samples",
+     "10000000"],
 ])
 def test_sizes_past_the_bounds_are_usage_errors(args: list[str], tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
