@@ -40,3 +40,12 @@ def test_train_prints_results_on_stdout_and_no_top5_for_two_classes(
     assert code == 0, err
     assert "epoch 1:" in out and "test accuracy" in out and "epoch 1:" not in err
     assert "top-5" not in out  # with 2 classes every sample is in the top 5
+
+
+def test_a_yaml_init_rule_with_a_chain_is_located(tmp_path: Path,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    spec = tmp_path / "net.yaml"
+    spec.write_text('network: t\ninputs: {x: [3, 8, 8]}\ninit: {conv2d: "normal -> normal"}\n'
+                    "body:\n  - conv2d: [4, 3]\n")
+    code, _, err = run_cli(["check", str(spec)], capsys)
+    clean_failure(code, err, "net.yaml:3:16", "an init rule takes one")

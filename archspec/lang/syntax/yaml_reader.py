@@ -257,7 +257,12 @@ class _Reader(_Nodes):
                     raise self.fail(vnode, f"init `{op}` has no `scheme`",
                                     hint='e.g. `{scheme: "normal(0, 0.01)", if: aux}`')
                 vnode = fields["scheme"][1]
-            (scheme,) = self.text(vnode, "chain")
+            chain = self.text(vnode, "chain")
+            if len(chain) != 1:
+                raise self.fail(vnode, f"init `{op}` names {len(chain)} schemes in a chain; "
+                                "an init rule takes one",
+                                hint='e.g. `conv2d: "kaiming_normal(mode=\'fan_out\')"`')
+            (scheme,) = chain
             out.append(ir.InitRule(op=op, scheme=scheme, cond=cond, span=self.span(knode)))
         return tuple(out)
 
