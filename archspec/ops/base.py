@@ -13,9 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 from fractions import Fraction
-from typing import Any
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 Shape = tuple[int, ...]
 IntOrTuple = int | tuple[int, ...]  # an attribute given once for all spatial dims, or per dim
@@ -26,10 +27,38 @@ network, so that a slip such as ``conv2d(10**100, 3)`` is a located error, not a
 allocation in `compile` or `export`."""
 
 
+def takes_text(annotation: Any) -> bool:
+    """Whether an attribute's type admits a string (``str``, a ``Literal`` of strings, a union
+    with one, ``Any``): elsewhere a string is refused, not read as a number."""
+    if annotation is str or annotation is Any:
+        return True
+    args = get_args(annotation)
+    if get_origin(annotation) is Literal:
+        return any(isinstance(a, str) for a in args)
+    return get_origin(annotation) in (Union, UnionType) and any(takes_text(a) for a in args)
+
+
 class Attrs(BaseModel):
-    """Base of every op's attribute model: frozen, strict about unknown names."""
+    """Base of every op's attribute model: frozen, strict about unknown names; a number
+    written as text (``mhsa("2")``) is refused rather than converted (pydantic's lax mode
+    would read it as 2), while an int still fills a float."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_text_for_numbers(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            parsed = {f for v in cls.__pydantic_decorators__.field_validators.values()
+                      if v.info.mode == "before" for f in v.info.fields}  # read text themselves
+            for name, value in data.items():
+                field = cls.model_fields.get(name)
+                if field is not None and isinstance(value, str) and name not in parsed \
+                        and "*" not in parsed and not takes_text(field.annotation) \
+                        and value.lower() not in ("inf", "-inf"):  # how a spec writes infinity
+                    raise ValueError(f"`{name}` (={value!r}) is text, where a value is "
+                                     "expected; write it without quotes")
+        return data
 
 
 def check_range(attrs: Attrs, names: tuple[str, ...], low: int, high: int | None = None) -> None:

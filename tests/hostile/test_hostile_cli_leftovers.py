@@ -49,3 +49,21 @@ def test_a_yaml_init_rule_with_a_chain_is_located(tmp_path: Path,
                     "body:\n  - conv2d: [4, 3]\n")
     code, _, err = run_cli(["check", str(spec)], capsys)
     clean_failure(code, err, "net.yaml:3:16", "an init rule takes one")
+
+
+@pytest.mark.parametrize("call", ['mhsa("2")', 'linear("8")', 'scale("2")', 'dropout("0.5")'])
+def test_numbers_written_as_text_are_refused(call: str) -> None:
+    import archspec
+
+    with pytest.raises(archspec.ArchspecError) as info:
+        archspec.expand(archspec.loads(f"network t\ninput x: 4x8\n{call}\n"))
+    (diagnostic,) = info.value.diagnostics
+    assert diagnostic.code == "E235" and diagnostic.span.line == 3
+    assert "without quotes" in diagnostic.message
+
+
+def test_text_attributes_and_text_parsers_still_take_text() -> None:
+    import archspec
+
+    for call in ['norm("inf", 0)', 'softmax(-1)', 'gelu("tanh")']:
+        archspec.expand(archspec.loads(f"network t\ninput x: 4x8\n{call}\n"))
