@@ -16,7 +16,7 @@ from fractions import Fraction
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator
 
 Shape = tuple[int, ...]
 IntOrTuple = int | tuple[int, ...]  # an attribute given once for all spatial dims, or per dim
@@ -45,20 +45,23 @@ class Attrs(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
 
-    @model_validator(mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _no_text_for_numbers(cls, data: Any) -> Any:
-        if isinstance(data, dict):
-            parsed = {f for v in cls.__pydantic_decorators__.field_validators.values()
-                      if v.info.mode == "before" for f in v.info.fields}  # read text themselves
-            for name, value in data.items():
-                field = cls.model_fields.get(name)
-                if field is not None and isinstance(value, str) and name not in parsed \
-                        and "*" not in parsed and not takes_text(field.annotation) \
-                        and value.lower() not in ("inf", "-inf"):  # how a spec writes infinity
-                    raise ValueError(f"`{name}` (={value!r}) is text, where a value is "
-                                     "expected; write it without quotes")
-        return data
+    def _no_text_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        name = info.field_name or ""
+        if isinstance(value, str) and value.lower() not in ("inf", "-inf") and \
+                not takes_text(cls.model_fields[name].annotation) and \
+                name not in cls._parsing_text():
+            raise ValueError(f'`{name}` (="{value}") is text, where a value is expected; '
+                             "write it without quotes")
+        return value
+
+    @classmethod
+    def _parsing_text(cls) -> set[str]:
+        """Fields with a ``before`` validator of their own, which reads text itself."""
+        return {f for key, v in cls.__pydantic_decorators__.field_validators.items()
+                if v.info.mode == "before" and key != "_no_text_for_numbers"
+                for f in v.info.fields}
 
 
 def check_range(attrs: Attrs, names: tuple[str, ...], low: int, high: int | None = None) -> None:
