@@ -1,8 +1,12 @@
-"""Shared fixtures: the spec library, the torchvision specs, golden-file updating."""
+"""Shared fixtures: the spec library, the torchvision specs, golden-file updating, a headless
+Chromium for the tests that look at pages."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,3 +57,20 @@ def update_golden(request: pytest.FixtureRequest) -> bool:
 
 def spec_id(path: Path) -> str:
     return str(path.relative_to(SPECS).with_suffix(""))
+
+
+CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
+                                                "chrome")) if p), None)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """A headless Chromium (through playwright with the system browser, no download); the
+    tests that use it are skipped, saying why, where there is none."""
+    if CHROMIUM is None:
+        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run does)")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield b
+        b.close()

@@ -164,6 +164,7 @@ def test_batch_dim_parameter_keeps_timms_shape() -> None:
     ("y = buffer(\"spiral\", [4])\noutput y", "E235"),
     ("y = parameter([1, 4], init=\"xavier\")\noutput y", "E235"),
     ("y = parameter([2, 4], batch_dim=true)\noutput y", "E301"),
+    ("y = parameter([4], init=\"normal\", std=-1.0)\noutput y", "E235"),
 ])
 def test_bad_constants_are_located_errors(body: str, code: str) -> None:
     with pytest.raises(ArchspecError) as exc:

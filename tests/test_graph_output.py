@@ -8,7 +8,6 @@ import json
 import re
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +18,6 @@ from test_errors import run_cli
 import archspec
 
 RESNET18 = str(ROOT / "specs" / "resnet18.arch")
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
-                                                "chrome")) if p), None)
 
 
 @pytest.fixture(scope="module")
@@ -82,15 +79,6 @@ def test_unknown_suffix_is_a_usage_error(capsys, tmp_path) -> None:
 
 
 # ------------------------------------------------------------------------- the HTML page
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def _open(browser: Any, path: Path, requests: list[str], errors: list[str]) -> Any:

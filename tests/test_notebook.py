@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import html
-import shutil
 import tempfile
 from html.parser import HTMLParser
 from pathlib import Path
@@ -21,8 +20,6 @@ import archspec
 from archspec.views.drawing import draw
 
 RESNET18 = ROOT / "specs" / "resnet18.arch"
-CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome",
-                                                "chrome")) if p), None)
 SCREENSHOT = Path(tempfile.gettempdir()) / "archspec-notebook-report.png"
 TABLE_TAGS = {"div", "style", "p", "table", "colgroup", "col", "thead", "tbody", "tr", "th",
               "td", "details", "summary", "span", "ul", "li"}
@@ -122,15 +119,6 @@ def test_hostile_names_stay_text() -> None:
 
 
 # ------------------------------------------------------------------- drawn in Chromium
-@pytest.fixture(scope="module")
-def browser() -> Any:
-    if CHROMIUM is None:
-        pytest.skip("no Chromium on this machine (apt-get install chromium; .ci/run does)")
-    sync_api = pytest.importorskip("playwright.sync_api")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 def _page(browser: Any, body: str, requests: list[str], errors: list[str]) -> Any:

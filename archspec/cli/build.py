@@ -111,7 +111,7 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
     check_output(data, spec, weights)
     network = load_spec(spec, "torch", "onnx")
     check_outputs([output, data], spec, weights)
-    check_memory(network, 1)
+    check_memory(network, 1, "forward" if quantize else "weights")  # int8 calibrates
     from archspec.backends.onnx import export_onnx
     from archspec.backends.onnx_file import EXTERNAL_ABOVE
 

@@ -12,13 +12,16 @@ import math
 import os
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from archspec.files.atomic import same_file
 from archspec.lang.diagnostics import ArchspecError
 from archspec.lang.limits import MAX_BATCH, MAX_ELEMENTS, MAX_INT_DIGITS
+
+if TYPE_CHECKING:
+    from archspec.analysis.budget import Run
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -196,9 +199,10 @@ memory_option = click.option(
          "default: the memory the machine has available.")
 
 
-def check_memory(spec: Any, batch: int, training: bool = False) -> None:
-    """Refuse (E709, at the biggest layer) a run that needs more memory than ``--max-memory``
-    or, without it, than the machine has available (archspec.analysis.budget)."""
+def check_memory(spec: Any, batch: int, run: Run = "forward") -> None:
+    """Refuse (E709, at the biggest layer) a ``run`` (``weights``, ``forward``, ``training``:
+    archspec.analysis.budget) that needs more memory than ``--max-memory`` or, without it, than
+    the machine has available."""
     from archspec.analysis.budget import available_bytes, check_budget
     from archspec.analysis.report import analyze
     from archspec.lang.expander import expand
@@ -210,7 +214,7 @@ def check_memory(spec: Any, batch: int, training: bool = False) -> None:
     if limit is None:
         return
     graph = expand(spec)
-    check_budget(graph, analyze(spec, batch=batch, graph=graph), limit, what, training)
+    check_budget(graph, analyze(spec, batch=batch, graph=graph), limit, what, run)
 
 
 _ANALYSIS_OPTIONS = (

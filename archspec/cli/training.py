@@ -95,7 +95,7 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
       torchrun --nproc-per-node 2 -m archspec train specs/examples/cnn1.arch --out runs/ddp
     """
     network = load_spec(spec, "torch", *(("vision",) if options.get("data") else ()))
-    check_memory(network, options["batch_size"], training=True)
+    check_memory(network, options["batch_size"], "training")
     from archspec.training.config import TrainConfig
     from archspec.training.loop import train as run_train
 

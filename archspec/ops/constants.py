@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import field_validator
+from pydantic import field_validator, model_validator
 
 from archspec.ops.base import (
     POINTWISE,
@@ -26,6 +26,7 @@ from archspec.ops.base import (
     OpDef,
     Shape,
     ShapeError,
+    check_positive_float,
     function,
     module,
     numel,
@@ -50,6 +51,11 @@ class ParameterAttrs(Attrs):
     std: float = 0.02
     batch_dim: bool = False
     frozen: bool = False
+
+    @model_validator(mode="after")
+    def _spread(self) -> ParameterAttrs:
+        check_positive_float(self, "std")  # torch's normal_ refuses std <= 0 when built
+        return self
 
     @field_validator("shape")
     @classmethod

@@ -1,6 +1,6 @@
-"""What the tests of hostile datasets, outputs and reports share: the repository's paths (from
-this file: ``tests/conftest.py`` is not importable from here), the CLI run in-process and as a
-subprocess, and checks that a folder holds nothing left behind."""
+"""What the tests of hostile inputs share: the repository's paths (from this file:
+``tests/conftest.py`` is not importable from here), the CLI run in-process (tests/test_errors.py's)
+and as a subprocess, and checks that a folder holds nothing left behind."""
 
 from __future__ import annotations
 
@@ -9,25 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
+from test_errors import run_cli  # noqa: F401  (the shared in-process CLI run)
 
 ROOT = Path(__file__).resolve().parents[2]
 SPECS = ROOT / "specs"
 CNN3 = SPECS / "examples" / "cnn3.arch"
 SMALL = ("--set", "size=16", "--set", "num_classes=2")
-
-
-def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``archspec ARGS`` in this process: exit code, stdout, stderr."""
-    from archspec.cli import main
-
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def run_subprocess(args: list[str], timeout: float = 180) -> subprocess.CompletedProcess[str]:

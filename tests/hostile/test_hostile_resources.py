@@ -39,7 +39,6 @@ def test_check_counts_buffers_in_its_byte_figures(capsys: pytest.CaptureFixture[
 
 
 @pytest.mark.parametrize("command", [
-    ["export", "{spec}", "-o", "{tmp}/up.onnx"],
     ["bench", "{spec}", "--backend", "torch"],
     ["eval", "{spec}", "--weights", "{tmp}/none.pt"],
 ])
@@ -51,6 +50,23 @@ def test_runs_that_cannot_fit_are_refused_before_allocating(
     code, _, err = run_cli(args, capsys)
     clean_failure(code, err, "E709", "up.arch:4:1", "--max-memory is 1.00 GiB")
     assert not (tmp_path / "up.onnx").exists()
+
+
+# 50,000 features to 50,000: 2.5 G weights (10 GB), activations of a few hundred kB
+WIDE = "network wide\ninput x: 50000\nfc: linear(50000)\n"
+
+
+def test_export_counts_the_weights_it_holds_not_activations(
+        huge: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "m.onnx"
+    code, _, err = run_cli(["export", str(huge), "-o", str(out), "--max-memory", "1G"], capsys)
+    assert code == 0, err  # 240 GiB of activations, but export runs no forward
+    wide = tmp_path / "wide.arch"
+    wide.write_text(WIDE)
+    out.unlink()
+    code, _, err = run_cli(["export", str(wide), "-o", str(out), "--max-memory", "1G"], capsys)
+    clean_failure(code, err, "E709", "wide.arch:3:", "holding the weights needs 9.31 GiB")
+    assert not out.exists()
 
 
 def test_training_counts_gradients_and_kept_activations(
