@@ -167,7 +167,11 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("convnext_base", "ConvNeXt"),
     ZooModel("convnext_large", "ConvNeXt"),
     ZooModel("vit_b_16", "ViT"),
-    ZooModel("vit_b_32", "ViT", full=224),
+    ZooModel("vit_b_32", "ViT"),
+    # the FULL comparison of ViT at 64 x 64 (4 patches and the class token), both models built
+    # for that side: a ViT's position embedding is sized by its input
+    ZooModel("vit_b_32", "ViT", size=64, full=64, kwargs=(("image_size", 64),),
+             params=(("image_size", 64),), published=False),
     ZooModel("vit_l_16", "ViT"),
     ZooModel("vit_l_32", "ViT"),
     ZooModel("vit_h_14", "ViT", size=518, kwargs=(("image_size", 518),),
