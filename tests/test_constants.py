@@ -104,6 +104,20 @@ def test_shifted_window_mask_is_swins(side: int, window: int, shift: int) -> Non
     assert torch.equal(got[0], timm_block.attn_mask)
 
 
+@pytest.mark.parametrize("size", [(8, 8), (7, 7), (3, 5), (2, 2)])
+def test_relative_coords_table_is_swin_v2s(size: tuple[int, int]) -> None:
+    """The log-spaced coordinates torchvision's ShiftedWindowAttentionV2 registers as its
+    `relative_coords_table`, (1, 2h-1, 2w-1, 2), float32."""
+    from torchvision.models.swin_transformer import ShiftedWindowAttentionV2
+
+    module = ShiftedWindowAttentionV2(8, list(size), [0, 0], 2)
+    spec = _spec(f"network t\ninput x: [1]\ny = buffer(\"relative_coords_table\", "
+                 f"{list(size)})\noutput y\n")
+    got = archspec.to_torch(spec)(torch.zeros(1, 1))
+    assert got.dtype == torch.float32
+    assert torch.equal(got, module.relative_coords_table)
+
+
 def test_arange_and_take_along_a_later_dim() -> None:
     spec = _spec("network t\ninput x: [3, 5]\ni = buffer(\"arange\", [4])\n"
                  "y = take(-1)(x, i)\noutput y\n")
@@ -161,6 +175,8 @@ def test_batch_dim_parameter_keeps_timms_shape() -> None:
     ("y = parameter([4])(x)\noutput y", "E214"),
     ("y = parameter([0, 3])\noutput y", "E235"),
     ("y = buffer(\"relative_position_index\", [4])\noutput y", "E301"),
+    # a window side of 1: torchvision divides its offsets by side - 1 = 0
+    ("y = buffer(\"relative_coords_table\", [1, 4])\noutput y", "E301"),
     ("y = buffer(\"spiral\", [4])\noutput y", "E235"),
     ("y = parameter([1, 4], init=\"xavier\")\noutput y", "E235"),
     ("y = parameter([2, 4], batch_dim=true)\noutput y", "E301"),

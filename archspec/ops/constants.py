@@ -106,7 +106,7 @@ register(OpDef(name="parameter", attrs=ParameterAttrs,
 # ------------------------------------------------------------------------ buffer
 
 Generator = Literal["arange", "relative_position_index", "relative_position_index_cls",
-                    "attention_bias_index", "shifted_window_mask"]
+                    "attention_bias_index", "shifted_window_mask", "relative_coords_table"]
 
 
 class BufferAttrs(Attrs):
@@ -128,7 +128,7 @@ def _buffer_shape(a: BufferAttrs) -> Shape:
         raise ShapeError(f"`buffer(\"{a.generator}\")` takes {arity} size(s), got "
                          f"{list(a.size)}",
                          hint="`arange` takes [n], `shifted_window_mask` [height, width, window, "
-                              "shift]; the index generators take [height, width]")
+                              "shift]; the index and coordinate generators take [height, width]")
     if a.generator == "arange":
         shape: Shape = a.size
     elif a.generator == "shifted_window_mask":
@@ -141,6 +141,8 @@ def _buffer_shape(a: BufferAttrs) -> Shape:
                                   "the shift: [56, 56, 7, 3]")
         n = window * window
         shape = ((h // window) * (w // window), n, n)
+    elif a.generator == "relative_coords_table":
+        shape = _coords_table_shape(a.size)
     else:
         n = a.size[0] * a.size[1] + (a.generator == "relative_position_index_cls")
         shape = (n, n)
@@ -148,6 +150,18 @@ def _buffer_shape(a: BufferAttrs) -> Shape:
         raise ShapeError(f"`buffer` of {numel(shape):,} elements; at most {MAX_CONSTANT:,}",
                          hint="check the window or grid size")
     return shape
+
+
+def _coords_table_shape(size: tuple[int, ...]) -> Shape:
+    """(2h-1, 2w-1, 2) for a window of [h, w]; each side at least 2, as the offsets are divided
+    by side - 1."""
+    h, w = size
+    if min(h, w) < 2:
+        raise ShapeError(f"`buffer(\"relative_coords_table\")` needs a window of at least 2 x 2, "
+                         f"got {h}x{w}",
+                         hint="the offsets are divided by (side - 1): a side of 1 has no offsets "
+                              "to scale")
+    return (2 * h - 1, 2 * w - 1, 2)
 
 
 register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shape(a),
@@ -159,8 +173,8 @@ register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shap
                                  b.const("axes", [0], "int64")], [output]),
                category=Category.MOVE, step=lambda ctx: POINTWISE, inputs=(0, 0),
                positional=("generator", "size"),
-               doc="A constant tensor (int64 indices, a float32 mask) made when the network is "
-                   "built, kept out of the "
+               doc="A constant tensor (int64 indices, a float32 mask or table) made when the "
+                   "network is built, kept out of the "
                    "state_dict (a non-persistent buffer, as timm keeps its indices). No input. "
                    "`arange` [n]: 0..n-1. `relative_position_index` [h, w]: (hw, hw), the "
                    "index of each pair's offset in a (2h-1)(2w-1) table (Swin). "
@@ -170,8 +184,10 @@ register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shap
                    "(LeViT, EfficientViT, TinyViT). `shifted_window_mask` [h, w, window, shift]: "
                    "(windows, N, N), N = window^2, Swin's attention mask of shifted windows of an "
                    "h x w map rolled by -shift: 0 where two tokens come from the same rolled "
-                   "region, -100 elsewhere (float32). "
-                   "FLOPs 0."))
+                   "region, -100 elsewhere (float32). `relative_coords_table` [h, w]: (2h-1, "
+                   "2w-1, 2), Swin v2's log-spaced relative coordinates, each offset (dh, dw) "
+                   "scaled to 8 dh / (h-1), 8 dw / (w-1) and mapped by sign(t) log2(1 + |t|) / 3 "
+                   "(float32), the input of its continuous position bias MLP. FLOPs 0."))
 
 # ------------------------------------------------------------------------ take
 

@@ -30,9 +30,10 @@ def parameter(shape: tuple[int, ...], init: str = "zeros", value: float = 0.0,
 
 
 class Constant(torch.nn.Module):
-    """A constant int64 tensor made from ``generator`` and ``size`` when the module is built,
-    held as a non-persistent buffer ``value`` (outside the state_dict, as timm holds its
-    indices); the forward returns it with a leading batch dim of 1."""
+    """A constant tensor (int64 indices, a float32 mask or table) made from ``generator`` and
+    ``size`` when the module is built, held as a non-persistent buffer ``value`` (outside the
+    state_dict, as timm holds its indices); the forward returns it with a leading batch dim of
+    1."""
 
     def __init__(self, generator: str, size: tuple[int, ...]) -> None:
         super().__init__()
@@ -51,11 +52,15 @@ class Constant(torch.nn.Module):
         in order of first appearance (LeViT, EfficientViT, TinyViT);
         ``shifted_window_mask`` [h, w, window, shift]: (windows, N, N), Swin's mask of the
         windows of an h x w map rolled by -shift, 0 where two tokens come from the same rolled
-        region and -100 elsewhere (float32, as the scores it is added to)."""
+        region and -100 elsewhere (float32, as the scores it is added to);
+        ``relative_coords_table`` [h, w]: (2h-1, 2w-1, 2), Swin v2's log-spaced offsets
+        (float32)."""
         if generator == "arange":
             return torch.arange(size[0])
         if generator == "shifted_window_mask":
             return Constant.shifted_window_mask(*size)
+        if generator == "relative_coords_table":
+            return Constant.relative_coords_table(*size)
         h, w = size
         coords = torch.stack(torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij"))
         coords = coords.flatten(1)
@@ -91,6 +96,16 @@ class Constant(torch.nn.Module):
         labels = labels.reshape(-1, window * window)
         differ = labels[:, None, :] != labels[:, :, None]
         return differ.float() * -100.0
+
+    @staticmethod
+    def relative_coords_table(h: int, w: int) -> torch.Tensor:
+        """Swin v2's relative coordinates of a window of h x w, (2h-1, 2w-1, 2): each offset
+        (dh, dw), -(h-1) .. h-1 by -(w-1) .. w-1, scaled to t = 8 dh / (h-1), 8 dw / (w-1) and
+        log-spaced as sign(t) log2(1 + |t|) / 3 (float32)."""
+        dh = torch.arange(-(h - 1), h, dtype=torch.float32) / (h - 1)
+        dw = torch.arange(-(w - 1), w, dtype=torch.float32) / (w - 1)
+        table = torch.stack(torch.meshgrid(dh, dw, indexing="ij"), dim=-1) * 8
+        return torch.sign(table) * torch.log2(table.abs() + 1.0) / 3.0
 
     def forward(self) -> torch.Tensor:
         return self.value.unsqueeze(0)
