@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 import archspec
 from archspec.analysis.passes import receptive_fields
 from archspec.backends.eject import eject
+from archspec.backends.onnx import to_onnx
 from archspec.ops import REGISTRY
 
 Reference = Callable[[torch.Tensor], torch.Tensor]
@@ -190,3 +191,30 @@ def test_costs_and_receptive_fields() -> None:
     fields = receptive_fields(graph)
     assert fields["a"].size is None and fields["b"].size is None
     assert fields["c"].size == 1 and fields["d"].size == 1
+
+
+@pytest.mark.parametrize("shapes", [[(3, 4, 5), (3, 1, 1)], [(1, 4, 5), (3, 4, 1)]])
+def test_add_broadcasts_as_torch_and_onnxruntime(shapes: list[tuple[int, ...]]) -> None:
+    """`add` of inputs of equal rank that broadcast (a C x 1 x 1 bias) gives torch's `x + r`,
+    in the compiled module and in onnxruntime; its FLOPs are one per output element."""
+    ort = pytest.importorskip("onnxruntime")
+    spec = _spec("output y\ny = add(x, r)", shapes)
+    x, r = (torch.randn(2, *s) for s in shapes)
+    torch.testing.assert_close(archspec.to_torch(spec)(x, r), x + r)
+    session = ort.InferenceSession(to_onnx(spec).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    got = session.run(None, {"x": x.numpy(), "r": r.numpy()})[0]
+    torch.testing.assert_close(torch.from_numpy(got), x + r)
+    flops = archspec.analyze(spec).totals["flops"]
+    assert flops == math.prod(torch.broadcast_shapes(x.shape[1:], r.shape[1:]))
+
+
+def test_a_residual_whose_paths_only_broadcast_is_refused() -> None:
+    """A residual branch that ends in one channel would broadcast onto the shortcut's eight;
+    torch would add them silently, archspec refuses it at the residual (E305)."""
+    spec = archspec.loads("network t\ninput x: 8x4x4\nresidual { conv2d(1, 1) }\n")
+    with pytest.raises(archspec.ArchspecError) as info:
+        archspec.expand(spec)
+    diag = info.value.diagnostic
+    assert diag.code == "E305" and "different shapes" in diag.message
+    assert diag.span.line == 3 and "projection shortcut" in (diag.hint or "")

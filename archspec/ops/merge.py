@@ -25,25 +25,26 @@ from archspec.ops.base import (
 
 
 def _add_infer(inputs: tuple[Shape, ...], attrs: NoAttrs) -> Shape:
-    first = inputs[0]
-    for other in inputs[1:]:
-        if other != first:
-            raise ShapeError("`add` inputs have different shapes", code="E305",
-                             hint="make every branch end in the same shape, e.g. with a "
-                                  "projection shortcut")
-    return first
+    """Same-shape inputs, or inputs that broadcast as ``mul``'s do (a (C, 1, 1) bias, a
+    (1, heads, N, N) attention bias against (G, heads, N, N) scores)."""
+    if all(s == inputs[0] for s in inputs[1:]):
+        return inputs[0]
+    return broadcast(inputs, "add")
 
 
 def _add_cost(ctx: Ctx) -> Cost:
     n = numel(ctx.out)
-    return Cost(flops=n * (len(ctx.inputs) - 1), in_numel=n * len(ctx.inputs), out_numel=n)
+    return Cost(flops=n * (len(ctx.inputs) - 1), in_numel=sum(map(numel, ctx.inputs)),
+                out_numel=n)
 
 
 def _add_torch(ctx: Ctx) -> Function:
-    # `a + b` (or `a += b` where a is free to overwrite), as hand-written residual code does;
-    # profilers that patch torch.add would otherwise count the spec's adds and not theirs.
+    # `a + b` (or `a += b` where a is free to overwrite and already has the output's shape),
+    # as hand-written residual code does; profilers that patch torch.add would otherwise count
+    # the spec's adds and not theirs.
     if len(ctx.inputs) == 2:
-        return function("operator.iadd" if ctx.inplace else "operator.add")
+        inplace = ctx.inplace and ctx.inputs[0] == ctx.out
+        return function("operator.iadd" if inplace else "operator.add")
     return function("builtins.sum", as_list=True)
 
 
@@ -53,7 +54,11 @@ def _add_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
 
 register(OpDef(name="add", attrs=NoAttrs, infer=_add_infer, cost=_add_cost, inputs=(2, None),
                torch=_add_torch, onnx=_add_onnx, step=lambda ctx: POINTWISE,
-               category=Category.ADD, doc="Element-wise sum of two or more same-shape inputs."))
+               category=Category.ADD,
+               doc="Element-wise sum of two or more inputs of one shape, or of equal rank that "
+                   "broadcast as `mul`'s do (a C x 1 x 1 bias onto a C x H x W map). A "
+                   "`residual`'s branch and shortcut must have the same shape. FLOPs: "
+                   "(inputs - 1) per output element."))
 
 
 def broadcast(shapes: tuple[Shape, ...], op: str) -> Shape:

@@ -11,6 +11,7 @@ from archspec.lang.diagnostics import did_you_mean, error
 from archspec.lang.expander.state import Branches, DenseFlow, ExpanderState, Flow, Frame, Value
 from archspec.lang.plugins import lookup
 from archspec.lang.source import Span
+from archspec.ops import ShapeError
 
 
 class FlowsMixin(ExpanderState):
@@ -95,6 +96,12 @@ class FlowsMixin(ExpanderState):
             take = True if el.shortcut_if is None else self.eval(el.shortcut_if, frame)
             if take:
                 short = self.body(el.shortcut, Flow(cur), frame)
+        shapes = (self.graph.shape_of(main), self.graph.shape_of(short))
+        if shapes[0] != shapes[1]:  # `add` broadcasts; a residual's two paths must agree
+            raise self.shape_error(ShapeError(
+                "`add` inputs have different shapes", code="E305",
+                hint="make every branch end in the same shape, e.g. with a projection "
+                     "shortcut"), (main, short), shapes, el.span)
         return self.emit(frame, None, "add", {}, (main, short), el.span, synthetic=True)
 
     # ------------------------------------------------------------------ DAG inputs

@@ -145,13 +145,19 @@ class NodesMixin(ExpanderState):
             with plugin_rules(op, span):
                 return op.infer(shapes, attrs)
         except ShapeError as exc:
-            notes: tuple[tuple[str, Span], ...] = ()
-            if len(inputs) > 1:
-                notes = tuple((f"input {i + 1} `{v}` has shape {fmt_shape(s)}",
-                               self._where(v)) for i, (v, s) in enumerate(zip(inputs, shapes)))
-            raise error(exc.code, f"{exc.message} (input {' and '.join(map(fmt_shape, shapes))})"
-                        if len(inputs) > 1 else exc.message, span, hint=exc.hint,
-                        notes=notes) from None
+            raise self.shape_error(exc, inputs, shapes, span) from None
+
+    def shape_error(self, exc: ShapeError, inputs: tuple[Value, ...],
+                    shapes: tuple[Shape, ...], span: Span) -> ArchspecError:
+        """``exc`` located at ``span``; with several inputs, each input's shape in the message
+        and a note at the layer that made it."""
+        notes: tuple[tuple[str, Span], ...] = ()
+        if len(inputs) > 1:
+            notes = tuple((f"input {i + 1} `{v}` has shape {fmt_shape(s)}",
+                           self._where(v)) for i, (v, s) in enumerate(zip(inputs, shapes)))
+        return error(exc.code, f"{exc.message} (input {' and '.join(map(fmt_shape, shapes))})"
+                     if len(inputs) > 1 else exc.message, span, hint=exc.hint, notes=notes)
+
 
     def _where(self, value: Value) -> Span:
         if value in self.graph.nodes:
