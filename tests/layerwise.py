@@ -120,8 +120,15 @@ class Comparison:
         assert self.compared, "no module with parameters was compared"
 
 
+def reference_capture(reference: nn.Module, *inputs: torch.Tensor) -> Capture:
+    """What each module of ``reference`` that owns parameters computes on ``inputs``: taken
+    once and handed to :func:`compare_layers` (``theirs``) by the tests that compare several
+    copies against one reference."""
+    return capture(reference, list(owners(reference)), *inputs)[1]
+
+
 def compare_layers(ours: nn.Module, reference: nn.Module, *inputs: torch.Tensor,
-                   rtol: float = 1e-5) -> Comparison:
+                   rtol: float = 1e-5, theirs: Capture | None = None) -> Comparison:
     """Each module of ``reference`` that owns parameters against the module at the same path
     of ``ours``, on ``inputs``: every call's every output tensor equal to ``rtol`` relative to
     its largest magnitude.
@@ -131,9 +138,11 @@ def compare_layers(ours: nn.Module, reference: nn.Module, *inputs: torch.Tensor,
     ``encoder.pos_embedding``, ConvNeXt's ``layer_scale``) is listed in ``not_modules``: its
     children are compared one by one, and anything it computes itself shows in the modules
     after it, which run on ours' own intermediate values. Any other reference owner that ours
-    never runs counts as differing."""
+    never runs counts as differing. ``theirs``: the reference's :func:`reference_capture` on
+    ``inputs``, where the caller has it."""
     paths = list(owners(reference))
-    _, theirs = capture(reference, paths, *inputs)
+    if theirs is None:
+        theirs = reference_capture(reference, *inputs)
     _, mine = capture(ours, paths, *inputs)
     ours_params = dict(ours.named_parameters())
     differing, not_modules, compared = [], [], 0
@@ -171,10 +180,13 @@ def input_dependent_part(model: nn.Module, x1: torch.Tensor, x2: torch.Tensor) -
 
 
 def assert_input_dependent_parts_equal(ours: nn.Module, reference: nn.Module, x1: torch.Tensor,
-                                       x2: torch.Tensor, rtol: float = 1e-6) -> None:
+                                       x2: torch.Tensor, rtol: float = 1e-6,
+                                       want: torch.Tensor | None = None) -> None:
     """Equal ``y(x1) - y(x2)`` (relative to its largest magnitude), and not zero: the
-    comparison would prove nothing on an output that ignores its input."""
-    want = input_dependent_part(reference, x1, x2)
+    comparison would prove nothing on an output that ignores its input. ``want``: the
+    reference's :func:`input_dependent_part`, where the caller has it."""
+    if want is None:
+        want = input_dependent_part(reference, x1, x2)
     got = input_dependent_part(ours, x1, x2)
     assert float(want.abs().max()) > 0, "the reference's output does not depend on its input"
     scale = float(want.abs().max())

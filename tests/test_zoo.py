@@ -32,7 +32,15 @@ import pytest
 import torch
 import torchvision
 from conftest import ROOT
-from layerwise import assert_input_dependent_parts_equal, compare_layers, perturbed, randomise
+from layerwise import (
+    Capture,
+    assert_input_dependent_parts_equal,
+    compare_layers,
+    input_dependent_part,
+    perturbed,
+    randomise,
+    reference_capture,
+)
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.models.regnet import BlockParams
@@ -238,7 +246,9 @@ def _hyperparameters(theirs: nn.Module, ours: nn.Module) -> tuple[object, object
 @dataclass
 class Built:
     """One FULL model: torchvision's and the compiled spec's, both built after the same seed;
-    then torchvision's weights randomised (`weights`) and its outputs on `x` taken."""
+    then torchvision's weights randomised (`weights`) and its outputs on `x` taken, with what
+    its modules compute on `x` (`theirs`) and its output's input-dependent part y(x) - y(x2)
+    (`dependent`), which the layer comparison and its negative control share."""
 
     model: ZooModel
     spec: archspec.Spec
@@ -248,6 +258,9 @@ class Built:
     x: torch.Tensor
     want: list[torch.Tensor]
     reference: nn.Module
+    x2: torch.Tensor
+    theirs: Capture
+    dependent: torch.Tensor
 
 
 def _outputs(out: torch.Tensor | dict[str, torch.Tensor]) -> list[torch.Tensor]:
@@ -284,8 +297,10 @@ def built(request: pytest.FixtureRequest) -> Built:
     x = 3 * torch.randn(2, *model.shape(full=True), generator=gen)
     with torch.no_grad():
         want = _torchvision_outputs(reference.eval(), x)
+    x2 = torch.randn(x.shape, generator=torch.Generator().manual_seed(2))
     return Built(model, spec, ours.eval(), differences, reference.state_dict(), x, want,
-                 reference)
+                 reference, x2, reference_capture(reference, x),
+                 input_dependent_part(reference, x, x2))
 
 
 def _assert_same(got: list[torch.Tensor] | list[np.ndarray], want: list[torch.Tensor],
@@ -320,23 +335,21 @@ def test_full_every_module_with_parameters_gives_torchvision_outputs(built: Buil
     compiled spec with its weights compute the same; so does the part of the output that
     depends on the input, y(x1) - y(x2)."""
     built.ours.load_state_dict(built.weights, strict=True)
-    built.reference.eval()
-    compare_layers(built.ours, built.reference, built.x).assert_equal()
-    x2 = torch.randn(built.x.shape, generator=torch.Generator().manual_seed(2))
-    assert_input_dependent_parts_equal(built.ours, built.reference, built.x, x2)
+    compare_layers(built.ours, built.reference, built.x, theirs=built.theirs).assert_equal()
+    assert_input_dependent_parts_equal(built.ours, built.reference, built.x, built.x2,
+                                       want=built.dependent)
 
 
 def test_full_negative_control_a_perturbed_weight_is_caught(built: Built) -> None:
     """One element of the first weight changed by 0.1%: the layer comparison names the
     module that holds it, and the input-dependent part of the output differs."""
     built.ours.load_state_dict(built.weights, strict=True)
-    built.reference.eval()
     with perturbed(built.ours) as key:
-        found = compare_layers(built.ours, built.reference, built.x)
+        found = compare_layers(built.ours, built.reference, built.x, theirs=built.theirs)
         assert key.rsplit(".", 1)[0] in found.differing
-        x2 = torch.randn(built.x.shape, generator=torch.Generator().manual_seed(2))
         with pytest.raises(AssertionError):
-            assert_input_dependent_parts_equal(built.ours, built.reference, built.x, x2)
+            assert_input_dependent_parts_equal(built.ours, built.reference, built.x, built.x2,
+                                               want=built.dependent)
 
 
 def test_full_ejected_source_loads_the_weights_and_gives_the_outputs(built: Built) -> None:
