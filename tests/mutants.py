@@ -1,12 +1,14 @@
-"""Seeded mutations of the shipped specs, for the fuzz test: 1-3 random edits of a spec's text
-(a token deleted, duplicated, swapped or replaced; a line deleted or duplicated; a number made
-zero, negative or huge; a keyword or a bracket inserted)."""
+"""Seeded mutations of the shipped specs, for the fuzz test and bench/fuzz_mutants.py: 1-3
+random edits of a spec's text (a token deleted, duplicated, swapped or replaced; a line deleted
+or duplicated; a number made zero, negative or huge; a keyword or a bracket inserted), and what
+loading and analysing a mutant as `archspec check` does gave (:func:`outcome`)."""
 
 from __future__ import annotations
 
 import random
 import re
-from collections.abc import Callable, Iterator
+import signal
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -100,3 +102,64 @@ def mutants(sources: dict[tuple[Path, str], str], count: int, seed: int) -> Iter
         origin, fmt = keys[i % len(keys)]
         text, edits = mutate(rng, sources[(origin, fmt)])
         yield Mutant(origin, fmt, text, edits)
+
+
+#: What a mutant can give: the first two are what `check` promises, the rest are failures.
+OUTCOMES = ("report", "error", "unlocated", "crash", "timeout")
+
+
+class Timeout(Exception):
+    """Raised by the alarm when a mutant takes longer than its limit."""
+
+
+def _alarm(signum: int, frame: object) -> None:
+    raise Timeout
+
+
+def sources(fmt: str, paths: Iterable[Path]) -> dict[tuple[Path, str], str]:
+    """The texts to mutate: each spec's file (``arch``) or its YAML form (``yaml``)."""
+    import archspec
+    from archspec.lang.syntax.yaml_form import to_yaml
+
+    if fmt == "arch":
+        return {(p, "arch"): p.read_text() for p in paths}
+    return {(p, "yaml"): to_yaml(archspec.load(p)) for p in paths}
+
+
+def _lines(name: str, mutant: Mutant, specs: Path) -> int | None:
+    """Line count of the file a diagnostic may point into: the mutant or a shipped file under
+    ``specs``; None for any other file."""
+    if name == f"mutant.{mutant.fmt}":
+        return mutant.text.count("\n") + 1
+    path = Path(name)
+    if not path.is_absolute():
+        path = Path.cwd() / path
+    if path.resolve().is_relative_to(specs.resolve()) and path.is_file():
+        return path.read_text().count("\n") + 1
+    return None
+
+
+def outcome(mutant: Mutant, specs: Path, limit_s: int) -> tuple[str, str]:
+    """Load and analyse ``mutant`` as `archspec check` does, under a ``limit_s`` alarm: its
+    kind (one of :data:`OUTCOMES`) and, for a failure, what happened. An error is located when
+    every diagnostic points at a line of the mutant or of a shipped file under ``specs``."""
+    import archspec
+
+    signal.signal(signal.SIGALRM, _alarm)
+    signal.alarm(limit_s)
+    try:
+        archspec.analyze(archspec.loads(mutant.text, format=mutant.fmt,
+                                        name=f"mutant.{mutant.fmt}", base=mutant.origin.parent))
+        return "report", ""
+    except archspec.ArchspecError as exc:
+        for d in exc.diagnostics:
+            lines = _lines(d.span.source.name, mutant, specs)
+            if lines is None or not 1 <= d.span.line <= lines + 1:
+                return "unlocated", f"error at {d.span}: {d.message}"
+        return "error", ""
+    except Timeout:
+        return "timeout", f"over {limit_s} s"
+    except Exception as exc:  # noqa: BLE001 - any other exception is the failure we look for
+        return "crash", f"{type(exc).__name__}: {str(exc)[:200]}"
+    finally:
+        signal.alarm(0)

@@ -15,12 +15,16 @@ from typing import Any
 
 from archspec.analysis.report import analyze
 from archspec.lang import ir
-from archspec.lang.diagnostics import ArchspecError, Diagnostic
+from archspec.lang.diagnostics import ArchspecError, Diagnostic, error
 from archspec.lang.syntax.loader import with_input_shapes, with_overrides
 
 # At most this many variants in one sweep: each takes milliseconds to seconds, so more is a
 # typo in a value list (or a product of long lists) rather than a plan.
 MAX_VARIANTS = 100_000
+MAX_SWEEP_LAYERS = 2_000_000
+"""The most layers one sweep expands and analyses, all variants together (E710): about three
+minutes at the 10,000 layers a second of docs/sweep.md's benchmark on 2 cores. 100,000 variants
+of an 18,000-layer spec (two days) are refused after the first variant, not run."""
 # The totals each variant reports, in column order.
 COLUMNS = ("params", "macs", "flops", "activation_bytes", "peak_activation_bytes", "layers")
 # Axis names of input shapes are written ``input:NAME``.
@@ -66,15 +70,32 @@ def sweep(spec: ir.Spec, axes: dict[str, list[Any]], **options: Any) -> list[Var
     if count(axes) > MAX_VARIANTS:
         raise ValueError(f"{count(axes)} variants; at most {MAX_VARIANTS}")
     _variant(spec, {k: v[0] for k, v in axes.items() if v})  # names are checked here
-    out = []
+    out: list[Variant] = []
+    total, done, widest = count(axes), 0, 0
     for values in combinations(axes):
         try:
             report = analyze(_variant(spec, values), **options)
         except ArchspecError as exc:
             out.append(Variant(values, None, exc.diagnostic))
+            done += widest
             continue
         out.append(Variant(values, {k: report.totals[k] for k in COLUMNS}))
+        layers = report.totals["layers"]
+        widest, done = max(widest, layers), done + layers
+        check_layers(spec, total, len(out), layers, done + layers * (total - len(out)))
     return out
+
+
+def check_layers(spec: ir.Spec, variants: int, index: int, layers: int, estimate: int) -> None:
+    """Refuse (E710, at the network line) a sweep of ``variants`` whose variant ``index``
+    (1-based) has ``layers`` layers, when the layers done plus the rest at that size make an
+    ``estimate`` above :data:`MAX_SWEEP_LAYERS`: before the second variant when the first says
+    so, and as soon as a larger variant does."""
+    if estimate > MAX_SWEEP_LAYERS:
+        raise error("E710", f"this sweep would expand about {estimate:,} layers ({variants:,} "
+                    f"variants, variant {index:,} of {layers:,} layers); a sweep expands at "
+                    f"most {MAX_SWEEP_LAYERS:,}", spec.span,
+                    "sweep fewer values (--set, --input), or a smaller network")
 
 
 def to_dict(variants: list[Variant]) -> list[dict[str, Any]]:

@@ -9,12 +9,15 @@ reads as one model. Each initialiser is written as its header (name, type, dims)
 
 Models whose weights pass :data:`EXTERNAL_ABOVE` bytes (protobuf cannot hold 2 GiB) are written
 with ONNX external data instead: ``model.onnx`` plus ``model.onnx.data``, each initialiser
-naming its offset and length there. Both files are written atomically.
+naming its offset and length there. Both files are written atomically. A single-file model
+written over an earlier external-data export removes that export's ``.data``, once the new
+model is in place.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
@@ -91,13 +94,49 @@ def _write_array(f: BinaryIO, array: np.ndarray) -> None:
         f.write(memoryview(array.reshape(-1).view(np.uint8)))
 
 
+def data_path(path: str | Path) -> Path:
+    """The external data file written beside the model ``path``: ``<path>.data``."""
+    path = Path(path)
+    return path.with_name(path.name + ".data")
+
+
+def own_data_file(path: str | Path) -> Path | None:
+    """``<path>.data`` when the ONNX model now at ``path`` keeps its weights there (an
+    earlier external-data export), else None: no model, not ONNX, too large to be a graph
+    without weights, or weights elsewhere. Reads the model's graph only."""
+    path, data = Path(path), data_path(path)
+    try:
+        if not data.is_file() or not path.is_file() or path.stat().st_size > EXTERNAL_ABOVE:
+            return None
+        model = onnx.load(path, load_external_data=False)
+    except Exception:  # noqa: BLE001 - an unreadable old file is simply not an export
+        return None
+    for tensor in model.graph.initializer:
+        where = {e.key: e.value for e in tensor.external_data}
+        if tensor.data_location == TensorProto.EXTERNAL and where.get("location") == data.name:
+            return data
+    return None
+
+
+@contextmanager
+def replacing_external_data(path: str | Path) -> Iterator[None]:
+    """Around writing a single-file model to ``path``: once the new file is in place, remove
+    the ``<path>.data`` the old model there read (:func:`own_data_file`), which nothing reads
+    any more. When the write fails, the old model and its data stay as they were."""
+    stale = own_data_file(path)
+    yield
+    if stale is not None:
+        stale.unlink(missing_ok=True)
+
+
 def write_inline(skeleton: onnx.ModelProto, initialisers: Mapping[str, Initialiser],
                  path: str | Path) -> None:
     """One protobuf file: ``skeleton`` (a model with no initialisers) then its initialisers
-    as a second, merged ``graph`` field."""
+    as a second, merged ``graph`` field; an earlier export's ``<path>.data`` is removed
+    (:func:`replacing_external_data`)."""
     pieces = _pieces(initialisers)
     size = sum(len(p) + (0 if a is None else a.nbytes) for p, a in pieces)
-    with atomic_file(path) as f:
+    with replacing_external_data(path), atomic_file(path) as f:
         f.write(skeleton.SerializeToString())
         f.write(_key(GRAPH_FIELD, size))
         for prefix, array in pieces:
@@ -111,10 +150,9 @@ def write_external(skeleton: onnx.ModelProto, initialisers: Mapping[str, Initial
     """``path`` with every array initialiser's bytes in ``<path>.data`` (ONNX external data,
     offsets aligned to :data:`ALIGN`); ``skeleton`` gets the initialisers' headers. Returns the
     data file's path."""
-    path = Path(path)
-    data_path = path.with_name(path.name + ".data")
+    path, data = Path(path), data_path(path)
     tensors: list[TensorProto] = []
-    with atomic_file(data_path) as f:
+    with atomic_file(data) as f:
         offset = 0
         for name, value in initialisers.items():
             if isinstance(value, TensorProto):
@@ -126,7 +164,7 @@ def write_external(skeleton: onnx.ModelProto, initialisers: Mapping[str, Initial
             _write_array(f, array)
             tensor = header(name, array)
             tensor.data_location = TensorProto.EXTERNAL
-            for key, val in (("location", data_path.name), ("offset", str(offset)),
+            for key, val in (("location", data.name), ("offset", str(offset)),
                              ("length", str(array.nbytes))):
                 tensor.external_data.add(key=key, value=val)
             tensors.append(tensor)
@@ -134,7 +172,7 @@ def write_external(skeleton: onnx.ModelProto, initialisers: Mapping[str, Initial
     skeleton.graph.initializer.extend(tensors)
     with atomic_file(path) as f:
         f.write(skeleton.SerializeToString())
-    return data_path
+    return data
 
 
 def weight_bytes(initialisers: Iterable[Initialiser]) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import re
+import warnings
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,8 +67,10 @@ def read_checkpoint(path: str | Path, spec: ir.Spec) -> Mapping[str, Any]:
     if path.suffix == ".safetensors":
         return read_safetensors(path, spec)
     try:  # a zip checkpoint is memory-mapped: its tensors are read where they are used
-        data = torch.load(path, map_location="cpu", weights_only=True,
-                          mmap=zipfile.is_zipfile(path))
+        with warnings.catch_warnings():  # a sparse entry is refused, located, when it is used
+            warnings.filterwarnings("ignore", message="Validating sparse tensor invariants")
+            data = torch.load(path, map_location="cpu", weights_only=True,
+                              mmap=zipfile.is_zipfile(path))
     except OSError:
         raise
     except Exception as exc:  # torch reports a bad file with many exception types

@@ -122,18 +122,23 @@ def export(spec: str, output: str, weights: str | None, opset: int, batch: str, 
         raise click.BadParameter("--quantize int8 writes a model with a dynamic batch (its "
                                  "calibration and agreement run in batches)",
                                  param_hint="--batch")
+    had_data = Path(data).exists()
     if quantize:
         exit_1_on_runtime_error(debug, _export_int8, network, output, weights, opset, batch,
                                 calibrate, calibration_samples)
-        return
-    model = export_onnx(network, output, weights=weights, opset=opset, batch=_batch(batch),
-                        fp16=fp16, external_above=0 if external_data else EXTERNAL_ABOVE)
-    size = Path(output).stat().st_size
-    # initialisers stay in the returned model when external
-    extra = f" + {data} ({Path(data).stat().st_size / 1e6:.1f} MB)" \
-        if model.graph.initializer else ""
-    click.echo(f"wrote {output} ({size / 1e6:.1f} MB{extra}, {len(model.graph.node)} nodes, "
-               f"opset {opset})", err=True)
+    else:
+        model = export_onnx(network, output, weights=weights, opset=opset,
+                            batch=_batch(batch), fp16=fp16,
+                            external_above=0 if external_data else EXTERNAL_ABOVE)
+        size = Path(output).stat().st_size
+        # initialisers stay in the returned model when external
+        extra = f" + {data} ({Path(data).stat().st_size / 1e6:.1f} MB)" \
+            if model.graph.initializer else ""
+        click.echo(f"wrote {output} ({size / 1e6:.1f} MB{extra}, {len(model.graph.node)} "
+                   f"nodes, opset {opset})", err=True)
+    if had_data and not Path(data).exists():
+        click.echo(f"removed {data}: the external data of the export {output} replaced",
+                   err=True)
 
 
 def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch: str,
@@ -142,6 +147,7 @@ def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch:
     import tempfile
 
     from archspec.backends.onnx import export_onnx
+    from archspec.backends.onnx_file import replacing_external_data
     from archspec.backends.quantize import quantize_int8
     from archspec.training.data import calibration_images
 
@@ -149,7 +155,8 @@ def _export_int8(spec: Any, output: str, weights: str | None, opset: int, batch:
     with tempfile.TemporaryDirectory() as tmp:
         float_path = Path(tmp) / "float.onnx"
         export_onnx(spec, float_path, weights=weights, opset=opset, batch=_batch(batch))
-        report = quantize_int8(float_path, Path(output), images)
+        with replacing_external_data(output):
+            report = quantize_int8(float_path, Path(output), images)
     click.echo(f"wrote {output} (int8, QDQ, per-channel)", err=True)
     for line in report.lines():
         click.echo(line)

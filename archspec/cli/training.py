@@ -72,9 +72,14 @@ channels_last_option = click.option(
 @click.option("--compile", "compile_", is_flag=True, help="Use torch.compile.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Write last.pt (every epoch) and best.pt (best validation top-1), "
-                   "metrics.json, metrics.csv and TensorBoard event files here, atomically.")
+                   "metrics.json, metrics.csv and TensorBoard event files here, atomically. "
+                   "A folder that holds an earlier run is refused (E905) unless --resume "
+                   "names a checkpoint in it or --overwrite is given.")
 @click.option("--resume", type=click.Path(dir_okay=False, exists=True), default=None,
               help="Continue from a last.pt (or best.pt) checkpoint.")
+@click.option("--overwrite", is_flag=True,
+              help="Replace the run already in --out: its checkpoints and metrics, and its "
+                   "TensorBoard event files (removed at the start).")
 @click.option("--samples", type=click.IntRange(min=10), default=12000, show_default=True,
               help="Size of the built-in dataset.")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -103,16 +103,23 @@ CODES: dict[str, str] = {
     "E708": "a layer with too many parameter and buffer elements",
     "E709": "a network that needs more memory than the limit (`--max-memory`, or what the "
             "machine has available)",
+    "E710": "a sweep whose variants hold too many layers in all (variants x layers)",
     "E801": "a program a command needs is not installed (Graphviz's `dot`)",
     "E901": "an image folder without class folders or without images",
     "E902": "a class folder with no images",
     "E903": "too few images to split into training, validation and test sets",
     "E904": "an image folder whose classes are not those the weights were trained on",
+    "E905": "a `train --out` folder that holds an earlier run (without `--resume` from it or "
+            "`--overwrite`)",
+    "E906": "a network `train` or `eval` cannot score: not one (C, H, W) input, or an output "
+            "that is not [N, classes] logits",
+    "E907": "an image folder with more classes than the network has outputs",
     "W117": "an `init` rule whose layers hold no weights (it changes nothing)",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
     "W302": "`linear` over the width of a (C, H, W) map (a forgotten `flatten`)",
     "W501": "a network whose forward needs more than 32 GiB",
+    "W901": "a classifier with more outputs than its data has classes",
 }
 
 

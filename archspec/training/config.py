@@ -27,6 +27,7 @@ class TrainConfig:
     compile: bool = False
     out: str | None = None
     resume: str | None = None
+    overwrite: bool = False
     samples: int = 12000
     seed: int = 0
     workers: int | None = None

@@ -18,8 +18,10 @@ from __future__ import annotations
 import io
 import math
 import os
+import sys
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -27,8 +29,11 @@ import torch
 from torch.utils.data import Dataset, Subset, random_split
 
 from archspec.lang import ir
+from archspec.lang.diagnostics import Diagnostic, error
 from archspec.lang.expander import expand
 from archspec.lang.extras import missing_extra
+from archspec.lang.network import Graph
+from archspec.lang.source import Span
 from archspec.training.folders import read_image_file, relabel, scan, stderr_warning
 
 Mask = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
@@ -255,6 +260,78 @@ def split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset, Subset]:
     parts = random_split(dataset, [n_train, n_val, n - n_train - n_val],
                          generator=torch.Generator().manual_seed(seed))
     return parts[0], parts[1], parts[2]
+
+
+@dataclass(frozen=True)
+class Head:
+    """What `train` and `eval` need of a network: its one input's per-sample shape
+    ``(C, H, W)``, the number of logits ``classes`` of its first output, and the span of the
+    layer that computes them (where class-count diagnostics point)."""
+
+    shape: tuple[int, ...]
+    classes: int
+    span: Span
+
+
+def _batched(shape: tuple[int, ...]) -> str:
+    """A per-sample shape with its batch dim, as `check` prints it: ``[N, 4, 16, 16]``."""
+    return "[" + ", ".join(["N", *map(str, shape)]) + "]"
+
+
+def _made_at(spec: ir.Spec, graph: Graph, ref: str) -> Span:
+    """The span of the layer that computes ``ref`` (the spec's, for a network input)."""
+    return graph.nodes[ref].span if ref in graph.nodes else spec.span
+
+
+def classifier(spec: ir.Spec, command: str) -> Head:
+    """The :class:`Head` of ``spec``, which ``command`` (`` `archspec train` ``) runs as an
+    image classifier: one (C, H, W) input; a first output of logits ``[N, classes]``; later
+    outputs only auxiliary classifiers of that shape. Anything else is E906, located."""
+    graph = expand(spec)
+    if len(graph.inputs) != 1:
+        raise error("E906", f"{command} needs a network with one input; `{spec.name}` has "
+                    f"{len(graph.inputs)}", spec.span, "train and eval feed one image batch")
+    (name, shape), = graph.inputs.items()
+    if len(shape) != 3:
+        decl = next((d for d in spec.inputs if d.name == name), spec)
+        raise error("E906", f"{command} feeds images (C, H, W); input `{name}` is "
+                    f"{_batched(shape)}", decl.span, "declare it as CxHxW, e.g. 3x224x224")
+    (main_name, main_ref), *rest = graph.outputs.items()
+    main = graph.shape_of(main_ref)
+    if len(main) != 1:
+        raise error("E906", f"{command} reads the output `{main_name}` as class logits "
+                    f"[N, classes]; it is {_batched(main)}", _made_at(spec, graph, main_ref),
+                    "end the network in a classifier head (global_avgpool2d -> flatten -> "
+                    "linear(classes)): train and eval only classify")
+    for aux_name, ref in rest:
+        if graph.shape_of(ref) != main:
+            raise error("E906", f"output `{aux_name}` is {_batched(graph.shape_of(ref))}: "
+                        f"{command} reads outputs after `{main_name}` as auxiliary "
+                        f"classifiers of its shape {_batched(main)}",
+                        _made_at(spec, graph, ref),
+                        "drop it from the `output` line, or give it the first output's shape")
+    return Head(shape, main[0], _made_at(spec, graph, main_ref))
+
+
+def check_classes(head: Head, classes: int, data: str,
+                  warn: Callable[[Diagnostic], None]) -> None:
+    """Compare the network's logits with the ``classes`` of ``data`` (a folder, or the
+    built-in dataset): fewer logits is E907; more is a warning W901 (the extra logits are never
+    a label: training still works, pushing them down, but they waste the head and take part
+    in top-5), both at the layer that computes the logits."""
+    hint = f"--set num_classes={classes}, if the spec has that parameter"
+    if classes > head.classes:
+        raise error("E907", f"{data} has {classes} classes but the network has "
+                    f"{head.classes} outputs", head.span, hint)
+    if classes < head.classes:
+        warn(Diagnostic("W901", f"the network has {head.classes} outputs but {data} has "
+                        f"{classes} classes: outputs {classes} to {head.classes - 1} are never "
+                        "a label", head.span, hint, "warning"))
+
+
+def warn_stderr(diagnostic: Diagnostic) -> None:
+    """Print a warning's rendered diagnostic to stderr."""
+    print(diagnostic.render(), file=sys.stderr)
 
 
 def io_shapes(spec: ir.Spec) -> tuple[tuple[int, ...], int]:

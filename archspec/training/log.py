@@ -1,6 +1,7 @@
 """What `archspec train` writes beside its checkpoints: ``metrics.json`` (the whole history),
 ``metrics.csv`` (one row per epoch) and TensorBoard event files under ``tensorboard/`` when
-the ``tensorboard`` package is installed (``pip install 'archspec[tensorboard]'``)."""
+the ``tensorboard`` package is installed (``pip install 'archspec[tensorboard]'``); and the
+guard that keeps a run from replacing an earlier run's files in the same folder."""
 
 from __future__ import annotations
 
@@ -11,7 +12,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from archspec.files.atomic import write_atomic
+from archspec.files.atomic import same_file, write_atomic
+from archspec.training.folders import folder_error
+
+#: The files a run writes in its --out folder: one of them there means a run is there.
+RUN_FILES = ("best.pt", "last.pt", "metrics.json", "metrics.csv")
+
+#: The prefix of TensorBoard's event files (``events.out.tfevents.<time>.<host>...``).
+EVENTS_PREFIX = "events.out.tfevents."
 
 #: Per-epoch series, in CSV column order after `epoch`.
 SERIES = ("train_loss", "train_accuracy", "val_loss", "val_accuracy", "val_top5", "lr",
@@ -88,3 +96,34 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+def check_run_folder(out: Path, resume: str | None, overwrite: bool) -> bool:
+    """Refuse (E905) an ``out`` folder that holds an earlier run's files (:data:`RUN_FILES`)
+    unless ``overwrite``, or ``resume`` names a checkpoint in that folder (the run goes on).
+    Returns whether the earlier run is replaced (its TensorBoard events are then stale)."""
+    found = [name for name in RUN_FILES if (out / name).exists()]
+    if not found:
+        return False
+    if resume and same_file(Path(resume).parent, out):
+        return False
+    if overwrite:
+        return True
+    ckpt = next((out / name for name in ("last.pt", "best.pt") if name in found), None)
+    resume_it = f"--resume {ckpt} continues that run, " if ckpt else ""
+    raise folder_error("E905", f"{out} already holds a training run ({', '.join(found)}): "
+                       "this run would replace it", out,
+                       f"{resume_it}--overwrite replaces it; or choose another --out folder")
+
+
+def remove_events(folder: Path) -> int:
+    """Remove the TensorBoard event files (regular files named :data:`EVENTS_PREFIX`...)
+    directly in ``folder``, so that a replaced run's curves are not drawn with the new ones;
+    returns how many were removed."""
+    if not folder.is_dir():
+        return 0
+    stale = [p for p in folder.iterdir() if p.name.startswith(EVENTS_PREFIX)
+             and p.is_file() and not p.is_symlink()]
+    for path in stale:
+        path.unlink()
+    return len(stale)

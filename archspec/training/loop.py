@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -27,26 +27,34 @@ from torch.utils.data.distributed import DistributedSampler
 from archspec.backends.torch import to_torch
 from archspec.files.atomic import atomic_file
 from archspec.lang import ir
+from archspec.lang.diagnostics import Diagnostic
 from archspec.lang.expander import expand
 from archspec.training.config import Dist, TrainConfig, pick_device, setup_distributed
 from archspec.training.data import (
     FolderPipeline,
+    Head,
     ImageFiles,
     Pipeline,
     ShapesDataset,
     ShapesPipeline,
+    check_classes,
+    classifier,
     collate_skipping_unreadable,
-    io_shapes,
     shape_names,
     split,
+    warn_stderr,
 )
 from archspec.training.folders import check_splittable
-from archspec.training.log import Metrics, RunLog
+from archspec.training.log import Metrics, RunLog, check_run_folder, remove_events
 
 
 def spec_text(spec: ir.Spec) -> str:
     """The spec's source text (what the checkpoint stores and hashes)."""
     return spec.span.source.text
+
+
+def _silent(_diagnostic: Diagnostic) -> None:
+    """The warnings of a process that is not rank 0: rank 0 says them."""
 
 
 def top5_text(top5: float, classes: int) -> str:
@@ -68,27 +76,35 @@ class Data:
     names: tuple[str, ...] = ()
 
 
-def folder_data(path: str, shape: tuple[int, ...], classes: int,
+def folder_data(path: str, head: Head, warn: Callable[[Diagnostic], None],
                 names: list[str] | None = None) -> ImageFiles:
     """The image folder at ``path``, labelled by ``names`` when given (a checkpoint's classes),
-    checked against the network's ``classes`` outputs."""
-    full = ImageFiles(path, shape, names)
-    if len(full.classes) > classes:
-        raise RuntimeError(f"{path} has {len(full.classes)} classes but the network has "
-                           f"{classes} outputs: use --set num_classes={len(full.classes)}")
+    its classes checked against the network's outputs (:func:`check_classes`)."""
+    full = ImageFiles(path, head.shape, names)
+    check_classes(head, len(full.classes), path, warn)
     return full
 
 
-def datasets(spec: ir.Spec, cfg: TrainConfig) -> Data:
-    """Train/val/test sets (split 7:2:1) of ``cfg.data`` or of the built-in shapes."""
-    shape, classes = io_shapes(spec)
+def shapes_data(cfg: TrainConfig, head: Head,
+                warn: Callable[[Diagnostic], None]) -> ShapesDataset:
+    """The built-in dataset at the network's input shape, with as many shape classes as the
+    network has outputs, at most 10 (more outputs: W901)."""
+    full = ShapesDataset(cfg.samples, head.classes, head.shape, seed=cfg.seed)
+    check_classes(head, full.classes, "the built-in dataset", warn)
+    return full
+
+
+def datasets(head: Head, cfg: TrainConfig,
+             warn: Callable[[Diagnostic], None] = warn_stderr) -> Data:
+    """Train/val/test sets (split 7:2:1) of ``cfg.data`` or of the built-in shapes, for a
+    network whose input and logits are ``head``."""
     full: Dataset
     if cfg.data:
-        full = folder_data(cfg.data, shape, classes)
+        full = folder_data(cfg.data, head, warn)
         check_splittable(len(full), cfg.data)
         names, pipeline = tuple(full.classes), FolderPipeline()
     else:
-        full = ShapesDataset(cfg.samples, classes, shape, seed=cfg.seed)
+        full = shapes_data(cfg, head, warn)
         names, pipeline = shape_names(full.classes), ShapesPipeline(full)
     train, val, test = split(full, cfg.seed)
     return Data(train, val, test, len(names), pipeline, names)
@@ -233,6 +249,9 @@ class Trainer:
 
     def __init__(self, spec: ir.Spec, cfg: TrainConfig, log: Any = print) -> None:
         self.spec, self.log = spec, log
+        head = classifier(spec, "`archspec train`")
+        replaced = bool(cfg.out) and check_run_folder(Path(str(cfg.out)), cfg.resume,
+                                                      cfg.overwrite)
         torch.manual_seed(cfg.seed)
         self.device = pick_device(cfg.device, int(os.environ.get("LOCAL_RANK", "0")))
         self.cfg = cfg = cfg.on(self.device)
@@ -240,7 +259,10 @@ class Trainer:
         out = Path(cfg.out) if cfg.out and self.dist.main else None
         if out:
             check_out(out)
-        self.data = datasets(spec, cfg)
+            if replaced:
+                remove_events(out / "tensorboard")
+                log(f"--overwrite: replacing the run in {out}")
+        self.data = datasets(head, cfg, warn_stderr if self.dist.main else _silent)
         if not cfg.data and self.dist.main:
             log(f"built-in dataset: {cfg.samples} generated images of {self.data.classes} "
                 f"shape classes (split 7:2:1)")
@@ -431,6 +453,7 @@ def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Sc
     (``cfg.samples``, ``cfg.seed``) when there is none."""
     from archspec.backends.weights import checked_state, read_checkpoint
 
+    head = classifier(spec, "`archspec eval`")
     device = pick_device(cfg.device)
     cfg = cfg.on(device)
     state = read_checkpoint(weights, spec)
@@ -442,14 +465,13 @@ def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Sc
     model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    shape, classes = io_shapes(spec)
     if cfg.data:
-        folder = folder_data(cfg.data, shape, classes, trained)
+        folder = folder_data(cfg.data, head, warn_stderr, trained)
         ds: Dataset = folder
         pipeline: Pipeline = FolderPipeline()
         names = tuple(folder.classes)
     else:
-        full = ShapesDataset(cfg.samples, classes, shape, seed=cfg.seed)
+        full = shapes_data(cfg, head, warn_stderr)
         ds, pipeline = split(full, cfg.seed)[2], ShapesPipeline(full)
         names = tuple(trained) if trained is not None else shape_names(full.classes)
     data = loader(ds, cfg, Dist(), False, device.type == "cuda")
