@@ -157,3 +157,26 @@ def test_unwritable_out_fails_before_training(tmp_path, capsys) -> None:
     assert "epoch 1" not in text and "internal error" not in text
     assert str(blocker / "run") in text
     assert time.perf_counter() - start < 30
+
+
+def test_a_train_checkpoints_class_names_go_into_the_onnx_metadata(tmp_path, capsys) -> None:
+    """Exported from an `archspec train` checkpoint, the model names its outputs' classes
+    (metadata_props `classes`, a JSON list in output order); a plain state_dict adds none."""
+    import json
+
+    names = ["tabby cat", "dog, small"]
+    code, text = _export(tmp_path, _save(tmp_path, {"state_dict": _state(), "classes": names}),
+                         capsys)
+    assert code == 0, text
+    props = {p.key: p.value for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+    assert json.loads(props["classes"]) == names
+    code, text = _export(tmp_path, _save(tmp_path, _state()), capsys)
+    assert code == 0, text
+    assert "classes" not in {p.key for p in onnx.load(tmp_path / "m.onnx").metadata_props}
+
+
+def test_a_checkpoint_whose_classes_are_not_names_is_refused(tmp_path, capsys) -> None:
+    code, text = _export(tmp_path, _save(tmp_path, {"state_dict": _state(), "classes": [1, 2]}),
+                         capsys)
+    assert code == 1 and "error[E611]" in text and "`classes` entry" in text, text
+    assert not (tmp_path / "m.onnx").exists()

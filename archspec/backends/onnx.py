@@ -9,6 +9,7 @@ are the spec's dotted layer names; initialisers are named like state_dict keys
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,7 @@ from archspec.backends.onnx_file import (
     write_external,
     write_inline,
 )
-from archspec.backends.weights import checked_state, read_checkpoint
+from archspec.backends.weights import checked_state, checkpoint_classes, read_checkpoint
 from archspec.lang import ir
 from archspec.lang.diagnostics import error
 from archspec.lang.expander import expand
@@ -103,24 +104,27 @@ class Builder:
 
 
 def load_weights(source: str | Path | Mapping[str, Any] | None, spec: ir.Spec,
-                 graph: Graph) -> dict[str, np.ndarray]:
+                 graph: Graph) -> tuple[dict[str, np.ndarray], list[str] | None]:
     """State-dict arrays for ``spec``: from a ``torch.save(state_dict)`` file, an `archspec
-    train` checkpoint, a mapping, or a fresh initialisation when ``source`` is None.
+    train` checkpoint, a mapping, or a fresh initialisation when ``source`` is None; and the
+    class names a train checkpoint stores, in output order (None for any other source).
 
     Files are read with ``torch.load(weights_only=True)`` (:func:`read_checkpoint`); entries are
     checked and converted by :func:`checked_state`.
     """
     from archspec.backends.torch import to_torch
 
+    classes = None
     if source is None:
         state = to_torch(spec).state_dict()
     else:
         where = "the weights" if isinstance(source, Mapping) else str(source)
         state = source if isinstance(source, Mapping) else read_checkpoint(source, spec)
         if isinstance(state.get("state_dict"), Mapping):
+            classes = checkpoint_classes(state, where, spec)
             state = state["state_dict"]
         state = checked_state(state, where, spec, graph)
-    return {k: v.detach().cpu().numpy() for k, v in state.items()}
+    return {k: v.detach().cpu().numpy() for k, v in state.items()}, classes
 
 
 def _lower(node: OpNode, b: Builder) -> None:
@@ -150,7 +154,7 @@ def lower(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | int 
     """The ONNX model of ``spec`` without initialisers, and its initialisers in order (arrays
     for weights, TensorProtos for small constants)."""
     graph = expand(spec)
-    arrays = load_weights(weights, spec, graph)
+    arrays, classes = load_weights(weights, spec, graph)
     dtype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     dim = "batch" if batch == "dynamic" else int(batch)
     b = Builder(arrays, opset, dtype, dim)
@@ -170,7 +174,7 @@ def lower(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | int 
                               opset_imports=[helper.make_opsetid("", opset)],
                               doc_string=f"{graph.name}, exported by archspec {__version__}")
     model.ir_version = min(model.ir_version, 10)
-    _metadata(model, spec, graph)
+    _metadata(model, spec, graph, classes)
     return model, b.initializers
 
 
@@ -180,12 +184,17 @@ def _header(spec: ir.Spec) -> str:
     return "\n".join(lines[:12])
 
 
-def _metadata(model: onnx.ModelProto, spec: ir.Spec, graph: Graph) -> None:
+def _metadata(model: onnx.ModelProto, spec: ir.Spec, graph: Graph,
+              classes: list[str] | None) -> None:
+    """The model's metadata_props: the spec and its totals, and ``classes`` (a JSON list of
+    the class names in output order) where the weights came from an `archspec train` run."""
     totals = analyze(spec, graph=graph).totals
     props = {"archspec_version": __version__, "spec_name": spec.name,
              "spec_sha256": hashlib.sha256(spec.span.source.text.encode()).hexdigest(),
              "params": str(totals["params"]), "macs": str(totals["macs"]),
              "overrides": repr(dict(spec.overrides))}
+    if classes is not None:
+        props["classes"] = json.dumps(classes)
     helper.set_model_props(model, props)
 
 

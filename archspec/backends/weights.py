@@ -147,3 +147,15 @@ def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str,
         + ("; ..." if len(extra) > 10 else ""), span,
         hint="check --set values (e.g. num_classes) and that the weights are for this spec",
         notes=tuple(notes)))
+
+
+def checkpoint_classes(ckpt: Mapping[str, Any], path: str | Path,
+                       spec: ir.Spec) -> list[str] | None:
+    """The class names an `archspec train` checkpoint stores (None for a plain state_dict or
+    an older checkpoint); anything but a list of strings is an error (E611)."""
+    names = ckpt.get("classes")
+    if names is None or not isinstance(ckpt.get("state_dict"), Mapping):
+        return None
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise bad_checkpoint(path, "its `classes` entry is not a list of names", spec)
+    return names

@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from archspec.backends.torch import to_torch
+from archspec.backends.weights import checkpoint_classes
 from archspec.files.atomic import atomic_file
 from archspec.lang import ir
 from archspec.lang.diagnostics import Diagnostic
@@ -477,17 +478,3 @@ def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Sc
     data = loader(ds, cfg, Dist(), False, device.type == "cuda")
     score = evaluate(model, data, pipeline, device, bool(cfg.amp), bool(cfg.channels_last))
     return dataclasses.replace(score, classes=names)
-
-
-def checkpoint_classes(ckpt: Mapping[str, Any], path: str | Path,
-                       spec: ir.Spec) -> list[str] | None:
-    """The class names an `archspec train` checkpoint stores (None for a plain state_dict or
-    an older checkpoint); anything but a list of strings is an error (E611)."""
-    from archspec.backends.weights import bad_checkpoint
-
-    names = ckpt.get("classes")
-    if names is None or not isinstance(ckpt.get("state_dict"), Mapping):
-        return None
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise bad_checkpoint(path, "its `classes` entry is not a list of names", spec)
-    return names
