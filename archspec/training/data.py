@@ -283,19 +283,26 @@ def _made_at(spec: ir.Spec, graph: Graph, ref: str) -> Span:
     return graph.nodes[ref].span if ref in graph.nodes else spec.span
 
 
-def classifier(spec: ir.Spec, command: str) -> Head:
-    """The :class:`Head` of ``spec``, which ``command`` (`` `archspec train` ``) runs as an
-    image classifier: one (C, H, W) input; a first output of logits ``[N, classes]``; later
-    outputs only auxiliary classifiers of that shape. Anything else is E906, located."""
-    graph = expand(spec)
+def image_input(spec: ir.Spec, graph: Graph, command: str) -> tuple[int, ...]:
+    """The per-sample shape (C, H, W) of the one input of ``spec`` (expanded as ``graph``),
+    which ``command`` feeds with image batches; any other input is E906, located."""
     if len(graph.inputs) != 1:
         raise error("E906", f"{command} needs a network with one input; `{spec.name}` has "
-                    f"{len(graph.inputs)}", spec.span, "train and eval feed one image batch")
+                    f"{len(graph.inputs)}", spec.span, f"{command} feeds one image batch")
     (name, shape), = graph.inputs.items()
     if len(shape) != 3:
         decl = next((d for d in spec.inputs if d.name == name), spec)
         raise error("E906", f"{command} feeds images (C, H, W); input `{name}` is "
                     f"{_batched(shape)}", decl.span, "declare it as CxHxW, e.g. 3x224x224")
+    return shape
+
+
+def classifier(spec: ir.Spec, command: str) -> Head:
+    """The :class:`Head` of ``spec``, which ``command`` (`` `archspec train` ``) runs as an
+    image classifier: one (C, H, W) input; a first output of logits ``[N, classes]``; later
+    outputs only auxiliary classifiers of that shape. Anything else is E906, located."""
+    graph = expand(spec)
+    shape = image_input(spec, graph, command)
     (main_name, main_ref), *rest = graph.outputs.items()
     main = graph.shape_of(main_ref)
     if len(main) != 1:
@@ -334,23 +341,16 @@ def warn_stderr(diagnostic: Diagnostic) -> None:
     print(diagnostic.render(), file=sys.stderr)
 
 
-def io_shapes(spec: ir.Spec) -> tuple[tuple[int, ...], int]:
-    """The single input's per-sample shape and the number of outputs of the (first) head."""
-    graph = expand(spec)
-    if len(graph.inputs) != 1:
-        raise RuntimeError("`archspec train` needs a spec with exactly one input")
-    (shape,) = graph.inputs.values()
-    out_shape = graph.shape_of(next(iter(graph.outputs.values())))
-    return shape, out_shape[0]
-
-
 def calibration_images(spec: ir.Spec, source: str, samples: int, seed: int = 0) -> Any:
     """``samples`` float32 numpy images ``(N, C, H, W)`` in [0, 1]: the built-in shapes
     (``source == "builtin"``) or the first images of a shuffled image folder."""
     import torch
 
-    shape, classes = io_shapes(spec)
-    if source == "builtin":
+    graph = expand(spec)
+    shape = image_input(spec, graph, "`export --quantize int8`")
+    if source == "builtin":  # a classifier's classes, else every shape kind
+        out = graph.shape_of(next(iter(graph.outputs.values())))
+        classes = out[0] if len(out) == 1 else len(SHAPES)
         ds = ShapesDataset(samples, classes, shape, seed=seed)
         draws = torch.stack([ds[i][0] for i in range(samples)])
         labels = torch.tensor([ds[i][1] for i in range(samples)])

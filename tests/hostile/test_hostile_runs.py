@@ -167,3 +167,21 @@ def test_a_failed_inline_export_keeps_the_old_model_and_its_data(
     clean_failure(code, err, "No space left on device")
     assert (out.read_bytes(), data.read_bytes()) == before
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "m.onnx.data"]
+
+
+def test_int8_calibration_refuses_a_network_it_cannot_feed_and_calibrates_a_map(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`export --quantize int8` feeds calibration images: a spec with two inputs is a located
+    E906 (it was an unlocated RuntimeError), and a network whose output is a map (no class
+    count) calibrates on the built-in images of every shape kind."""
+    spec = tmp_path / "net.arch"
+    spec.write_text("network pair\ninput a: 3x8x8\ninput b: 3x8x8\ny = add(a, b)\n")
+    code, _, err = run_cli(["export", str(spec), "--quantize", "int8", "-o",
+                            str(tmp_path / "m.onnx")], capsys)
+    clean_failure(code, err, "net.arch:1:9: error[E906]", "`export --quantize int8` needs")
+    assert not (tmp_path / "m.onnx").exists()
+    spec.write_text(MAP)
+    code, _, err = run_cli(["export", str(spec), "--quantize", "int8", "--calibration-samples",
+                            "16", "-o", str(tmp_path / "m.onnx")], capsys)
+    assert code == 0, err
+    assert (tmp_path / "m.onnx").exists()
