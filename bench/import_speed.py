@@ -1,6 +1,7 @@
 """Speed of `archspec import` (not a timed test): ResNet-50 from PyTorch and from ONNX, each
-in a fresh process (so the torch import counts), and ResNet ONNX files of growing depth with
-the growth exponent of the import time (1.0 is linear).
+in a fresh process (so the torch import counts; the imports and the import itself are also
+timed apart), and ResNet ONNX files of growing depth with the growth exponent of the import
+time (1.0 is linear).
 
     python bench/import_speed.py
 """
@@ -16,11 +17,21 @@ import warnings
 from pathlib import Path
 
 
-def fresh(code: str) -> float:
-    """Seconds a fresh Python process takes to run ``code``."""
+def fresh(setup: str, code: str) -> tuple[float, float, float]:
+    """A fresh Python process runs ``setup`` (imports) then ``code``: (seconds of the whole
+    process, of the imports, of ``code``)."""
+    timed = (f"import time; t0 = time.perf_counter(); {setup}; t1 = time.perf_counter(); "
+             f"{code}; t2 = time.perf_counter(); print(t1 - t0, t2 - t1)")
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True)
-    return time.perf_counter() - start
+    out = subprocess.run([sys.executable, "-c", timed], check=True, capture_output=True,
+                         text=True).stdout.split()
+    return time.perf_counter() - start, float(out[-2]), float(out[-1])
+
+
+def report(label: str, times: tuple[float, float, float]) -> None:
+    total, imports, work = times
+    print(f"{label}: {total:.2f} s in a fresh process ({imports:.2f} s importing torch, "
+          f"torchvision/onnx and archspec; {work:.2f} s importing the model)")
 
 
 def deep_resnet_onnx(blocks: int, path: Path) -> None:
@@ -38,9 +49,9 @@ def deep_resnet_onnx(blocks: int, path: Path) -> None:
 
 def main() -> None:
     tmp = Path(tempfile.mkdtemp())
-    r50 = "from archspec.importers import import_model as m; "
-    code = r50 + "m('torchvision.models:resnet50')"
-    print(f"resnet50 from PyTorch: {fresh(code):.2f} s")
+    setup = "from archspec.importers import import_model as m; import archspec.importers.{}; {}"
+    report("resnet50 from PyTorch", fresh(setup.format("torch_route", "import torchvision"),
+                                          "m('torchvision.models:resnet50')"))
     import torch
     import torchvision
 
@@ -48,8 +59,8 @@ def main() -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(torchvision.models.resnet50().eval(), (torch.randn(1, 3, 224, 224),),
                           str(tmp / "r50.onnx"), dynamo=False)
-    code = r50 + f"m({str(tmp / 'r50.onnx')!r})"
-    print(f"resnet50 from ONNX:    {fresh(code):.2f} s")
+    report("resnet50 from ONNX   ", fresh(setup.format("onnx_route", "import onnx"),
+                                          f"m({str(tmp / 'r50.onnx')!r})"))
     from archspec.importers import import_model
 
     rows = []

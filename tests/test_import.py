@@ -13,6 +13,7 @@ torchvision = pytest.importorskip("torchvision")
 pytest.importorskip("safetensors")
 
 from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402, N812
 
 import archspec  # noqa: E402
 from archspec.importers import import_model, write  # noqa: E402
@@ -174,7 +175,7 @@ def test_an_unsupported_node_is_a_located_error(tmp_path: Path) -> None:
     with pytest.raises(ArchspecError) as info:
         import_model("tests_import_odd:Odd", {"x": (3, 8, 8)})
     d = info.value.diagnostic
-    assert d.code == "E201" and "torch.erf" in d.message and "erf" in d.message
+    assert d.code == "E620" and "torch.erf" in d.message and "erf" in d.message
     assert "plugin" in (d.hint or "")
 
 
@@ -207,6 +208,15 @@ def test_onnx_hostile_input_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArchspecError) as info:
         import_model(str(tmp_path / "escape.onnx"))
     assert info.value.diagnostic.code == "E115"
+    huge = helper.make_tensor("dims", TensorProto.INT64, [1], [2**40])  # 8 TiB if folded
+    grow = [helper.make_node("ConstantOfShape", ["dims"], ["big"], name="/grow"),
+            helper.make_node("Add", ["x", "big"], ["y"], name="/add")]
+    model = helper.make_model(helper.make_graph(grow, "g", [x], [y], [huge]))
+    (tmp_path / "grow.onnx").write_bytes(model.SerializeToString())
+    with pytest.raises(ArchspecError) as info:  # refused, not computed
+        import_model(str(tmp_path / "grow.onnx"))
+    d = info.value.diagnostic
+    assert d.code == "E620" and "ConstantOfShape" in d.message
     assert onnx is not None
 
 
@@ -245,3 +255,202 @@ def test_cli_import_check_export(tmp_path: Path, capsys: pytest.CaptureFixture[s
     (got,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
     with torch.no_grad():
         torch.testing.assert_close(torch.from_numpy(got), source(x), rtol=1e-3, atol=1e-4)
+
+
+# ------------------------------------------------------------------ windowed attention, einsum
+
+
+def tiny_swin(v2: bool = False) -> nn.Module:
+    """A two-stage torchvision Swin (v1 or v2) at 32x32: shifted windows, patch merging."""
+    from torchvision.models import swin_transformer as swin
+
+    extra = {"block": swin.SwinTransformerBlockV2, "downsample_layer": swin.PatchMergingV2} \
+        if v2 else {}
+    return swin.SwinTransformer([4, 4], 16, [2, 2], [2, 4], [4, 4], num_classes=10,
+                                stochastic_depth_prob=0.0, **extra)
+
+
+def tiny_swin_v2() -> nn.Module:
+    return tiny_swin(v2=True)
+
+
+def tiny_maxvit() -> nn.Module:
+    """A two-block torchvision MaxViT at 32x32: relative attention (einsum), partitions."""
+    return torchvision.models.MaxVit((32, 32), 8, 2, [16, 32], [1, 1], head_dim=8,
+                                     stochastic_depth_prob=0.0, num_classes=10)
+
+
+class _Einsum(nn.Module):
+    """Batched einsum: ``bij,bjk->bik`` lifts; ``bij,bjk->ibk`` moves the batch."""
+
+    def __init__(self, equation: str) -> None:
+        super().__init__()
+        self.equation = equation
+        self.proj = nn.Linear(6, 6)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        t = x.flatten(2)  # (N, 3, 6)
+        return torch.einsum(self.equation, t, self.proj(t).transpose(1, 2))
+
+
+def einsum_net() -> nn.Module:
+    return _Einsum("bij,bjk->bik")
+
+
+def einsum_moving_batch() -> nn.Module:
+    return _Einsum("bij,bjk->ibk")
+
+
+def _same_draw(imported, source: nn.Module) -> None:  # noqa: ANN001
+    """The imported weights replaced by ``source``'s, then loaded strictly into ``source``
+    (so both hold one draw, and the keys are exactly the source's)."""
+    imported.weights.update({k: v for k, v in source.state_dict().items()
+                             if k in imported.weights})
+    source.load_state_dict({**source.state_dict(), **imported.weights}, strict=True)
+    assert set(imported.weights) == set(source.state_dict())
+
+
+@pytest.mark.parametrize("builder", ["tiny_swin", "tiny_swin_v2", "tiny_maxvit", "einsum_net"])
+def test_window_attention_and_einsum_are_lifted_exactly(builder: str) -> None:
+    """torchvision's ShiftedWindowAttention(V2), PatchMerging(V2) and MaxViT's relative
+    attention as their archspec ops (their relative-position tables and index buffers at the
+    source's keys), torch.einsum as `einsum`: params and buffers equal torch's, and every
+    module that owns parameters gives the source module's output at its path."""
+    torch.manual_seed(0)
+    shape = (3, 32, 32) if builder != "einsum_net" else (3, 2, 3)
+    imported = import_model(f"{__name__}:{builder}", {"x": shape})
+    source = globals()[builder]().eval()
+    _same_draw(imported, source)
+    totals = archspec.analyze(imported.spec).to_dict()["totals"]
+    assert totals["params"] == sum(p.numel() for p in source.parameters())
+    assert totals["buffers"] == sum(b.numel() for b in source.buffers())
+    model = _compiled(imported)
+    owners = {k for k, m in source.named_modules() if k and any(
+        True for _ in m.parameters(recurse=False))}
+    mine = dict(model.named_modules())
+    assert owners <= set(mine), owners - set(mine)
+    seen: dict[str, dict[str, torch.Tensor]] = {"source": {}, "mine": {}}
+    for side, modules in (("source", dict(source.named_modules())), ("mine", mine)):
+        for k in owners:
+            modules[k].register_forward_hook(
+                lambda m, i, o, k=k, side=side: seen[side].__setitem__(k, o.clone()))
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x), rtol=1e-4, atol=1e-5)
+    compared = set(seen["mine"]) & set(seen["source"])  # modules both forwards call
+    attention = {k for k in owners if k.endswith(("attn", "attn_layer.1"))}
+    assert attention <= compared and len(compared) > len(owners) // 2, owners - compared
+    for k in compared:
+        torch.testing.assert_close(seen["mine"][k], seen["source"][k], rtol=1e-4, atol=1e-5)
+    if builder.startswith(("tiny_swin", "tiny_maxvit")):  # negative control: the bias table
+        table = next(k for k in imported.weights if k.endswith("relative_position_bias_table")
+                     or k.endswith("cpb_mlp.2.weight"))
+        state = model.state_dict()
+        state[table] = state[table] + 1.0 + torch.randn_like(state[table])
+        model.load_state_dict(state)
+        with torch.no_grad():
+            assert not torch.allclose(model(x), source(x), rtol=1e-4, atol=1e-5)
+
+
+def test_einsum_that_moves_the_batch_is_a_located_error() -> None:
+    with pytest.raises(ArchspecError) as info:
+        import_model(f"{__name__}:einsum_moving_batch", {"x": (3, 2, 3)})
+    d = info.value.diagnostic
+    assert d.code == "E620" and "einsum" in d.message
+
+
+# ------------------------------------------------------------------ ONNX: shape arithmetic...
+
+
+class _OnnxOps(nn.Module):
+    """What torch's exporter writes for common layers: a LayerNorm2d (Transpose,
+    LayerNormalization, Transpose), a layer scale (Mul of a parameter), a channel shuffle
+    whose view sizes come from x.shape (Shape, Gather, Unsqueeze, Concat feeding a Reshape),
+    split (Split), two interpolations (Resize by scales and to sizes), a Linear on tokens
+    (MatMul + Add), GELU, LayerNorm, a class token (Expand + Concat), a position embedding
+    (Add of a parameter), x[:, 0] (Gather) and a mean over the tokens (ReduceMean)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchvision.models.convnext import LayerNorm2d
+
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.norm = LayerNorm2d(8)
+        self.layer_scale = nn.Parameter(torch.rand(8, 1, 1) + 0.5)
+        self.right = nn.Conv2d(5, 5, 1)
+        self.proj = nn.Linear(8, 12)
+        self.ln = nn.LayerNorm(12)
+        self.class_token = nn.Parameter(torch.randn(1, 1, 12))
+        self.pos = nn.Parameter(torch.randn(1, 17, 12))
+        self.head = nn.Linear(12, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        x = x + self.layer_scale * self.norm(x)
+        n, c, h, w = x.shape
+        x = x.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+        a, b = x.split([3, 5], dim=1)
+        x = torch.cat([a, self.right(b)], 1)
+        x = F.interpolate(x, scale_factor=2, mode="nearest")
+        x = F.interpolate(x, size=(4, 4), mode="bilinear", align_corners=False)
+        t = self.ln(F.gelu(self.proj(x.flatten(2).transpose(1, 2))))
+        t = torch.cat([self.class_token.expand(n, -1, -1), t], dim=1) + self.pos
+        return self.head(t[:, 0] + t.mean(1))  # the class token and every other token
+
+
+class _BatchMover(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2).transpose(0, 1)
+
+
+def _export(module: nn.Module, shape: tuple[int, ...], path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module.eval(), (torch.randn(1, *shape),), str(path), dynamo=False,
+                          do_constant_folding=False)
+
+
+def test_onnx_shape_arithmetic_split_resize_layernorm_and_bias_are_lifted(
+        tmp_path: Path) -> None:
+    """The exporter's nodes for common layers lift exactly: the written weights are the
+    module's own state_dict (keys and values), the spec's params equal the module's, and the
+    outputs equal onnxruntime's on the file; a perturbed bias (the MatMul + Add fused into
+    `linear`) no longer does (negative control)."""
+    ort = pytest.importorskip("onnxruntime")
+    onnx = pytest.importorskip("onnx")
+    torch.manual_seed(0)
+    source = _OnnxOps().eval()
+    path = tmp_path / "ops.onnx"
+    _export(source, (3, 8, 8), path)
+    kinds = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert {"Shape", "Gather", "Unsqueeze", "Concat", "Split", "Resize", "MatMul",
+            "LayerNormalization", "Expand", "Gelu"} <= kinds, kinds
+    imported = import_model(str(path))
+    for op in ("layernorm2d", "layer_scale", "slice", "upsample", "class_token",
+               "position_embedding", "select", "layernorm"):
+        assert op in imported.text, op
+    state = source.state_dict()
+    assert set(imported.weights) == set(state)
+    for k, v in state.items():
+        torch.testing.assert_close(imported.weights[k], v, rtol=0, atol=0)
+    totals = archspec.analyze(imported.spec).to_dict()["totals"]
+    assert totals["params"] == sum(p.numel() for p in source.parameters())
+    model = _compiled(imported)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    x = torch.randn(1, 3, 8, 8)
+    (want,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), torch.from_numpy(want), rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(model(x), source(x), rtol=1e-4, atol=1e-5)
+        model.get_submodule("proj").bias.add_(0.1)
+        assert not torch.allclose(model(x), torch.from_numpy(want), rtol=1e-4, atol=1e-5)
+
+
+def test_onnx_node_that_moves_the_batch_is_a_located_error(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    path = tmp_path / "mover.onnx"
+    _export(_BatchMover(), (3, 4, 4), path)
+    with pytest.raises(ArchspecError) as info:
+        import_model(str(path))
+    d = info.value.diagnostic
+    assert d.code == "E620" and "Transpose" in d.message and "batch" in (d.hint or "")

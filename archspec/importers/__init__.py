@@ -79,11 +79,7 @@ def finish(graph: FlatGraph, source: str) -> Imported:
     text = spec_text(spec, notes)
     parsed = loads(text, name=f"{graph.name}.arch")
     expected = expand(parsed)
-    from archspec.backends.torch import to_torch
-
-    keys = set(to_torch(expected, device="meta").state_dict())
-    weights = {k: v for k, v in graph.weights.items() if k in keys}
-    state = checked_state(weights, f"the weights of {source}", parsed, expected)
+    state = checked_state(graph.weights, f"the weights of {source}", parsed, expected)
     return Imported(text, parsed, state, graph)
 
 

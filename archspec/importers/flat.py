@@ -62,10 +62,10 @@ def where(source: str, line: int = 1) -> Span:
 
 def unsupported(kind: str, path: str, source: str, hint: str, span: Span | None = None
                 ) -> ArchspecError:
-    """E201 for a node the importer cannot lift: ``kind`` (a module class, a function, an ONNX
+    """E620 for a node the importer cannot lift: ``kind`` (a module class, a function, an ONNX
     op type), ``path`` (the module path or ONNX node name) and what to do about it."""
     at = f" at `{path}`" if path else ""
-    return error("E201", f"cannot import {kind}{at}: archspec has no op for it", span or
+    return error("E620", f"cannot import {kind}{at}: archspec has no op for it", span or
                  where(source), hint=hint)
 
 

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +21,9 @@ from archspec.importers.flat import CONTAINERS, FlatGraph, FlatNode
 from archspec.importers.units import Finder, Unit, stmt_of
 from archspec.lang import ir
 from archspec.ops import REGISTRY
+
+#: a label a DAG input can name as it is (``conv1``, ``denselayer2.conv1``)
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
 
 
 @dataclass
@@ -114,7 +118,8 @@ class Folder:
         label = None
         if node.module and (node.stateful or self.calls[node.module] == 1):
             label = relative(node.module, base)
-        return Unit(list(node.inputs), node.id, call_of(node), label, node.op)
+        return Unit(list(node.inputs), node.id, call_of(node), label, node.op,
+                    keyed=node.stateful)
 
     def units(self, scope: Scope, base: str) -> list[Unit]:
         """The units of ``scope``'s items, labels relative to ``base``; a child scope that is
@@ -189,27 +194,39 @@ def emit(units: list[Unit], entry: str | None, entry_name: str | None,
         names[entry] = f"t{len(names)}"
         stmts.append(_assign(names[entry], ir.LayerCall(callee="identity"), None))
     for u, imp in zip(units, implicit):
+        alias = u.out in needed and u.label is not None and not NAME.fullmatch(u.label)
+        if alias and not u.keyed:  # a label no DAG input can name: the layer is named
+            u, alias = Unit(u.ins, u.out, u.element, None, u.op, u.members, False), False
         if u.out in needed:
-            names[u.out] = u.label or f"t{len(names)}"
+            names[u.out] = f"t{len(names)}" if alias or not u.label else u.label
         if imp:
-            stmts.append(_named(u, names, needed))
+            stmts.append(_named(u, names, needed, alias))
             continue
         refs = tuple(names[v] for v in u.ins)
         if isinstance(u.element, ir.LayerCall):
             stmts.append(_named(Unit(u.ins, u.out, u.element.model_copy(
-                update={"inputs": refs}), u.label), names, needed))
+                update={"inputs": refs}), u.label), names, needed, alias))
             continue
         stmts.append(ir.Chain(elements=(ir.LayerCall(callee="identity", inputs=refs),)))
-        stmts.append(_named(u, names, needed))
-    return tuple(stmts), entry is not None and entry in needed
+        stmts.append(_named(u, names, needed, alias))
+    return tuple(_flatten(stmts)), entry is not None and entry in needed
+
+
+def _flatten(stmts: list[Any]) -> list[Any]:
+    return [x for s in stmts for x in (s if isinstance(s, tuple) else (s,))]
 
 
 def _assign(name: str, element: Any, label: str | None) -> ir.Chain:
     return ir.Chain(label=ir.Label(parts=(name,)), assign=True, elements=(element,))
 
 
-def _named(u: Unit, names: dict[str, str], needed: set[str]) -> ir.Chain:
-    """The unit's statement; an unlabelled unit whose output is read by name is assigned."""
+def _named(u: Unit, names: dict[str, str], needed: set[str], alias: bool = False
+           ) -> ir.Chain | tuple[ir.Chain, ir.Chain]:
+    """The unit's statement; an unlabelled unit whose output is read by name is assigned;
+    a labelled one whose label no DAG input can name (``1``, a stateful layer of a
+    numbered path) is followed by ``t3 = identity``, which names its output."""
     if u.out in needed and not u.label:
         return _assign(names[u.out], u.element, None)
+    if alias:
+        return stmt_of(u), _assign(names[u.out], ir.LayerCall(callee="identity"), None)
     return stmt_of(u)

@@ -2,8 +2,11 @@
 rules of the op registry (ops/*.py) for the ops those rules emit one node for.
 
 A rule returns a :class:`Lifted` (op, attributes, weights under the op's state_dict names),
-True when the node passes its input through (Identity, Dropout), or None when this use of the
-op has no archspec op (asymmetric pads, a transposed Gemm...): a located error then.
+a list of them for a node with several outputs (Split: one ``slice`` each), True when the
+node passes its input through (Identity, Dropout), or None when this use of the op has no
+archspec op (asymmetric pads, a transposed Gemm...): a located error then. Shape arithmetic
+(``Shape``, ``Gather``, ``Concat``, ``Unsqueeze`` of constants) is computed where it is met
+(:func:`fold`): the input shapes are known, so a Reshape's target is a constant.
 """
 
 from __future__ import annotations
@@ -16,30 +19,47 @@ from archspec.importers.torch_ops import _plain
 
 
 class Node:
-    """One ONNX node as a rule reads it: attributes, constant inputs, tensor inputs."""
+    """One ONNX node as a rule reads it: attributes, constant inputs, tensor inputs, and
+    the per-sample shapes shape inference gives (``()`` where it gives none).
+
+    ``sources``: each input's name after aliases (an Identity's or Expand's input for its
+    output), which names an initialiser read through them (``class_token``)."""
 
     def __init__(self, proto: Any, inits: dict[str, Any], alias: dict[str, str],
-                 shape: tuple[int, ...] = ()) -> None:
+                 shapes: dict[str, tuple[int, ...]] | None = None) -> None:
         from onnx import helper
 
+        shapes = shapes or {}
         self.proto = proto
-        self.shape = shape  # the per-sample output shape shape inference gives, if any
+        self.shape = shapes.get(proto.output[0], ())
+        self.out_shapes = [shapes.get(o, ()) for o in proto.output]
         self.attrs = {a.name: helper.get_attribute_value(a) for a in proto.attribute}
         self.inits = inits
-        self.consts = [inits.get(alias.get(v, v), inits.get(v)) if v else None
-                       for v in proto.input]
-        self.tensors = [alias.get(v, v) for v, c in zip(proto.input, self.consts)
+        self.sources = [alias.get(v, v) if v else "" for v in proto.input]
+        self.consts = [inits.get(s, inits.get(v)) if v else None
+                       for v, s in zip(proto.input, self.sources)]
+        self.tensors = [s for v, s, c in zip(proto.input, self.sources, self.consts)
                         if v and c is None]
+        self.in_shapes = [shapes.get(v, ()) for v, c in zip(proto.input, self.consts)
+                          if v and c is None]
 
     def const(self, i: int) -> Any:
         return self.consts[i] if i < len(self.consts) else None
 
+    def source(self, i: int) -> str:
+        return self.sources[i] if i < len(self.sources) else ""
+
 
 @dataclass
 class Lifted:
+    """An archspec op with its attributes and weights, keyed by the op's state_dict names
+    (``""``: the layer's own key, for a learned tensor). ``key``: the state_dict key of the
+    layer where it is the initialiser's own name (a learned tensor), not the node's path."""
+
     op: str
     attrs: dict[str, Any]
     weights: dict[str, Any] = field(default_factory=dict)
+    key: str | None = None
 
 
 def _pads(node: Node, rank: int) -> int | tuple[int, ...] | None:
@@ -118,28 +138,275 @@ def _merge(op: str) -> Callable[[Node], Lifted | None]:
     return lambda node: Lifted(op, {}) if len(node.tensors) == 2 else None
 
 
+def _scalar(value: Any) -> float | None:
+    """A constant of one element as a float, else None."""
+    return None if value is None or value.size != 1 else float(value.reshape(-1)[0])
+
+
+def _one_const(node: Node) -> tuple[Any, str] | None:
+    """The constant and its source name of a node reading one tensor and one constant."""
+    if len(node.tensors) != 1 or len(node.consts) != 2:
+        return None
+    i = 0 if node.consts[0] is not None else 1
+    return node.consts[i], node.source(i)
+
+
+def _add(node: Node) -> Lifted | None:
+    """Two activations: ``add``; a scalar: ``shift``; an initialiser of one sample's shape
+    (stored with a leading 1): ``position_embedding`` at the initialiser's own key."""
+    if len(node.tensors) == 2:
+        return Lifted("add", {})
+    found = _one_const(node)
+    if found is None or not node.in_shapes[0]:
+        return None
+    c, name = found
+    if _scalar(c) is not None:
+        return Lifted("shift", {"value": _scalar(c)})
+    if tuple(c.shape) == (1, *node.in_shapes[0]) and name in node.inits:
+        return Lifted("position_embedding", {}, {"": c}, name)
+    return None
+
+
+def _mul(node: Node) -> Lifted | None:
+    """Two activations: ``mul``; a scalar: ``scale``; an initialiser of one factor per
+    channel, (C, 1, ...): ``layer_scale`` at the initialiser's own key."""
+    if len(node.tensors) == 2:
+        return Lifted("mul", {})
+    found = _one_const(node)
+    if found is None or not node.in_shapes[0]:
+        return None
+    c, name = found
+    if _scalar(c) is not None:
+        return Lifted("scale", {"factor": _scalar(c)})
+    x = node.in_shapes[0]
+    if tuple(c.shape) == (x[0], *(1,) * (len(x) - 1)) and name in node.inits:
+        return Lifted("layer_scale", {"value": float(c.reshape(-1)[0])}, {"": c}, name)
+    return None
+
+
 def _simple(op: str, **attrs: Any) -> Callable[[Node], Lifted]:
     return lambda node: Lifted(op, dict(attrs))
+
+
+def _dim(axis: int, rank: int) -> int | None:
+    """An ONNX axis of a batched tensor of per-sample ``rank`` as a per-sample dim; None
+    for the batch."""
+    a = axis % (rank + 1)
+    return None if a == 0 else a - 1
+
+
+def _axes(node: Node, position: int) -> list[int] | None:
+    """A node's axes: the ``axes`` attribute (older opsets) or its constant input."""
+    axes = node.attrs.get("axes")
+    if axes is None and node.const(position) is not None:
+        axes = [int(a) for a in node.const(position).reshape(-1)]
+    return None if axes is None else list(axes)
+
+
+def _to_reshape(node: Node) -> Lifted | None:
+    """Unsqueeze or Squeeze of an activation away from the batch: ``reshape`` to the shape
+    shape inference gives."""
+    axes = _axes(node, 1)
+    rank = len(node.shape) if node.proto.op_type == "Unsqueeze" else len(node.in_shapes[0])
+    if not node.shape and node.proto.op_type == "Unsqueeze" or len(node.tensors) != 1 or \
+            not axes or any(_dim(a, rank) is None for a in axes):
+        return None
+    return Lifted("reshape", {"shape": tuple(int(d) for d in node.shape)})
+
+
+def _split(node: Node) -> list[Lifted] | None:
+    """Split of an activation along a per-sample dim: one ``slice`` per output."""
+    x = node.in_shapes[0] if node.in_shapes else ()
+    if len(node.tensors) != 1 or not x:
+        return None
+    d = _dim(int(node.attrs.get("axis", 0)), len(x))
+    if d is None:
+        return None
+    sizes = node.attrs.get("split")
+    if sizes is None and node.const(1) is not None:
+        sizes = [int(v) for v in node.const(1).reshape(-1)]
+    if sizes is None:
+        n = len(node.proto.output)
+        step = -(-x[d] // n)
+        sizes = [min(step, x[d] - i * step) for i in range(n)]
+    if sum(sizes) != x[d] or len(sizes) != len(node.proto.output):
+        return None
+    starts = [sum(sizes[:i]) for i in range(len(sizes))]
+    return [Lifted("slice", {"dim": d, "start": a, "end": a + n}) for a, n in
+            zip(starts, sizes)]
+
+
+INT64_MAX = 2**63 - 1
+
+
+def _slice(node: Node) -> Lifted | None:
+    """Slice of an activation along one per-sample dim: ``slice``."""
+    starts, ends, axes, steps = (node.const(i) for i in range(1, 5))
+    x = node.in_shapes[0] if node.in_shapes else ()
+    if len(node.tensors) != 1 or starts is None or ends is None or starts.size != 1 or not x:
+        return None
+    axis = int(axes.reshape(-1)[0]) if axes is not None else 0
+    d = _dim(axis, len(x))
+    step = int(steps.reshape(-1)[0]) if steps is not None else 1
+    start, end = int(starts.reshape(-1)[0]), int(ends.reshape(-1)[0])
+    if d is None or step < 1:
+        return None
+    return Lifted("slice", {"dim": d, "start": max(start, -x[d]) if start < 0 else start,
+                            "end": None if end >= x[d] else end, "step": step})
+
+
+def _gather(node: Node) -> Lifted | None:
+    """Gather of one constant index along a per-sample dim: ``select``."""
+    index = node.const(1)
+    x = node.in_shapes[0] if node.in_shapes else ()
+    if len(node.tensors) != 1 or index is None or index.ndim != 0 or not x:
+        return None
+    d = _dim(int(node.attrs.get("axis", 0)), len(x))
+    return None if d is None else Lifted("select", {"dim": d, "index": int(index)})
+
+
+def _layernorm(node: Node) -> Lifted | None:
+    """LayerNormalization over the last dim with a scale and a bias: ``layernorm``."""
+    scale, bias = node.const(1), node.const(2)
+    x = node.in_shapes[0] if node.in_shapes else ()
+    if len(node.tensors) != 1 or scale is None or bias is None or not x or \
+            int(node.attrs.get("axis", -1)) not in (-1, len(x)) or scale.shape != (x[-1],):
+        return None
+    return Lifted("layernorm", {"eps": float(f"{node.attrs.get('epsilon', 1e-5):.6g}")},
+                  {"weight": scale, "bias": bias})
+
+
+def _gelu(node: Node) -> Lifted | None:
+    approximate = node.attrs.get("approximate", b"none")
+    approximate = approximate.decode() if isinstance(approximate, bytes) else approximate
+    return Lifted("gelu", {"approximate": approximate}) if approximate in ("none", "tanh") \
+        else None
+
+
+def _hardsigmoid(node: Node) -> Lifted | None:
+    """HardSigmoid as torch exports it (alpha 1/6 in float32, beta 0.5): ``hardsigmoid``."""
+    import numpy as np
+
+    alpha, beta = node.attrs.get("alpha", 0.2), node.attrs.get("beta", 0.5)
+    return Lifted("hardsigmoid", {}) if np.float32(alpha) == np.float32(1 / 6) and \
+        beta == 0.5 else None
+
+
+def _expand(node: Node) -> bool | None:
+    """Expand of a constant over the batch only (ViT's class token): the constant itself,
+    read where it is used."""
+    import numpy as np
+
+    data, shape = node.const(0), node.const(1)
+    if data is None or shape is None or not data.ndim or data.shape[0] != 1:
+        return None
+    try:
+        out = np.broadcast_shapes(data.shape, tuple(int(d) for d in shape.reshape(-1)))
+    except ValueError:
+        return None
+    return True if out[1:] == data.shape[1:] else None
+
+
+def _resize_mode(node: Node, spatial: tuple[int, ...]) -> tuple[str, bool | None] | None:
+    """torch's interpolation mode (and align_corners) of a Resize's attributes to output
+    sides ``spatial``, the reverse of the upsample op's ONNX rule."""
+    def text(name: str, default: str) -> str:
+        v = node.attrs.get(name, default)
+        return v.decode() if isinstance(v, bytes) else v
+
+    mode, transform = text("mode", "nearest"), text("coordinate_transformation_mode",
+                                                    "half_pixel")
+    if node.attrs.get("antialias", 0) or node.attrs.get("exclude_outside", 0) or \
+            "axes" in node.attrs or text("keep_aspect_ratio_policy", "stretch") != "stretch":
+        return None
+    if transform == "pytorch_half_pixel" and all(d > 1 for d in spatial):
+        transform = "half_pixel"  # the same where no output side is 1
+    if mode == "nearest":
+        return {("asymmetric", "floor"): ("nearest", None),
+                ("half_pixel", "round_prefer_ceil"): ("nearest-exact", None)}.get(
+            (transform, text("nearest_mode", "round_prefer_floor")))
+    corners = {"half_pixel": False, "align_corners": True}.get(transform)
+    if corners is None:
+        return None
+    if mode == "cubic":
+        return ("bicubic", corners) if len(spatial) == 2 and node.attrs.get(
+            "cubic_coeff_a", -0.75) == -0.75 else None
+    linear = {1: "linear", 2: "bilinear", 3: "trilinear"}.get(len(spatial))
+    return None if mode != "linear" or linear is None else (linear, corners)
+
+
+def _resize(node: Node) -> Lifted | None:
+    """Resize of a (C, *spatial) activation to constant sizes or by integer scales (batch
+    and channels kept): ``upsample``."""
+    x = node.in_shapes[0] if node.in_shapes else ()
+    scales, sizes = node.const(2), node.const(3)
+    if len(node.tensors) != 1 or len(x) < 2:
+        return None
+    attrs: dict[str, Any] = {}
+    if sizes is not None and sizes.size:
+        dims = [int(v) for v in sizes.reshape(-1)]
+        if len(dims) != len(x) + 1 or dims[1] != x[0]:
+            return None
+        spatial = tuple(dims[2:])
+        attrs["size"] = _plain(spatial)
+    elif scales is not None and scales.size == len(x) + 1:
+        factors = [float(v) for v in scales.reshape(-1)]
+        if factors[:2] != [1.0, 1.0] or any(f != int(f) or f < 1 for f in factors[2:]):
+            return None
+        attrs["scale"] = _plain(tuple(int(f) for f in factors[2:]))
+        spatial = tuple(n * int(f) for n, f in zip(x[1:], factors[2:]))
+    else:
+        return None
+    found = _resize_mode(node, spatial)
+    if found is None:
+        return None
+    return Lifted("upsample", {**attrs, "mode": found[0], "align_corners": found[1]})
 
 
 def _flatten(node: Node) -> Lifted | None:
     return Lifted("flatten", {}) if node.attrs.get("axis", 1) == 1 else None
 
 
-def _concat(node: Node) -> Lifted | bool:
-    if len(node.tensors) == 1:
-        return True
+def _concat(node: Node) -> Lifted | bool | None:
+    """Activations: ``concat``; an initialiser of one token, (1, 1, D), before (T, D)
+    tokens: ``class_token`` at the initialiser's own key."""
     axis = int(node.attrs["axis"])
-    return Lifted("concat", {"dim": axis - 1 if axis > 0 else axis})
+    if len(node.tensors) == len(node.consts) == 1:
+        return True  # a concat of one tensor is that tensor
+    if len(node.tensors) == len(node.consts):
+        return Lifted("concat", {"dim": axis - 1 if axis > 0 else axis})
+    token, name = node.const(0), node.source(0)
+    x = node.in_shapes[0] if node.in_shapes else ()
+    if len(node.consts) == 2 and len(node.tensors) == 1 and token is not None and \
+            len(x) == 2 and token.shape == (1, 1, x[1]) and axis in (1, -2) and \
+            name in node.inits:
+        return Lifted("class_token", {}, {"": token}, name)
+    return None
 
 
 def _reshape(node: Node) -> Lifted | None:
-    """Reshape to a constant shape that keeps the batch first (0, -1 or 1 at its place)."""
+    """Reshape to a constant shape (folded from shape arithmetic where the file computes
+    it) that keeps the batch first (0, -1 or 1 at its place)."""
     shape = node.const(1)
-    if shape is None or not node.shape or len(node.tensors) != 1 or \
-            int(shape.reshape(-1)[0]) not in (0, 1, -1) or node.attrs.get("allowzero", 0):
+    if shape is None or len(node.tensors) != 1 or node.attrs.get("allowzero", 0) or \
+            int(shape.reshape(-1)[0]) not in (0, 1, -1):
         return None
-    return Lifted("reshape", {"shape": tuple(int(d) for d in node.shape)})
+    out = node.shape or _target(node.in_shapes[0], [int(d) for d in shape.reshape(-1)])
+    return None if out is None else Lifted("reshape", {"shape": tuple(int(d) for d in out)})
+
+
+def _target(x: tuple[int, ...], shape: list[int]) -> tuple[int, ...] | None:
+    """The per-sample shape a Reshape to ``shape`` (batch first) makes of a per-sample
+    ``x``: 0 copies the dim, one -1 takes what is left."""
+    import math
+
+    dims = [x[i - 1] if d == 0 and 0 < i <= len(x) else d for i, d in enumerate(shape)][1:]
+    total = math.prod(x) if x else 0
+    known = math.prod(d for d in dims if d != -1)
+    if not x or dims.count(-1) > 1 or known <= 0 or total % known:
+        return None
+    out = tuple(total // known if d == -1 else d for d in dims)
+    return out if math.prod(out) == total else None
 
 
 def _transpose(node: Node) -> Lifted | None:
@@ -157,6 +424,19 @@ def _matmul(node: Node) -> Lifted | None:
     if w is None or w.ndim != 2:
         return None
     return Lifted("linear", {"out": int(w.shape[1]), "bias": False}, {"weight": w.T})
+
+
+def _einsum(node: Node) -> Lifted | None:
+    """Einsum of activations whose terms all lead with one batch letter, found nowhere else:
+    ``einsum`` of the rest (``bij,bjk->bik``: ``ij,jk->ik``)."""
+    from archspec.importers.torch_ops import batchless_equation
+
+    equation = node.attrs.get("equation", b"")
+    equation = equation.decode() if isinstance(equation, bytes) else equation
+    found = batchless_equation(equation, len(node.tensors))
+    if found is None or len(node.tensors) != len(node.consts):
+        return None
+    return Lifted("einsum", {"equation": found})
 
 
 def _softmax(node: Node) -> Lifted | None:
@@ -178,10 +458,103 @@ def _reduce_mean(node: Node) -> Lifted | None:
 RULES: dict[str, Callable[[Node], Any]] = {
     "Conv": _conv, "BatchNormalization": _bn, "Gemm": _gemm, "Clip": _clip,
     "Relu": _simple("relu"), "Sigmoid": _simple("sigmoid"), "Tanh": _simple("tanh"),
-    "HardSwish": _simple("hardswish"), "MaxPool": _pool("maxpool2d"),
-    "AveragePool": _pool("avgpool2d"), "GlobalAveragePool": _simple("adaptive_avgpool2d"),
-    "Flatten": _flatten, "Add": _merge("add"), "Mul": _merge("mul"), "Concat": _concat,
-    "Identity": lambda node: True, "Dropout": lambda node: True, "Reshape": _reshape,
-    "Transpose": _transpose, "MatMul": _matmul, "Softmax": _softmax, "ReduceMean": _reduce_mean,
-    "Sub": _merge("sub"), "Div": _merge("div"),
+    "HardSwish": _simple("hardswish"), "HardSigmoid": _hardsigmoid, "Gelu": _gelu,
+    "MaxPool": _pool("maxpool2d"), "AveragePool": _pool("avgpool2d"),
+    "GlobalAveragePool": _simple("adaptive_avgpool2d"), "Flatten": _flatten, "Add": _add,
+    "Mul": _mul, "Concat": _concat, "Identity": lambda node: True,
+    "Dropout": lambda node: True, "Reshape": _reshape, "Transpose": _transpose,
+    "MatMul": _matmul, "Softmax": _softmax, "ReduceMean": _reduce_mean, "Sub": _merge("sub"),
+    "Div": _merge("div"), "Unsqueeze": _to_reshape, "Squeeze": _to_reshape, "Split": _split,
+    "Slice": _slice, "Gather": _gather, "LayerNormalization": _layernorm, "Expand": _expand,
+    "Resize": _resize, "Einsum": _einsum,
 }
+
+#: ops evaluated when every input is a constant (shape arithmetic, a transposed weight)
+FOLDABLE = frozenset({
+    "Gather", "Concat", "Unsqueeze", "Squeeze", "Slice", "Cast", "Mul", "Div", "Add", "Sub",
+    "Floor", "Ceil", "Neg", "Abs", "Equal", "Less", "Greater", "Not", "Where", "Reshape",
+    "Identity", "Sqrt", "Max", "Min", "Transpose", "ReduceProd", "Mod", "Flatten",
+    "ConstantOfShape",
+})
+#: of those, the ones whose output may be larger than their inputs (broadcasting, Gather,
+#: ConstantOfShape)
+_GROWING = frozenset({"Gather", "Mul", "Div", "Add", "Sub", "Equal", "Less", "Greater",
+                      "Where", "Max", "Min", "Mod", "ConstantOfShape"})
+
+
+def _fold_size(proto: Any, consts: list[Any]) -> int | None:
+    """The element count of a growing op's output on ``consts``, None when it fails."""
+    import math
+
+    import numpy as np
+
+    arrays = [c for c in consts if c is not None]
+    if proto.op_type not in ("Gather", "ConstantOfShape"):
+        try:
+            return math.prod(np.broadcast_shapes(*(a.shape for a in arrays)))
+        except ValueError:
+            return None
+    if proto.op_type == "ConstantOfShape":
+        dims = [int(d) for d in arrays[0].reshape(-1)]
+        return None if any(d < 0 for d in dims) else math.prod(dims)
+    data, index = arrays[0], arrays[1]
+    axis = next((a.i for a in proto.attribute if a.name == "axis"), 0)
+    if not data.ndim or not -data.ndim <= axis < data.ndim or not data.shape[axis]:
+        return None
+    return data.size // data.shape[axis] * index.size
+
+
+def constant_value(proto: Any) -> Any:
+    """The value of a Constant node as an array, or None for a kind it cannot hold here
+    (a sparse tensor, strings)."""
+    import numpy as np
+    from onnx import helper, numpy_helper
+
+    if len(proto.attribute) != 1:
+        return None
+    a = proto.attribute[0]
+    v = helper.get_attribute_value(a)
+    if a.name == "value":
+        return numpy_helper.to_array(v)
+    kinds = {"value_float": np.float32, "value_floats": np.float32, "value_int": np.int64,
+             "value_ints": np.int64}
+    return np.array(v, dtype=kinds[a.name]) if a.name in kinds else None
+
+
+def fold(proto: Any, consts: list[Any], shapes: dict[str, tuple[int, ...]], opset: int,
+         limit: int) -> list[Any] | None:
+    """The outputs of a node computed now, or None when it reads an activation: ``Shape``
+    of a value whose per-sample shape is known (in ``shapes``; the batch as 1: a batch taken
+    from a shape only keeps its place), or a :data:`FOLDABLE` op on constants, run by onnx's
+    reference evaluator, where its output is no larger than its inputs together or than
+    ``limit`` elements (so a hostile file cannot make a large one)."""
+    import numpy as np
+
+    if proto.op_type == "Shape":
+        shape = shapes.get(proto.input[0])
+        if shape is None or any(d <= 0 for d in shape):
+            return None
+        dims = [1, *shape]
+        attrs = {a.name: a.i for a in proto.attribute}
+        return [np.array(dims[attrs.get("start", 0):attrs.get("end")], np.int64)]
+    if proto.op_type not in FOLDABLE or proto.domain not in ("", "ai.onnx") or any(
+            v and c is None for v, c in zip(proto.input, consts)):
+        return None
+    if proto.op_type in _GROWING:
+        size = _fold_size(proto, consts)
+        inputs = 0 if proto.op_type == "ConstantOfShape" else sum(
+            c.size for c in consts if c is not None)
+        if size is None or size > max(limit, inputs):
+            return None
+    from onnx import helper, numpy_helper
+    from onnx.reference import ReferenceEvaluator
+
+    inits = [numpy_helper.from_array(np.asarray(c), v)
+             for v, c in zip(proto.input, consts) if v]
+    outputs = [helper.make_tensor_value_info(o, 0, None) for o in proto.output]
+    graph = helper.make_graph([proto], "fold", [], outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    try:
+        return [np.asarray(v) for v in ReferenceEvaluator(model).run(None, {})]
+    except Exception:  # a node onnx cannot compute (bad attributes, an index out of range)
+        return None

@@ -30,7 +30,11 @@ ATTR_SOURCES: dict[str, tuple[str, ...]] = {
     "out": ("out_channels", "out_features"), "kernel": ("kernel_size",), "ceil": ("ceil_mode",),
     "output": ("output_size",), "start": ("start_dim",), "end": ("end_dim",),
     "heads": ("num_heads",), "groups": ("groups", "num_groups"), "min_val": ("min_val",),
+    "window": ("window_size",), "shift": ("shift_size",), "qkv_bias": ("qkv.bias",),
+    "proj_bias": ("proj.bias",), "eps": ("eps", "norm.eps"),
 }
+#: module classes whose archspec op has another name (tried first, as a named op is)
+CLASS_OPS: dict[str, str] = {"RelativePositionalMultiHeadAttention": "relative_attention"}
 #: attributes that are per-sample dims: torch's value less one (the batch) when not negative
 DIM_ATTRS = frozenset({"start", "end", "dim"})
 
@@ -46,8 +50,15 @@ def _plain(value: Any) -> Any:
 
 
 def _read(module: nn.Module, field: str) -> Any:
-    """The value of archspec attribute ``field`` in ``module``; KeyError when it has none."""
-    for name in (*ATTR_SOURCES.get(field, ()), field):
+    """The value of archspec attribute ``field`` in ``module``; KeyError when it has none.
+    A dotted source (``qkv.bias``) is read in that submodule."""
+    for source in (*ATTR_SOURCES.get(field, ()), field):
+        owner, _, name = source.rpartition(".")
+        if owner:
+            sub = module._modules.get(owner)
+            if sub is None:
+                continue
+            return _read(sub, name)
         if name in module._parameters or name in module._buffers:
             return module._parameters.get(name, module._buffers.get(name)) is not None
         if hasattr(module, name) and not callable(getattr(module, name)):
@@ -66,6 +77,27 @@ def _signature(module: nn.Module) -> tuple[str, dict[str, Any], dict[str, tuple[
              if not k.startswith("_") and k not in ("training", "inplace")}
     return (type(module).__qualname__, attrs,
             {k: tuple(v.shape) for k, v in module.state_dict().items()})
+
+
+def _same(built: nn.Module, source: nn.Module, op_name: str) -> bool:
+    """``built`` (archspec's module for ``op_name``) rebuilds ``source``: the same submodule
+    paths, each of one class with every attribute of the source's at its value, and the same
+    state_dict keys and shapes. An attribute the built module adds is fixed by its class
+    (``cosine`` of archspec's one window-attention class for torchvision's two), and the
+    top module's class may be named as the op instead (``patch_merging_v2``:
+    ``PatchMergingV2``)."""
+    mine, theirs = dict(built.named_modules()), dict(source.named_modules())
+    if set(mine) != set(theirs):
+        return False
+    for path, sub in theirs.items():
+        (cls, attrs, state), (src_cls, src_attrs, src_state) = (_signature(mine[path]),
+                                                                _signature(sub))
+        named = path == "" and _key(src_cls.rsplit(".", 1)[-1]) == _key(
+            CLASS_OPS.get(type(source).__name__, op_name))
+        if (cls != src_cls and not named) or state != src_state or not all(
+                k in attrs and attrs[k] == v for k, v in src_attrs.items()):
+            return False
+    return True
 
 
 def _attempt(op_name: str, module: nn.Module, ins: tuple[Shape, ...], out: Shape,
@@ -89,10 +121,11 @@ def _attempt(op_name: str, module: nn.Module, ins: tuple[Shape, ...], out: Shape
         if not isinstance(call, Module) or not (
                 call.plain if use is None else (call.repeat, call.item) == use):
             return None
-        built = build_module(call)
+        with torch.device("meta"):  # shapes and attributes only: no initialisation
+            built = build_module(call)
     except Exception:  # any candidate that does not fit is simply not this module's op
         return None
-    if _signature(built) != _signature(module):
+    if not _same(built, module, op_name):
         return None
     defaults = {f: i.default for f, i in op.attrs.model_fields.items() if not i.is_required()}
     return {k: v for k, v in attrs.model_dump().items()
@@ -111,7 +144,7 @@ def candidates(cls: type) -> list[str]:
     name = cls.__name__
     if name not in _MATCHES:
         ops = sorted({op.name for op in REGISTRY.values()})
-        named = [n for n in ops if _key(n) == _key(name)]
+        named = [n for n in ops if _key(n) == _key(CLASS_OPS.get(name, name))]
         _MATCHES[name] = named + [n for n in ops if n not in named]
     return _MATCHES[name]
 
@@ -119,7 +152,7 @@ def candidates(cls: type) -> list[str]:
 def has_named_op(cls: type) -> bool:
     """Whether an archspec op is named as the module class (``LayerNorm2d``: layernorm2d)."""
     first = candidates(cls)[0]
-    return _key(first) == _key(cls.__name__)
+    return _key(first) == _key(CLASS_OPS.get(cls.__name__, cls.__name__))
 
 
 def lift_module(module: nn.Module, ins: tuple[Shape, ...], out: Shape,
@@ -261,12 +294,26 @@ def _index(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifte
     return None
 
 
-def _stochastic_depth_function() -> Any:
-    try:
-        from torchvision.ops import stochastic_depth
-    except ImportError:  # torchvision is optional: its functions are simply not met then
-        return "torchvision.ops.stochastic_depth"
-    return stochastic_depth
+def batchless_equation(equation: str, operands: int) -> str | None:
+    """An einsum equation over batched tensors without its batch letter, or None: every term
+    and the output lead with one letter found nowhere else (``bij,bjk->bik``: ``ij,jk->ik``);
+    ``operands`` (two or more) terms, an explicit output, no ellipsis."""
+    if "->" not in equation or "." in equation or operands < 2:
+        return None
+    lhs, out = equation.replace(" ", "").split("->", 1)
+    terms = lhs.split(",")
+    batch = out[:1]
+    if len(terms) != operands or not batch or out.count(batch) != 1 or any(
+            t[:1] != batch or t.count(batch) != 1 for t in terms):
+        return None
+    return ",".join(t[1:] for t in terms) + "->" + out[1:]
+
+
+def _einsum(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted | None:
+    """``torch.einsum("bij,bjk->bik", x, y)`` of activations: ``einsum("ij,jk->ik")``."""
+    equation = args[0] if args and isinstance(args[0], str) else ""
+    found = batchless_equation(equation, len(tensors))
+    return None if found is None else ("einsum", {"equation": found})
 
 
 #: methods and functions whose result is the input in a new per-sample shape: ``reshape``
@@ -291,9 +338,17 @@ FUNCTIONS: dict[Any, Rule | None] = {
     F.avg_pool2d: _pool("avgpool2d"), torch._C._nn.avg_pool2d: _pool("avgpool2d"),
     F.max_pool2d: _pool("maxpool2d"), torch.max_pool2d: _pool("maxpool2d"),
     torch.permute: _permute, "permute": _permute, torch.transpose: _transpose,
-    "transpose": _transpose, F.softmax: _softmax, torch.softmax: _softmax, "softmax": _softmax,
+    "transpose": _transpose, torch.swapaxes: _transpose, "swapaxes": _transpose,
+    torch.swapdims: _transpose, "swapdims": _transpose, F.softmax: _softmax,
+    torch.softmax: _softmax, "softmax": _softmax,
     torch.matmul: _binary("matmul", None), operator.matmul: _binary("matmul", None),
-    _stochastic_depth_function(): _stochastic_depth, operator.getitem: _index,
+    operator.getitem: _index,
+    torch.einsum: _einsum, torch.functional.einsum: _einsum,
+}
+#: functions of other packages by qualified name, so that importing archspec imports none of
+#: them (torchvision costs seconds): a model that calls one has imported it already
+QUALIFIED: dict[str, Rule] = {
+    "torchvision.ops.stochastic_depth.stochastic_depth": _stochastic_depth,
 }
 
 
@@ -314,7 +369,10 @@ def lift_function(target: Any, args: list[Any], kwargs: dict[str, Any], tensors:
     try:
         rule = FUNCTIONS[target]
     except (KeyError, TypeError):
-        return None
+        qualified = f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
+        rule = QUALIFIED.get(qualified)
+        if rule is None:
+            return None
     if rule is None:
         return True
     try:

@@ -19,7 +19,8 @@ from archspec.lang import ir
 @dataclass
 class Unit:
     """A statement to be. ``element``: its IR element (a call or a structure); ``label``: its
-    name relative to the scope, or None (the expander numbers it by position)."""
+    name relative to the scope, or None (the expander numbers it by position); ``keyed``:
+    whether the label names state_dict keys (False for a stateless layer)."""
 
     ins: list[str]
     out: str
@@ -27,6 +28,7 @@ class Unit:
     label: str | None = None
     op: str = ""
     members: list[Unit] = field(default_factory=list)
+    keyed: bool = True
 
 
 def label_of(text: str) -> ir.Label:

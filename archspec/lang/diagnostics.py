@@ -93,6 +93,8 @@ CODES: dict[str, str] = {
     "E610": "weights that do not fit the spec",
     "E611": "a weights file that cannot be read safely (empty, truncated, pickled code)",
     "E612": "a weights entry that is not a usable tensor (type, dtype, meta, sparse)",
+    "E620": "a model `archspec import` cannot lift exactly (a node no archspec op expresses, "
+            "or code torch.fx cannot trace)",
     "E701": "an integer or float too large",
     "E702": "a list, string or range too long",
     "E703": "too many layers",
