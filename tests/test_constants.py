@@ -15,6 +15,7 @@ import torch
 
 import archspec
 from archspec.backends.eject import eject
+from archspec.backends.onnx import to_onnx
 from archspec.lang.diagnostics import ArchspecError
 
 timm = pytest.importorskip("timm")
@@ -181,6 +182,18 @@ def test_batch_dim_parameter_keeps_timms_shape() -> None:
     ("y = parameter([1, 4], init=\"xavier\")\noutput y", "E235"),
     ("y = parameter([2, 4], batch_dim=true)\noutput y", "E301"),
     ("y = parameter([4], init=\"normal\", std=-1.0)\noutput y", "E235"),
+    # 3-D windows: a side of 0 (only the mask's shifts may be 0), a shift as long as its
+    # window, a window side that does not divide the map's, two sizes for three
+    ("y = buffer(\"relative_position_index_3d\", [8, 0, 7])\noutput y", "E235"),
+    ("y = buffer(\"relative_position_index\", [0, 3])\noutput y", "E235"),
+    ("y = buffer(\"shifted_window_mask_3d\", [8, 14, 14, 0, 7, 7, 0, 3, 3])\noutput y", "E235"),
+    ("y = buffer(\"shifted_window_mask_3d\", [8, 14, 14, 8, 7, 7, 0, 3, 7])\noutput y", "E301"),
+    ("y = buffer(\"shifted_window_mask_3d\", [8, 14, 12, 8, 7, 7, 0, 3, 3])\noutput y", "E301"),
+    ("y = buffer(\"relative_position_index_3d\", [8, 7])\noutput y", "E301"),
+    # MViT's offsets along one axis: queries and keys, not a map's three sides; none empty
+    ("y = buffer(\"scaled_offset_index\", [8, 8, 8])\noutput y", "E301"),
+    ("y = buffer(\"scaled_offset_index\", [8, 0])\noutput y", "E235"),
+    ("y = buffer(\"scaled_offset_index\", [2 ** 14, 2 ** 13])\noutput y", "E301"),
 ])
 def test_bad_constants_are_located_errors(body: str, code: str) -> None:
     with pytest.raises(ArchspecError) as exc:
@@ -188,3 +201,223 @@ def test_bad_constants_are_located_errors(body: str, code: str) -> None:
     (diagnostic,) = exc.value.diagnostics
     assert diagnostic.code == code
     assert diagnostic.span.line >= 3
+
+
+# ---- Video Swin: 3-D windows, against torchvision's own computation ----------------------
+
+
+def _generated(generator: str, size: tuple[int, ...]) -> torch.Tensor:
+    """What `buffer(generator, size)` holds, without its batch dim."""
+    spec = _spec(f"network t\ninput x: [1]\ny = buffer(\"{generator}\", {list(size)})\n"
+                 "output y\n")
+    return archspec.to_torch(spec)(torch.zeros(1, 1))[0]
+
+
+@pytest.mark.parametrize("window", [(8, 7, 7), (2, 4, 4), (1, 3, 5), (3, 1, 2)])
+def test_relative_position_index_3d_is_torchvisions(window: tuple[int, int, int]) -> None:
+    """The index torchvision's ShiftedWindowAttention3d registers for its window."""
+    from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+
+    module = ShiftedWindowAttention3d(8, list(window), [0, 0, 0], 2)
+    got = _generated("relative_position_index_3d", window)
+    assert got.dtype == torch.int64
+    assert torch.equal(got, module.relative_position_index)
+
+
+@pytest.mark.parametrize(("sides", "window", "shift"), [
+    ((8, 14, 14), (8, 7, 7), (0, 3, 3)),   # swin3d at 16 frames: no shift in time
+    ((16, 14, 14), (8, 7, 7), (4, 3, 3)),  # shifted along every axis
+    ((6, 4, 6), (3, 4, 3), (1, 0, 1)),     # one side a single window
+    ((4, 8, 8), (2, 4, 4), (1, 2, 2)),
+])
+def test_shifted_window_mask_3d_is_torchvisions(sides: tuple[int, ...], window: tuple[int, ...],
+                                                shift: tuple[int, ...]) -> None:
+    """Bit for bit (the sign of each zero too) the mask torchvision's
+    shifted_window_attention_3d computes for a padded map, float32."""
+    from torchvision.models.video.swin_transformer import _compute_attention_mask_3d
+
+    want = _compute_attention_mask_3d(torch.zeros(1), sides, window, shift)
+    got = _generated("shifted_window_mask_3d", (*sides, *window, *shift))
+    assert got.dtype == want.dtype == torch.float32
+    assert torch.equal(got.view(torch.int32), want.view(torch.int32))
+
+
+PERSISTENT_NET = """network t
+input x: [2, 4, 4]
+table: parameter([9, 2], init="normal", std=1.0)
+relative_position_index: buffer("relative_position_index_3d", [1, 2, 2], persistent=true)
+bias = take(0)(table, relative_position_index) -> permute([2, 0, 1])
+y = add(x, bias)
+output y
+"""
+
+
+def _bias_3d(state: dict[str, torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    """The same computation in plain torch, reading the index from the state_dict."""
+    index = state["relative_position_index"]
+    return x + state["table"][index.reshape(-1)].view(4, 4, 2).permute(2, 0, 1)
+
+
+def test_persistent_buffer_is_in_the_state_dict_at_its_label() -> None:
+    """`persistent=true`: the index is a buffer at the layer's own key, in the state_dict (as
+    torchvision's Swin3D keeps it), counted as buffers; a state_dict's index is the one used.
+    Without it (the negative control) the buffer stays out of the state_dict."""
+    from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+
+    model = archspec.to_torch(_spec(PERSISTENT_NET))
+    state = model.state_dict()
+    assert list(state) == ["table", "relative_position_index"]
+    reference = ShiftedWindowAttention3d(8, [1, 2, 2], [0, 0, 0], 2).relative_position_index
+    assert torch.equal(state["relative_position_index"], reference)
+    totals = archspec.analyze(_spec(PERSISTENT_NET)).totals
+    assert totals["buffers"] == sum(b.numel() for b in model.buffers()) == 16
+    x = torch.randn(3, 2, 4, 4)
+    state["relative_position_index"] = state["relative_position_index"].flip(0)
+    model.load_state_dict(state, strict=True)
+    torch.testing.assert_close(model(x), _bias_3d(state, x))
+    plain = _spec(PERSISTENT_NET.replace(", persistent=true", ""))
+    assert list(archspec.to_torch(plain).state_dict()) == ["table"]
+    assert archspec.analyze(plain).totals["buffers"] == 0
+
+
+def test_persistent_buffer_ejects_builds_on_meta_and_exports() -> None:
+    """The ejected source registers it at the same key; a build on the meta device takes it
+    from the weights (`assign=True`); the ONNX export computes the same in onnxruntime."""
+    ort = pytest.importorskip("onnxruntime")
+    spec = _spec(PERSISTENT_NET)
+    state = archspec.to_torch(spec).state_dict()
+    x = torch.randn(2, 2, 4, 4)
+    namespace: dict = {}
+    exec(compile(eject(spec), "ejected", "exec"), namespace)  # noqa: S102
+    ejected = namespace["build"]()
+    assert [name for name, _ in ejected.named_buffers()] == ["relative_position_index"]
+    ejected.load_state_dict(state, strict=True)
+    torch.testing.assert_close(ejected(x), _bias_3d(state, x))
+    meta = archspec.to_torch(spec, device="meta")
+    meta.load_state_dict(state, strict=True, assign=True)
+    torch.testing.assert_close(meta(x), _bias_3d(state, x))
+    exported = to_onnx(spec, weights=state)
+    (got,) = ort.InferenceSession(exported.SerializeToString()).run(None, {"x": x.numpy()})
+    np.testing.assert_allclose(got, _bias_3d(state, x).numpy(), rtol=1e-6, atol=1e-6)
+
+
+def test_a_constant_built_on_meta_makes_its_values_when_weights_are_loaded(
+        bias_model: torch.nn.Module) -> None:
+    """A non-persistent buffer, outside the state_dict, built on the meta device (no values):
+    loading the weights with `assign=True` makes its values, so the model computes."""
+    meta = archspec.to_torch(_spec(BIAS_NET), device="meta")
+    assert meta.index.value.is_meta
+    meta.load_state_dict(bias_model.state_dict(), strict=True, assign=True)
+    x = torch.randn(2, 2, 16, 16)
+    torch.testing.assert_close(meta(x), bias_model(x))
+
+
+SWIN3D_ATTENTION = """import "std/blocks/swin3d.arch"
+network t
+input x: [SHAPE]
+attn: swin3d_attention(2, [4, 4, 4], [2, 2, 2])
+"""
+
+
+@pytest.mark.parametrize("shape", [(6, 9, 3, 8), (4, 4, 8, 8)])
+def test_swin3d_attention_block_is_torchvisions(shape: tuple[int, ...]) -> None:
+    """The std block reads both generators as torchvision's ShiftedWindowAttention3d does: on
+    maps padded to whole windows and shifted in time and height (not along a side shorter
+    than its window, whose window shrinks and whose index is read at its top-left corner), or
+    (4 x 4 x 8) neither padded nor shifted in the two sides one window covers; torchvision's
+    randomised state loads strictly and gives its output."""
+    from torchvision.models.video.swin_transformer import ShiftedWindowAttention3d
+
+    reference = ShiftedWindowAttention3d(8, [4, 4, 4], [2, 2, 2], 2).eval()
+    with torch.no_grad():
+        for p in reference.parameters():
+            p.normal_(generator=torch.Generator().manual_seed(p.numel()))
+    spec = archspec.loads(SWIN3D_ATTENTION.replace("SHAPE", ", ".join(map(str, shape))))
+    model = archspec.to_torch(spec).eval()
+    model.load_state_dict({f"attn.{k}": v for k, v in reference.state_dict().items()},
+                          strict=True)
+    x = torch.randn(2, *shape)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), reference(x), rtol=1e-5, atol=1e-5)
+
+
+def _mvit_offsets(q: int, k: int) -> torch.Tensor:
+    """The index torchvision's MViT reads its `rel_pos_h` table with, for q query and k key
+    rows (`_add_rel_pos` itself): with table row r holding r, one-channel queries of ones and
+    zero scores, the bias it adds to the scores is the index."""
+    from torchvision.models.video.mvit import _add_rel_pos
+
+    table = torch.arange(2 * max(q, k) - 1, dtype=torch.float32)[:, None]
+    scores = _add_rel_pos(torch.zeros(1, 1, q + 1, k + 1), torch.ones(1, 1, q + 1, 1),
+                          (1, q, 1), (1, k, 1), table, torch.zeros(1, 1), torch.zeros(1, 1))
+    return scores[0, 0, 1:, 1:]
+
+
+@pytest.mark.parametrize("size", [(56, 7), (7, 56), (8, 8), (28, 14), (3, 5), (5, 3), (1, 4),
+                                  (16, 2)])
+def test_scaled_offset_index_is_mvits(size: tuple[int, int]) -> None:
+    """Equal to the index torchvision's MViT v2 computes, query and key axes of any lengths
+    (a ratio that is no integer too); where both are longer than 1 and differ, the plain
+    offset i - j + k - 1 is another index (the check tells them apart)."""
+    got = _generated("scaled_offset_index", size)
+    want = _mvit_offsets(*size)
+    assert got.dtype == torch.int64
+    assert torch.equal(got.float(), want)
+    q, k = size
+    plain = torch.arange(q)[:, None] - torch.arange(k)[None, :] + k - 1
+    assert torch.equal(plain.float(), want) == (q == k or min(q, k) == 1)
+
+
+INIT_NET = """network t
+input x: [4, 8]
+init linear: trunc_normal(std=0.02, bias=0)
+init "table": normal(0, 2)
+init "proj": kaiming_uniform(a=2.2)
+table = parameter([4, 8])
+y = add(x, table)
+fc: linear(8)
+proj = parameter([8, 8])
+z = matmul(fc, proj)
+output z
+"""
+
+
+def _drawn_by_torch() -> dict[str, torch.Tensor]:
+    """What torch draws for INIT_NET from seed 0: `fc`'s default initialisation once built
+    (the parameters draw nothing), then the rules in layer order."""
+    torch.manual_seed(0)
+    table, proj, fc = torch.zeros(4, 8), torch.zeros(8, 8), torch.nn.Linear(8, 8)
+    torch.nn.init.normal_(table, 0, 2)
+    torch.nn.init.trunc_normal_(fc.weight, std=0.02)
+    torch.nn.init.zeros_(fc.bias)
+    torch.nn.init.kaiming_uniform_(proj, a=2.2)
+    return {"table": table, "fc.weight": fc.weight, "fc.bias": fc.bias, "proj": proj}
+
+
+def test_init_rules_reach_parameter_layers_in_layer_order() -> None:
+    """A rule on a `parameter` layer initialises its tensor, in layer order with the other
+    layers' rules: the same seed gives the numbers torch draws in that order, no W117; the
+    ejected source initialises the same tensors by the same schemes. Without the rules
+    (the negative control) the parameters keep their zeros."""
+    spec = _spec(INIT_NET)
+    assert archspec.expand(spec).warnings == []
+    torch.manual_seed(0)
+    state = archspec.to_torch(spec).state_dict()
+    want = _drawn_by_torch()
+    assert state.keys() == want.keys()
+    assert all(torch.equal(state[k], want[k]) for k in want)
+    plain = _spec("\n".join(line for line in INIT_NET.splitlines() if '"' not in line))
+    assert not archspec.to_torch(plain).state_dict()["table"].any()
+    module: dict[str, object] = {}
+    exec(compile(eject(spec), "ejected.py", "exec"), module)  # noqa: S102
+    ejected = module["build"]().state_dict()  # type: ignore[operator]
+    assert float(ejected["table"].std()) > 1.0 and not ejected["fc.bias"].any()
+    assert 0 < float(ejected["proj"].abs().max()) <= (6 / (1 + 2.2**2) / 8) ** 0.5
+
+
+def test_a_fan_based_rule_on_a_one_dim_parameter_is_a_located_error() -> None:
+    text = "network t\ninput x: [8]\ninit \"g\": xavier_normal\ng = parameter([8])\n" \
+           "y = mul(x, g)\n"
+    with pytest.raises(ArchspecError) as info:
+        archspec.to_torch(_spec(text))
+    assert info.value.diagnostic.code == "E116" and info.value.diagnostic.span.line == 3

@@ -180,11 +180,13 @@ OP_SPECS = [
     ("y: conv_transpose2d(6, (3, 2), stride=2, padding=1, groups=3, dilation=2)", [(3, 5, 4)],
      (17,)),
     ("y: conv_transpose3d(2, 2, stride=2, bias=false)", [(2, 2, 3, 3)], (17,)),
-    # conv2d and batchnorm2d on leading per-sample dims: Reshape, Conv / BatchNormalization,
+    # conv2d, conv3d and batchnorm2d on leading per-sample dims: Reshape, Conv / BatchNormalization,
     # Reshape
     ("y: conv2d(6, 3, stride=2, padding=1, groups=2) -> batchnorm2d -> "
      "conv2d(4, 3, padding=1, padding_mode=\"reflect\", bias=false) -> batchnorm2d(eps=0.001)",
      [(3, 2, 4, 9, 9)], (13, 17)),
+    ("y: conv3d(4, 3, stride=(1, 2, 2), padding=1, groups=4, bias=false)", [(2, 4, 3, 6, 6)],
+     (13, 17)),
     ("y: upsample(2)", [(2, 3, 4)], (13, 17)),
     ("y: upsample(size=(7, 3))", [(2, 5, 7)], (17,)),
     ("y: upsample((2, 3), mode=\"bilinear\")", [(2, 4, 5)], (17,)),

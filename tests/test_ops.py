@@ -36,6 +36,7 @@ CASES: list[tuple[str, tuple[int, ...]]] = [
     # leading per-sample dims: a batch of maps per sample (EfficientViT's windows)
     ("conv2d(6, 3, stride=2, padding=1, groups=2)", (2, 4, 9, 9)),
     ("conv2d(4, 5, padding=2, groups=4, bias=false)", (3, 2, 4, 7, 7)),
+    ("conv3d(4, 3, stride=(1, 2, 2), padding=1, groups=4, bias=false)", (2, 4, 3, 6, 6)),
     ("scaled_std_conv2d(6, 3, stride=2, padding=1, groups=2, gamma=1.7, eps=0.00001)",
      (4, 9, 9)),
     ("maxpool1d(3, stride=2, ceil=true)", (3, 10)),
@@ -157,8 +158,8 @@ def test_op_matches_torch(call: str, shape: tuple[int, ...]) -> None:
     _check(call, shape)
 
 
-# conv2d and batchnorm2d on (*G, C, H, W) per sample, and the torch module that computes the
-# same on the (N * G, C, H, W) batch of maps.
+# conv2d, conv3d and batchnorm2d on (*G, C, H, W) or (*G, C, D, H, W) per sample, and the
+# torch module that computes the same on the (N * G, C, ...) batch of maps.
 FOLDED: list[tuple[str, tuple[int, ...], Callable[[], nn.Module]]] = [
     ("conv2d(6, 3, stride=2, padding=1, groups=2)", (2, 4, 9, 9),
      lambda: nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)),
@@ -166,6 +167,8 @@ FOLDED: list[tuple[str, tuple[int, ...], Callable[[], nn.Module]]] = [
      lambda: nn.Conv2d(4, 4, 5, padding=2, groups=4, bias=False)),
     ("conv2d(3, 3, padding=1, padding_mode=\"reflect\")", (4, 2, 5, 6),
      lambda: nn.Conv2d(2, 3, 3, padding=1, padding_mode="reflect")),
+    ("conv3d(4, 3, stride=(1, 2, 2), padding=1, groups=4, bias=false)", (2, 4, 3, 6, 6),
+     lambda: nn.Conv3d(4, 4, 3, stride=(1, 2, 2), padding=1, groups=4, bias=False)),
     ("batchnorm2d", (2, 3, 4, 4), lambda: nn.BatchNorm2d(3)),
     ("batchnorm2d(affine=false, eps=0.001)", (3, 2, 4, 2, 2),
      lambda: nn.BatchNorm2d(4, eps=0.001, affine=False)),
@@ -191,7 +194,8 @@ def test_leading_dims_are_a_batch_of_maps(call: str, shape: tuple[int, ...],
     theirs.train(training)
     x = torch.randn(2, *shape)
     with torch.no_grad():
-        got, want = model(x), theirs(x.flatten(0, len(shape) - 3))
+        maps = 4 if isinstance(theirs, nn.Conv3d) else 3  # dims of one map, channels first
+        got, want = model(x), theirs(x.flatten(0, len(shape) - maps))
     assert tuple(got.shape) == (2, *expand(spec).nodes["y"].shape)
     torch.testing.assert_close(got, want.reshape(got.shape))
     for key, value in theirs.state_dict().items():

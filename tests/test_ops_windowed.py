@@ -54,6 +54,8 @@ MERGING = [
     ("patch_merging_v2", (4, 7, 6), lambda: tv_swin.PatchMergingV2(6), (17, 18)),
     ("patch_merging(eps=0.001)", (3, 3, 2),
      lambda: tv_swin.PatchMerging(2, lambda c: torch.nn.LayerNorm(c, eps=0.001)), (17,)),
+    # (T, H, W, C): Video Swin's frames, each merged on its own
+    ("patch_merging(1e-05)", (3, 5, 6, 4), lambda: tv_swin.PatchMerging(4), (17,)),
 ]
 CASES = ATTENTION + BLOCKS + RELATIVE + MERGING
 

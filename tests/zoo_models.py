@@ -217,6 +217,15 @@ ZOO: tuple[ZooModel, ...] = (
     ZooModel("s3d", "S3D", frames=16, task="video",
              more="same seed same weights, layers and output at 16x64x64 (both models' 2x7x7 "
                   "head pool made adaptive), ONNX at 13x209x209"),
+    ZooModel("swin3d_t", "Video Swin", frames=16, full=30, full_frames=3, task="video"),
+    ZooModel("swin3d_s", "Video Swin", frames=16, task="video"),
+    ZooModel("swin3d_b", "Video Swin", frames=16, task="video"),
+    ZooModel("mvit_v2_s", "MViT", frames=16, task="video"),
+    # the builder fixes the clip (16x224x224); a coarser patch embedding makes the tokens few
+    ZooModel("mvit_v2_s", "MViT", frames=16, full=224, task="video", published=False,
+             kwargs=(("patch_embed_stride", (8, 28, 28)),),
+             params=(("patch_embed_stride", (8, 28, 28)),)),
+    ZooModel("mvit_v1_b", "MViT", frames=16, task="video"),
     # timm 1.0.31's models, checked against live timm by tests/test_timm.py
     _timm("ese_vovnet19b_dw", "VoVNet"),
     _timm("inception_v4", "Inception"),

@@ -147,10 +147,16 @@ def _lower(node: OpNode, gfx: fx.Graph, env: dict[str, fx.Node],
 
 
 def apply_inits(layers: dict[str, Init], modules: dict[str, nn.Module | nn.Parameter]) -> None:
-    """Initialise the weights (and biases) of ``layers``, in their order."""
+    """Initialise the weights (and biases) of ``layers``, in their order; a learnable tensor at
+    its layer's own key (a ``parameter``) is the weight itself."""
     with torch.no_grad():
         for node_id, init in layers.items():
-            for module in _initialised(modules.get(node_id)):
+            held = modules.get(node_id)
+            if isinstance(held, nn.Parameter):
+                if init.func is not None:
+                    getattr(nn.init, init.func)(held, **dict(init.kwargs))
+                continue
+            for module in _initialised(held):
                 _apply(init, module)
 
 
@@ -219,7 +225,8 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
 
 
 def _module_tree(modules: dict[str, nn.Module | nn.Parameter]) -> nn.Module:
-    """A root module holding ``modules`` (and the learnable tensors of :class:`Learned` ops)
+    """A root module holding ``modules`` (and the tensors of :class:`Learned` ops: learnable
+    ones, and persistent buffers)
     at their dotted paths, registered in graph order (so ``parameters()`` and ``state_dict()``
     follow the spec, as a hand-written model's do)."""
     root = nn.Module()
@@ -232,6 +239,8 @@ def _module_tree(modules: dict[str, nn.Module | nn.Parameter]) -> nn.Module:
             holder = holder._modules[part]
         if isinstance(module, nn.Parameter):
             holder.register_parameter(name, module)
+        elif isinstance(module, torch.Tensor):  # a persistent buffer (ops/constants.py)
+            holder.register_buffer(name, module)
         else:
             holder.add_module(name, module)
     return root

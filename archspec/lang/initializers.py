@@ -102,13 +102,14 @@ def _warn(graph: Graph, used: dict[Any, _Use]) -> None:
 
 def _has_weights(node: OpNode) -> bool:
     """Whether an ``init`` rule can set something of the layer: it is a module with
-    parameters (as the torch backend and `archspec compile` decide)."""
+    parameters, or a learnable tensor at its own key (a ``parameter``), as the torch backend
+    and `archspec compile` decide."""
     from archspec.ops import REGISTRY
-    from archspec.ops.base import Ctx, Module
+    from archspec.ops.base import Ctx, Learned, Module
 
     op = REGISTRY[node.op]
     ctx = Ctx(node.in_shapes, node.shape, node.attrs)
-    return op.cost(ctx).params > 0 and isinstance(op.torch(ctx), Module)
+    return op.cost(ctx).params > 0 and isinstance(op.torch(ctx), Module | Learned)
 
 
 def _targets(nodes: list[OpNode], rules: tuple[ir.InitRule, ...], env: dict[str, Any],
@@ -280,11 +281,14 @@ def check_init(rule: ir.InitRule) -> None:
 
 
 def _flat_weight(node: OpNode) -> bool:
-    """Whether the layer's weight is 1-D (normalisation layers, PReLU's slopes), so fan-based
-    schemes fail."""
+    """Whether the layer's weight is 1-D (normalisation layers, PReLU's slopes, a learnable
+    tensor of one dim), so fan-based schemes fail."""
     from archspec.ops import REGISTRY
-    from archspec.ops.base import Category
+    from archspec.ops.base import Category, Ctx, Learned
 
-    return REGISTRY[node.op].category in (Category.BATCHNORM, Category.GROUPNORM,
-                                          Category.LAYERNORM, Category.LAYERNORM2D,
-                                          Category.PRELU)  # tensor primitives: prelu
+    op = REGISTRY[node.op]
+    call = op.torch(Ctx(node.in_shapes, node.shape, node.attrs))
+    if isinstance(call, Learned):  # its factory's first argument is the tensor's shape
+        return len(call.factory.args[0]) < 2
+    return op.category in (Category.BATCHNORM, Category.GROUPNORM, Category.LAYERNORM,
+                           Category.LAYERNORM2D, Category.PRELU)  # tensor primitives: prelu

@@ -23,6 +23,7 @@ from archspec.ops.base import (
     Ctx,
     Function,
     Learned,
+    Module,
     OpDef,
     Shape,
     ShapeError,
@@ -106,31 +107,47 @@ register(OpDef(name="parameter", attrs=ParameterAttrs,
 # ------------------------------------------------------------------------ buffer
 
 Generator = Literal["arange", "relative_position_index", "relative_position_index_cls",
-                    "attention_bias_index", "shifted_window_mask", "relative_coords_table"]
+                    "attention_bias_index", "shifted_window_mask", "relative_coords_table",
+                    "relative_position_index_3d", "shifted_window_mask_3d",
+                    "scaled_offset_index"]
+ARITY = {"arange": 1, "shifted_window_mask": 4, "relative_position_index_3d": 3,
+         "shifted_window_mask_3d": 9}
+"""Sizes each generator takes (2 where not listed)."""
 
 
 class BufferAttrs(Attrs):
     generator: Generator
     size: tuple[int, ...]
+    persistent: bool = False
 
-    @field_validator("size")
-    @classmethod
-    def _sizes(cls, v: tuple[int, ...]) -> tuple[int, ...]:
-        if not v or min(v) < 1:
+    @model_validator(mode="after")
+    def _sizes(self) -> BufferAttrs:
+        """Positive sizes; the 3-D mask's three shifts (its last sizes) may be 0."""
+        v = self.size
+        sizes = v[:6] if self.generator == "shifted_window_mask_3d" else v
+        if not v or min(sizes) < 1 or min(v) < 0:
             raise ValueError(f"`size` (={list(v)}) must list one or more positive sizes")
-        return v
+        return self
 
 
 def _buffer_shape(a: BufferAttrs) -> Shape:
     """The shape each generator gives for its ``size``."""
-    arity = {"arange": 1, "shifted_window_mask": 4}.get(a.generator, 2)
+    arity = ARITY.get(a.generator, 2)
     if len(a.size) != arity:
         raise ShapeError(f"`buffer(\"{a.generator}\")` takes {arity} size(s), got "
                          f"{list(a.size)}",
                          hint="`arange` takes [n], `shifted_window_mask` [height, width, window, "
-                              "shift]; the index and coordinate generators take [height, width]")
+                              "shift], `relative_position_index_3d` [t, h, w], "
+                              "`shifted_window_mask_3d` [t, h, w, its window's 3 sides, its 3 "
+                              "shifts], `scaled_offset_index` [queries, keys]; the other "
+                              "generators take [height, width]")
     if a.generator == "arange":
         shape: Shape = a.size
+    elif a.generator == "shifted_window_mask_3d":
+        shape = _mask_3d_shape(a.size)
+    elif a.generator == "relative_position_index_3d":
+        n = numel(a.size)
+        shape = (n, n)
     elif a.generator == "shifted_window_mask":
         h, w, window, shift = a.size
         if h % window or w % window or shift >= window:
@@ -143,6 +160,8 @@ def _buffer_shape(a: BufferAttrs) -> Shape:
         shape = ((h // window) * (w // window), n, n)
     elif a.generator == "relative_coords_table":
         shape = _coords_table_shape(a.size)
+    elif a.generator == "scaled_offset_index":
+        shape = a.size
     else:
         n = a.size[0] * a.size[1] + (a.generator == "relative_position_index_cls")
         shape = (n, n)
@@ -150,6 +169,21 @@ def _buffer_shape(a: BufferAttrs) -> Shape:
         raise ShapeError(f"`buffer` of {numel(shape):,} elements; at most {MAX_CONSTANT:,}",
                          hint="check the window or grid size")
     return shape
+
+
+def _mask_3d_shape(size: tuple[int, ...]) -> Shape:
+    """(windows, N, N) for a t x h x w map cut into windows of N = wt x wh x ww tokens; each
+    side a whole multiple of its window side, each shift below it."""
+    sides, window, shift = size[:3], size[3:6], size[6:]
+    if any(s % w or d >= w for s, w, d in zip(sides, window, shift, strict=True)):
+        raise ShapeError(f"`buffer(\"shifted_window_mask_3d\")` needs the map's sides (="
+                         f"{'x'.join(map(str, sides))}) whole multiples of the window's (="
+                         f"{'x'.join(map(str, window))}) and each shift (={list(shift)}) below "
+                         f"the window's side",
+                         hint="give the (padded) map's t, h, w, the window's and the shifts: "
+                              "[8, 56, 56, 8, 7, 7, 0, 3, 3]")
+    windows = numel(tuple(s // w for s, w in zip(sides, window, strict=True)))
+    return (windows, numel(window), numel(window))
 
 
 def _coords_table_shape(size: tuple[int, ...]) -> Shape:
@@ -164,10 +198,20 @@ def _coords_table_shape(size: tuple[int, ...]) -> Shape:
     return (2 * h - 1, 2 * w - 1, 2)
 
 
+def _buffer_torch(ctx: Ctx) -> Module | Learned:
+    """A non-persistent buffer inside a ``Constant`` module; a persistent one held at the
+    layer's own key, as a parameter is."""
+    a = ctx.attrs
+    if a.persistent:
+        return Learned(module(f"{HELPERS}.persistent_buffer", a.generator, a.size),
+                       function("torch.unsqueeze", dim=0))
+    return module(f"{HELPERS}.Constant", a.generator, a.size)
+
+
 register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shape(a),
-               cost=lambda ctx: Cost(out_numel=numel(ctx.out)),
-               torch=lambda ctx: module(f"{HELPERS}.Constant", ctx.attrs.generator,
-                                        ctx.attrs.size),
+               cost=lambda ctx: Cost(buffers=numel(ctx.out) if ctx.attrs.persistent else 0,
+                                     out_numel=numel(ctx.out)),
+               torch=_buffer_torch,
                onnx=lambda ctx, b, inputs, output: b.node(
                    "Unsqueeze", [b.generated(ctx.attrs.generator, ctx.attrs.size),
                                  b.const("axes", [0], "int64")], [output]),
@@ -175,7 +219,9 @@ register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shap
                positional=("generator", "size"),
                doc="A constant tensor (int64 indices, a float32 mask or table) made when the "
                    "network is built, kept out of the "
-                   "state_dict (a non-persistent buffer, as timm keeps its indices). No input. "
+                   "state_dict (a non-persistent buffer, as timm keeps its indices); with "
+                   "`persistent=true`, in it at the layer's own key (torchvision's Swin3D "
+                   "`relative_position_index`), counted as buffers. No input. "
                    "`arange` [n]: 0..n-1. `relative_position_index` [h, w]: (hw, hw), the "
                    "index of each pair's offset in a (2h-1)(2w-1) table (Swin). "
                    "`relative_position_index_cls` [h, w]: (hw+1, hw+1), with three more table "
@@ -187,7 +233,16 @@ register(OpDef(name="buffer", attrs=BufferAttrs, infer=lambda i, a: _buffer_shap
                    "region, -100 elsewhere (float32). `relative_coords_table` [h, w]: (2h-1, "
                    "2w-1, 2), Swin v2's log-spaced relative coordinates, each offset (dh, dw) "
                    "scaled to 8 dh / (h-1), 8 dw / (w-1) and mapped by sign(t) log2(1 + |t|) / 3 "
-                   "(float32), the input of its continuous position bias MLP. FLOPs 0."))
+                   "(float32), the input of its continuous position bias MLP. "
+                   "`relative_position_index_3d` [t, h, w]: (thw, thw), the index of each "
+                   "pair's offset in a (2t-1)(2h-1)(2w-1) table (Video Swin). "
+                   "`shifted_window_mask_3d` [t, h, w, wt, wh, ww, st, sh, sw]: (windows, N, "
+                   "N), N = wt wh ww, the mask of the t x h x w map rolled by -(st, sh, sw) and "
+                   "cut into wt x wh x ww windows (a shift may be 0). `scaled_offset_index` [q, "
+                   "k]: (q, k), the offset of query i and key j along one axis of q queries and "
+                   "k keys, both scaled to the longer, as an index into a (2 max(q, k) - 1)-row "
+                   "table: int(i max(k/q, 1) - (j + 1 - k) max(q/k, 1)) in float32 (MViT v2's "
+                   "decomposed relative positions in time, height and width). FLOPs 0."))
 
 # ------------------------------------------------------------------------ take
 

@@ -4,9 +4,9 @@ each use (timm's ScaledStdConv2d).
 
 Input ``(C_in, *spatial)``, output ``(out, *spatial')`` with, per spatial dim,
 ``floor((n + 2p - d*(k-1) - 1) / s) + 1`` (convolution) or
-``(n - 1)*s - 2p + d*(k-1) + output_padding + 1`` (transposed convolution). conv2d also takes
-leading per-sample dims, ``(*G, C_in, H, W)``: a batch of G maps per sample (EfficientViT's
-windows), each convolved alike.
+``(n - 1)*s - 2p + d*(k-1) + output_padding + 1`` (transposed convolution). conv2d and conv3d
+also take leading per-sample dims, ``(*G, C_in, H, W)`` or ``(*G, C_in, D, H, W)``: a batch of
+G maps per sample (EfficientViT's windows, MViT's heads), each convolved alike.
 """
 
 from __future__ import annotations
@@ -120,20 +120,25 @@ def _check_pad_mode(mode: str, sizes: Shape, pads: tuple[int, ...],
                              hint="use less padding, a larger input or padding_mode=\"zeros\"")
 
 
+FOLDED_RANKS = (2, 3)
+"""The convolutions that take leading per-sample dims (a batch of maps per sample)."""
+
+
 def _maps(name: str, x: Shape, rank: int) -> tuple[Shape, Shape]:
-    """``x`` as its leading dims and one ``(C, *spatial)`` map: conv2d takes ``(*G, C, H, W)``,
-    a batch of G maps per sample; the other ranks one map, no leading dims."""
-    if rank == 2 and len(x) > rank + 1:
+    """``x`` as its leading dims and one ``(C, *spatial)`` map: conv2d and conv3d take
+    ``(*G, C, *spatial)``, a batch of G maps per sample; conv1d one map, no leading dims."""
+    if rank in FOLDED_RANKS and len(x) > rank + 1:
         return x[:-rank - 1], x[-rank - 1:]
     return (), check_rank(name, x, rank)
 
 
 def folded_onnx(b: Any, x: Shape, out: Shape, names: tuple[str, str],
-                nodes: Callable[[str, str], None]) -> None:
-    """``nodes(x, y)``, one map's ONNX nodes ((N, C, H, W) -> (N, C', H', W')), on the input
-    ``names[0]`` of per-sample shape ``x`` = (*G, C, H, W), writing ``names[1]`` of shape
-    ``out``: Reshape to (N * G, C, H, W), the nodes, Reshape back to (N, *G, C', H', W')."""
-    b.node("Reshape", [names[0], b.const("fold_shape", [-1, *x[-3:]], "int64")],
+                nodes: Callable[[str, str], None], rank: int = 2) -> None:
+    """``nodes(x, y)``, one map's ONNX nodes ((N, C, *spatial) -> (N, C', *spatial')), on the
+    input ``names[0]`` of per-sample shape ``x`` = (*G, C, *spatial) with ``rank`` spatial
+    dims, writing ``names[1]`` of shape ``out``: Reshape to (N * G, C, *spatial), the nodes,
+    Reshape back to (N, *G, C', *spatial')."""
+    b.node("Reshape", [names[0], b.const("fold_shape", [-1, *x[-rank - 1:]], "int64")],
            [b.tmp("folded")])
     nodes(b.tmp("folded"), b.tmp("maps"))
     b.node("Reshape", [b.tmp("maps"), b.const("unfold_shape", [-1, *out], "int64")],
@@ -185,12 +190,15 @@ def make_conv(rank: int) -> OpDef:
         k, s, d, p = _geometry(attrs, rank)
         return dropped_warnings(inputs[0][-rank:], k, s, p, d)
 
+    dims, primed = ", ".join("DHW"[-rank:]), ", ".join(f"{c}'" for c in "DHW"[-rank:])
+    example = {2: "the windows of EfficientViT", 3: "the heads of MViT's pooling"}.get(rank)
+
     def to_torch(ctx: Ctx) -> Module:
         """nn.Conv{rank}d; on leading per-sample dims, its subclass that folds them into the
         batch (archspec.backends.modules.folded)."""
         a: ConvAttrs = ctx.attrs
         target = (f"torch.nn.Conv{rank}d" if len(ctx.x) == rank + 1
-                  else "archspec.backends.modules.folded.FoldedConv2d")
+                  else f"archspec.backends.modules.folded.FoldedConv{rank}d")
         return module(target, ctx.x[-rank - 1], a.out, a.kernel,
                       **changed(_TORCH_DEFAULTS, stride=a.stride, padding=a.padding,
                                 dilation=a.dilation, groups=a.groups, bias=a.bias,
@@ -203,7 +211,7 @@ def make_conv(rank: int) -> OpDef:
         if len(ctx.x) == rank + 1:
             nodes(inputs[0], output)
         else:
-            folded_onnx(b, ctx.x, ctx.out, (inputs[0], output), nodes)
+            folded_onnx(b, ctx.x, ctx.out, (inputs[0], output), nodes, rank)
 
     return OpDef(
         channels_first=True,
@@ -213,10 +221,10 @@ def make_conv(rank: int) -> OpDef:
         doc=f"{rank}-D convolution. Input (C, {'x'.join('DHW'[-rank:])}); `out` channels, "
             "`kernel`, `stride`, `padding` (int, tuple, \"same\" or \"valid\"), `dilation`, "
             "`groups`, `bias`, `padding_mode` (zeros|reflect|replicate|circular)."
-            + (" Leading per-sample dims, (*G, C, H, W), are a batch of G maps convolved "
-               "alike (the windows of EfficientViT), output (*G, out, H', W'), MACs G times "
-               "one map's; in torch an nn.Conv2d subclass that folds them into the batch."
-               if rank == 2 else ""),
+            + (f" Leading per-sample dims, (*G, C, {dims}), are a batch of G maps "
+               f"convolved alike ({example}), output (*G, out, {primed}), MACs G times one "
+               f"map's; in torch an nn.Conv{rank}d subclass that folds them into the batch."
+               if rank in FOLDED_RANKS else ""),
     )
 
 

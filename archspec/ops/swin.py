@@ -53,14 +53,17 @@ def make_patch_merging(v2: bool) -> OpDef:
     name = "patch_merging_v2" if v2 else "patch_merging"
 
     def infer(inputs: tuple[Shape, ...], a: PatchMergingAttrs) -> Shape:
-        h, w, c = channels_last(name, inputs[0])
-        return (-(-h // 2), -(-w // 2), 2 * c)
+        """(*G, H, W, C) -> (*G, ceil(H/2), ceil(W/2), 2C): each of the leading maps (Video
+        Swin's frames) merged on its own, as torchvision's module merges ``[..., H, W, C]``."""
+        x = inputs[0]
+        *lead, h, w, c = x if len(x) > 3 else channels_last(name, x)
+        return (*lead, -(-h // 2), -(-w // 2), 2 * c)
 
     def cost(ctx: Ctx) -> Cost:
         """Per output position, 4C -> 2C weights (MACs 8C^2); the LayerNorm 7 FLOPs per
         element it normalises (``positions``: 4C per output position before the reduction in
         v1, 2C after it in v2)."""
-        c, positions = ctx.x[2], numel(ctx.out[:2])
+        c, positions = ctx.x[-1], numel(ctx.out[:-1])
         norm = 2 * c if v2 else 4 * c
         macs = positions * 8 * c * c
         return Cost(params=8 * c * c + 2 * norm, macs=macs,
@@ -69,20 +72,21 @@ def make_patch_merging(v2: bool) -> OpDef:
 
     def to_torch(ctx: Ctx) -> Module:
         a: PatchMergingAttrs = ctx.attrs
-        return module("archspec.backends.modules.PatchMerging", ctx.x[2],
+        return module("archspec.backends.modules.PatchMerging", ctx.x[-1],
                       **changed({"eps": 1e-5, "v2": False}, eps=a.eps, v2=v2))
 
     def to_onnx(ctx: Ctx, b: Any, inputs: list[str], output: str) -> None:
-        (h, w, _), x = ctx.x, inputs[0]
+        (h, w, _), x, rank = ctx.x[-3:], inputs[0], len(ctx.x) + 1
         if h % 2 or w % 2:
-            b.node("Pad", [x, b.const("pads", [0, 0, 0, 0, 0, h % 2, w % 2, 0], "int64")],
-                   [b.tmp("padded")])
+            ends = [0] * (rank - 3) + [h % 2, w % 2, 0]
+            b.node("Pad", [x, b.const("pads", [0] * rank + ends, "int64")], [b.tmp("padded")])
             x = b.tmp("padded")
         parts = []
         for i, (dh, dw) in enumerate(((0, 0), (1, 0), (0, 1), (1, 1))):
             b.node("Slice", [x, b.const(f"start{i}", [dh, dw], "int64"),
                              b.const("end", [h + 1, w + 1], "int64"),
-                             b.const("axes", [1, 2], "int64"), b.const("steps", [2, 2], "int64")],
+                             b.const("axes", [rank - 3, rank - 2], "int64"),
+                             b.const("steps", [2, 2], "int64")],
                    [b.tmp(f"part{i}")])
             parts.append(b.tmp(f"part{i}"))
         b.node("Concat", parts, [b.tmp("merged")], axis=-1)
@@ -105,8 +109,10 @@ def make_patch_merging(v2: bool) -> OpDef:
         category=Category.PATCH_MERGING, positional=("eps",), min_opset=17,
         doc=f"Swin {'v2' if v2 else 'v1'} patch merging (torchvision's PatchMerging"
             f"{'V2' if v2 else ''}) of a channels-last (H, W, C) map to (ceil(H/2), "
-            "ceil(W/2), 2C): zero-pad to even sides, concatenate each 2x2 patch's pixels "
-            f"((0,0), (1,0), (0,1), (1,1)), {order.strip()} (LayerNorm `eps`). Params "
+            "ceil(W/2), 2C), each map on its own where leading dims hold several (Video "
+            "Swin's (T, H, W, C) frames): zero-pad to even sides, concatenate each 2x2 "
+            "patch's pixels ((0,0), (1,0), (0,1), (1,1)), "
+            f"{order.strip()} (LayerNorm `eps`). Params "
             f"8C^2 + {'4' if v2 else '8'}C; MACs 8C^2 per output position.")
 
 

@@ -66,10 +66,12 @@ class Step:
 
 @dataclass(frozen=True)
 class InitGroup:
-    """One initialisation applied to the layers at ``paths``, in that order."""
+    """One initialisation applied to the layers at ``paths``, in that order; with ``tensors``,
+    to the learnable tensors at those paths (``parameter`` layers) rather than to modules."""
 
     paths: tuple[str, ...]
     init: Init
+    tensors: bool = False
 
 
 @dataclass(frozen=True)

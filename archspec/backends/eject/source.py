@@ -166,13 +166,17 @@ def packed(items: list[str], indent: int) -> list[str]:
     return lines
 
 
-def init_calls(layer: str, init: Init, indent: int) -> list[str]:
-    """The ``torch.nn.init`` statements applying ``init`` to the module ``layer``."""
+def init_calls(layer: str, init: Init, indent: int, tensor: bool = False) -> list[str]:
+    """The ``torch.nn.init`` statements applying ``init`` to the module ``layer``, or with
+    ``tensor`` to the learnable tensor ``layer`` itself (which has no bias)."""
     pad = " " * indent
     out = []
     if init.func is not None:
-        args = [f"{layer}.weight", *(f"{k}={literal(v)}" for k, v in init.kwargs)]
+        target = layer if tensor else f"{layer}.weight"
+        args = [target, *(f"{k}={literal(v)}" for k, v in init.kwargs)]
         out.append(pad + wrap_call(f"nn.init.{init.func}", args, indent))
+    if tensor:
+        return out
     if init.bias is not None:
         args = [f"{layer}.bias", literal(init.bias)]
         out += [f"{pad}if {layer}.bias is not None:",

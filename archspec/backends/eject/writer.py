@@ -86,19 +86,26 @@ class Writer:
 
     def init_lines(self, groups: tuple[InitGroup, ...], scope: Namespace,
                    indent: int) -> list[str]:
-        """The network's weight initialisation: one ``for`` per group of layers."""
+        """The network's weight initialisation: one ``for`` per group of layers (of modules, or
+        of learnable tensors, read from ``named_parameters``)."""
         if not groups:
             return []
-        layers, path, pad = scope.name("layers"), scope.name("path"), " " * indent
-        out = [f"{pad}with torch.no_grad():  # the spec's `init` rules, in layer order",
-               f"{pad}    {layers} = dict(self.named_modules())"]
+        layers, tensors = scope.name("layers"), scope.name("tensors")
+        path, pad = scope.name("path"), " " * indent
+        out = [f"{pad}with torch.no_grad():  # the spec's `init` rules, in layer order"]
+        if not all(group.tensors for group in groups):
+            out.append(f"{pad}    {layers} = dict(self.named_modules())")
+        if any(group.tensors for group in groups):
+            out.append(f"{pad}    {tensors} = dict(self.named_parameters())")
         for group in groups:
+            held = tensors if group.tensors else layers
             if len(group.paths) == 1:
-                out += init_calls(f"{layers}[{group.paths[0]!r}]", group.init, indent + 4)
+                out += init_calls(f"{held}[{group.paths[0]!r}]", group.init, indent + 4,
+                                  group.tensors)
                 continue
             out += [f"{pad}    for {path} in (", *packed([repr(p) for p in group.paths],
                                                          indent + 8), f"{pad}    ):",
-                    *init_calls(f"{layers}[{path}]", group.init, indent + 8)]
+                    *init_calls(f"{held}[{path}]", group.init, indent + 8, group.tensors)]
         return out
 
     def forward_lines(self, cls: ClassDef) -> list[str]:

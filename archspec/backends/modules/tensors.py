@@ -1,5 +1,6 @@
 """Helpers of the tensor primitives that no input computes (ops/constants.py): a learnable
-``parameter``, a constant ``Constant`` buffer and ``take``.
+``parameter``, a constant ``Constant`` buffer (or a ``persistent_buffer`` at the layer's own
+key) and ``take``.
 
 As in :mod:`archspec.backends.modules`, each helper uses nothing but ``torch``, because
 ``archspec compile`` copies its source into the standalone files it writes.
@@ -54,9 +55,19 @@ class Constant(torch.nn.Module):
         windows of an h x w map rolled by -shift, 0 where two tokens come from the same rolled
         region and -100 elsewhere (float32, as the scores it is added to);
         ``relative_coords_table`` [h, w]: (2h-1, 2w-1, 2), Swin v2's log-spaced offsets
-        (float32)."""
+        (float32); ``relative_position_index_3d`` [t, h, w]: (thw, thw), each pair's offset as
+        an index into a (2t-1)(2h-1)(2w-1) table (Video Swin); ``shifted_window_mask_3d`` [t,
+        h, w, wt, wh, ww, st, sh, sw]: its mask of a t x h x w map rolled by -(st, sh, sw),
+        in wt x wh x ww windows; ``scaled_offset_index`` [q, k]: (q, k), MViT v2's index of
+        each query-key offset along one axis."""
         if generator == "arange":
             return torch.arange(size[0])
+        if generator == "scaled_offset_index":
+            return Constant.scaled_offset_index(*size)
+        if generator == "relative_position_index_3d":
+            return Constant.relative_position_index_3d(*size)
+        if generator == "shifted_window_mask_3d":
+            return Constant.shifted_window_mask_3d(size[:3], size[3:6], size[6:])
         if generator == "shifted_window_mask":
             return Constant.shifted_window_mask(*size)
         if generator == "relative_coords_table":
@@ -98,6 +109,46 @@ class Constant(torch.nn.Module):
         return differ.float() * -100.0
 
     @staticmethod
+    def relative_position_index_3d(t: int, h: int, w: int) -> torch.Tensor:
+        """Video Swin's index of a t x h x w window, (thw, thw) int64: the offset (dt, dh, dw)
+        of each pair of tokens (row-major, t first) as (dt + t-1)(2h-1)(2w-1) + (dh + h-1)(2w-1)
+        + dw + w-1."""
+        grids = torch.meshgrid(torch.arange(t), torch.arange(h), torch.arange(w), indexing="ij")
+        coords = torch.stack(grids).flatten(1)
+        offsets = coords[:, :, None] - coords[:, None, :]
+        return ((offsets[0] + t - 1) * (2 * h - 1) + offsets[1] + h - 1) * (2 * w - 1) + \
+            offsets[2] + w - 1
+
+    @staticmethod
+    def shifted_window_mask_3d(sides: tuple[int, ...], window: tuple[int, ...],
+                               shift: tuple[int, ...]) -> torch.Tensor:
+        """Video Swin's mask of shifted windows, (windows, N, N) float32 for N the window's
+        volume: each position of the rolled map is labelled by the band it lies in along each
+        axis (before the last window, the last window's unshifted part, the shift; a shift of
+        0 leaves the first two, which no window straddles), the labels are cut into windows
+        (row-major, t first), and a pair of tokens is masked (-100) where the labels differ."""
+        labels = torch.zeros((), dtype=torch.long)
+        for size, side, moved in zip(sides, window, shift, strict=True):
+            i = torch.arange(size)
+            bands = (i >= size - side).long() + (i >= size - moved).long()
+            labels = labels[..., None] * 3 + bands
+        (t, h, w), (wt, wh, ww) = sides, window
+        labels = labels.view(t // wt, wt, h // wh, wh, w // ww, ww).permute(0, 2, 4, 1, 3, 5)
+        labels = labels.reshape(-1, wt * wh * ww)
+        differ = labels[:, None, :] != labels[:, :, None]
+        return torch.zeros(differ.shape).masked_fill(differ, -100.0)
+
+    @staticmethod
+    def scaled_offset_index(q: int, k: int) -> torch.Tensor:
+        """MViT v2's index of the offset of query i and key j along one axis of q queries and k
+        keys, (q, k) int64 into a table of 2 max(q, k) - 1 rows: both axes scaled to the longer
+        one, i max(k/q, 1) - (j + 1 - k) max(q/k, 1), computed in float32 and truncated, as
+        torchvision computes it."""
+        q_ratio, k_ratio = max(k / q, 1.0), max(q / k, 1.0)
+        dist = torch.arange(q)[:, None] * q_ratio - (torch.arange(k)[None, :] + (1.0 - k)) * k_ratio
+        return dist.long()
+
+    @staticmethod
     def relative_coords_table(h: int, w: int) -> torch.Tensor:
         """Swin v2's relative coordinates of a window of h x w, (2h-1, 2w-1, 2): each offset
         (dh, dw), -(h-1) .. h-1 by -(w-1) .. w-1, scaled to t = 8 dh / (h-1), 8 dw / (w-1) and
@@ -110,8 +161,29 @@ class Constant(torch.nn.Module):
     def forward(self) -> torch.Tensor:
         return self.value.unsqueeze(0)
 
+    def _load_from_state_dict(self, state_dict: dict[str, torch.Tensor], prefix: str,
+                              *args: object) -> None:
+        """A module built on the meta device holds no values, and its buffer is not in the
+        state_dict: when weights are loaded into it (``load_state_dict(..., assign=True)``),
+        it makes its values again, on the default device."""
+        super()._load_from_state_dict(state_dict, prefix, *args)
+        if self.value.is_meta:
+            self.value = self.generate(self.generator, self.size).to(torch.empty(0).device)
+
     def extra_repr(self) -> str:
         return f"{self.generator!r}, size={list(self.size)}"
+
+
+def persistent_buffer(generator: str, size: tuple[int, ...]) -> torch.Tensor:
+    """The tensor ``Constant`` makes from ``generator`` and ``size``, as a persistent buffer
+    (``torch.nn.Buffer``) to register at the layer's own key, in the state_dict (torchvision's
+    Swin3D ``relative_position_index``)."""
+    with torch.device("cpu"):  # computed from values, also when built on the meta device
+        value = Constant.generate(generator, tuple(size))
+    return torch.nn.Buffer(value.to(torch.empty(0).device))
+
+
+persistent_buffer.requires = ("Constant",)  # type: ignore[attr-defined]
 
 
 def take(x: torch.Tensor, index: torch.Tensor, dim: int) -> torch.Tensor:
