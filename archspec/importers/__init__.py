@@ -2,9 +2,9 @@
 
 Two routes build one :class:`~archspec.importers.flat.FlatGraph` (archspec ops with module
 scopes): PyTorch through ``torch.fx`` (torch_route.py, torch_ops.py) and ONNX through the onnx
-graph (onnx_route.py, onnx_ops.py). Folding (fold.py, units.py, blocks.py) makes it the spec a
-person would write; :func:`import_model` then proves the result: the spec expands and its
-state_dict keys and shapes are exactly the weights' (E610 otherwise).
+graph (onnx_route.py, onnx_ops.py, onnx_fold.py). Folding (fold.py, units.py, blocks.py) makes
+it the spec a person would write; :func:`import_model` then proves the result: the spec
+expands and its state_dict keys and shapes are exactly the weights' (E610 otherwise).
 """
 
 from __future__ import annotations

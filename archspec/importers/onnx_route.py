@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from archspec.importers.flat import FlatGraph, FlatNode, closest_hint, unsupported, where
-from archspec.importers.onnx_ops import RULES, Lifted, Node, constant_value, fold
+from archspec.importers.onnx_fold import constant_value, fold
+from archspec.importers.onnx_ops import RULES, Lifted, Node
 from archspec.lang.diagnostics import error
 from archspec.ops import REGISTRY
 from archspec.ops.base import MAX_CHANNELS
