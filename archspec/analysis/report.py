@@ -13,6 +13,7 @@ from typing import Any
 from archspec.analysis import passes
 from archspec.analysis.conventions import CONVENTIONS
 from archspec.lang import ir
+from archspec.lang.collection import paused
 from archspec.lang.diagnostics import Diagnostic, error
 from archspec.lang.expander import expand
 from archspec.lang.limits import MAX_ELEMENTS
@@ -49,6 +50,15 @@ class Row:
     line: int = 0
     source: str = ""
     inputs: tuple[str, ...] = ()
+
+    @classmethod
+    def made(cls, fields: dict[str, Any]) -> Row:
+        """A row from ``fields`` that the analysis computed, every field given with its type:
+        set at once rather than one ``object.__setattr__`` per field, which is most of the
+        cost of a frozen dataclass (thousands of rows per network)."""
+        row = object.__new__(cls)
+        row.__dict__.update(fields)
+        return row
 
 
 @dataclass(repr=False)
@@ -156,6 +166,7 @@ def visible_rows(report: Analysis, depth: int | None) -> Iterator[Row]:
             yield layer
 
 
+@paused()
 def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
             convention: str = "torchvision", graph: Graph | None = None) -> Analysis:
     """Run every pass over ``spec`` (or an already expanded ``graph``) and build its Analysis.
@@ -168,18 +179,20 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {sorted(CONVENTIONS)}, got {convention!r}")
     g = graph if graph is not None else expand(spec)
-    layers = _layer_rows(g, batch, dtype, convention)
+    node_costs = passes.costs(g)
+    times = passes.batches(g, batch)
+    layers = _layer_rows(g, node_costs, times, batch, dtype, convention)
     blocks = _block_rows(g, layers)
     width = passes.DTYPE_BYTES[dtype]
     input_bytes = {k: numel(s) * batch * width for k, s in g.inputs.items()}
-    totals = {m: sum(getattr(r, m) for r in layers) for m in METRICS}
-    frozen = sum(r.params for r, n in zip(layers, g) if getattr(n.attrs, "frozen", False))
+    totals = _sums(layers)
+    frozen = _frozen_params(g, layers)
     totals["trainable_params"] = totals["params"] - frozen
     totals["non_trainable_params"] = frozen
     totals["input_bytes"] = sum(input_bytes.values())
     totals["param_bytes"] = totals["params"] * width
     totals["buffer_bytes"] = totals["buffers"] * width
-    scratch = passes.scratch_bytes(g, passes.costs(g), batch, dtype)
+    scratch = passes.scratch_bytes(g, node_costs, batch, dtype, times)
     totals["attention_bytes"] = sum(scratch.values())
     totals["peak_activation_bytes"] = passes.peak_bytes(
         g, {r.name: r.activation_bytes for r in layers}, input_bytes, scratch)
@@ -221,65 +234,107 @@ def _other_tools_memory(layers: list[Row]) -> dict[str, int]:
             "fvcore_activations": weighted}
 
 
-def _layer_rows(g: Graph, batch: int, dtype: str, convention: str) -> list[Row]:
-    costs = passes.costs(g)
-    macs = passes.convention_macs(g, costs, convention, batch)
-    mem = passes.activation_bytes(g, batch, dtype)
-    times = passes.batches(g, batch)
+def _sums(layers: list[Row]) -> dict[str, int]:
+    """The :data:`METRICS` of ``layers``, each summed."""
+    return {"params": sum(r.params for r in layers), "buffers": sum(r.buffers for r in layers),
+            "macs": sum(r.macs for r in layers), "flops": sum(r.flops for r in layers),
+            "activation_bytes": sum(r.activation_bytes for r in layers)}
+
+
+def _frozen_params(g: Graph, layers: list[Row]) -> int:
+    """Parameters of the layers whose attributes say ``frozen`` (not trained)."""
+    kinds = {n.op: type(n.attrs) for n in g}
+    with_flag = {op for op, model in kinds.items()
+                 if "frozen" in model.model_fields or hasattr(model, "frozen")}
+    if not with_flag:
+        return 0
+    return sum(r.params for r, n in zip(layers, g)
+               if n.op in with_flag and getattr(n.attrs, "frozen", False))
+
+
+def _layer_rows(g: Graph, costs: dict[str, Cost], times: dict[str, int], batch: int,
+                dtype: str, convention: str) -> list[Row]:
+    """One row per node; ``times``: each node's :func:`passes.batches` at ``batch``. FLOPs are
+    the per-sample count times the node's batch, plus its per-forward work."""
+    macs = passes.convention_macs(g, costs, convention, batch, times)
+    mem = passes.activation_bytes(g, batch, dtype, times)
     fields = passes.receptive_fields(g)
-    return [Row(name=n.id, op=n.op, kind="op", depth=n.id.count("."),
-                output_shape=[times[n.id], *n.shape], params=costs[n.id].params,
-                buffers=costs[n.id].buffers, macs=macs[n.id],
-                flops=_flops(costs[n.id], times[n.id]), activation_bytes=mem[n.id],
-                receptive_field=_number(fields[n.id].size),
-                stride=_number(fields[n.id].stride), line=n.span.line, source=str(n.span),
-                inputs=n.inputs) for n in g]
-
-
-def _flops(cost: Cost, batch: int) -> int:
-    """FLOPs at ``batch``: per sample times the batch, plus the per-forward work."""
-    return cost.flops * batch + (cost.once.flops if cost.once is not None else 0)
+    sources: dict[int, str] = {}  # by span: the layers of a block share their spans
+    rows = []
+    for n in g:
+        cost, count, field_ = costs[n.id], times[n.id], fields[n.id]
+        source = sources.get(id(n.span))
+        if source is None:
+            source = sources[id(n.span)] = str(n.span)
+        rows.append(Row.made({
+            "name": n.id, "op": n.op, "kind": "op", "depth": n.id.count("."),
+            "output_shape": [count, *n.shape], "params": cost.params,
+            "buffers": cost.buffers, "macs": macs[n.id],
+            "flops": cost.flops * count + (cost.once.flops if cost.once is not None else 0),
+            "activation_bytes": mem[n.id], "receptive_field": _number(field_.size),
+            "stride": _number(field_.stride), "line": n.span.line, "source": source,
+            "inputs": n.inputs}))
+    return rows
 
 
 def _number(value: Fraction | None) -> int | float | None:
     """An exact fraction as a JSON-friendly number: an int when whole."""
-    if value is None:
-        return None
+    if value is None or type(value) is int:
+        return value
     return int(value) if value.denominator == 1 else round(float(value), 4)
 
 
 def _block_rows(g: Graph, layers: list[Row]) -> list[Row]:
     """Subtotals per scope (block call or labelled group), summed over the layers inside."""
-    sums: dict[str, dict[str, int]] = {p: dict.fromkeys(METRICS, 0) for p in g.scopes}
-    for row in layers:
-        parts = row.name.split(".")
-        for i in range(1, len(parts)):
-            prefix = ".".join(parts[:i])
-            if prefix in sums:
-                for m in METRICS:
-                    sums[prefix][m] += getattr(row, m)
+    sums: dict[str, list[int]] = {p: [0, 0, 0, 0, 0] for p in g.scopes}
+    entering: dict[str, dict[str, None]] = {p: {} for p in g.scopes}
+    chains: dict[str, list[str]] = {}  # by a layer's parent path: the scopes it is inside
+    own: dict[str, list[int]] = {}  # by parent path: the sums of the layers right inside it
+    for row, n in zip(layers, g):
+        parent = row.name.rpartition(".")[0]
+        chain = chains.get(parent)
+        if chain is None:
+            chain = chains[parent] = _scopes_of(row.name, sums)
+            own[parent] = [0, 0, 0, 0, 0]
+        total = own[parent]
+        total[0] += row.params
+        total[1] += row.buffers
+        total[2] += row.macs
+        total[3] += row.flops
+        total[4] += row.activation_bytes
+        beside = parent + "."  # a value under the parent is inside every scope of the chain
+        for i in n.inputs:
+            if not i.startswith(beside):
+                for prefix in chain:
+                    if not i.startswith(prefix + "."):
+                        entering[prefix].setdefault(i)
+    for parent, chain in chains.items():
+        for prefix in chain:
+            sums[prefix] = [a + b for a, b in zip(sums[prefix], own[parent])]
     by_name = {r.name: r for r in layers}
-    entering = _entering(g)
     rows = []
     for path, scope in g.scopes.items():
         out = [layers[0].output_shape[0], *g.shape_of(scope.output)] if layers else []
         last = by_name.get(scope.output)
-        rows.append(Row(name=path, op=scope.kind, kind="block", depth=path.count("."),
-                        output_shape=out, line=scope.span.line, source=str(scope.span),
-                        inputs=entering[path], **sums[path],
-                        receptive_field=last.receptive_field if last else None,
-                        stride=last.stride if last else None))
+        total = sums[path]
+        rows.append(Row.made({
+            "name": path, "op": scope.kind, "kind": "block", "depth": path.count("."),
+            "output_shape": out, "params": total[0], "buffers": total[1], "macs": total[2],
+            "flops": total[3], "activation_bytes": total[4],
+            "receptive_field": last.receptive_field if last else None,
+            "stride": last.stride if last else None, "line": scope.span.line,
+            "source": str(scope.span), "inputs": tuple(entering[path])}))
     return rows
 
 
-def _entering(g: Graph) -> dict[str, tuple[str, ...]]:
-    """Per scope, the producers outside it that its layers read, in first-use order."""
-    seen: dict[str, dict[str, None]] = {p: {} for p in g.scopes}
-    for n in g:
-        parts = n.id.split(".")
-        for k in range(1, len(parts)):
-            prefix = ".".join(parts[:k])
-            if prefix in seen:
-                seen[prefix].update((i, None) for i in n.inputs
-                                    if not i.startswith(prefix + "."))
-    return {p: tuple(v) for p, v in seen.items()}
+def _scopes_of(name: str, scopes: dict[str, Any]) -> list[str]:
+    """The dotted prefixes of layer ``name`` (``a``, ``a.b`` of ``a.b.c``) that are scopes,
+    outermost first."""
+    found = []
+    dot = name.find(".")
+    while dot != -1:
+        prefix = name[:dot]
+        if prefix in scopes:
+            found.append(prefix)
+        dot = name.find(".", dot + 1)
+    return found

@@ -13,11 +13,11 @@ holds the group and :func:`main`, which turns every failure into its exit code.
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 import click
 
-from archspec.cli import build, editor, importing, reference, schema, static, training
 from archspec.cli.messages import say, show_click_error
 from archspec.cli.options import CONTEXT
 from archspec.lang.diagnostics import MAX_ERRORS, ArchspecError
@@ -26,7 +26,43 @@ from archspec.lang.extras import MissingExtra
 __all__ = ["cli", "main"]
 
 
-@click.group(context_settings=CONTEXT)
+# Each command by name: its module in archspec/cli/ and the function there. A module is
+# imported when one of its commands runs (or the commands are listed), so that `check` loads
+# neither the build nor the training commands.
+COMMANDS = {
+    "check": ("static", "check"), "expand": ("static", "expand"), "graph": ("static", "graph"),
+    "diff": ("static", "diff"), "sweep": ("static", "sweep"), "convert": ("static", "convert"),
+    "compile": ("build", "compile_"), "export": ("build", "export"), "bench": ("build", "bench"),
+    "train": ("training", "train"), "eval": ("training", "eval_"),
+    "import": ("importing", "import_"), "ops": ("reference", "ops"),
+    "specs": ("reference", "specs"), "errors": ("reference", "errors"),
+    "schema": ("schema", "schema"), "fmt": ("editor", "fmt"), "lsp": ("editor", "lsp"),
+}
+
+
+class Commands(click.Group):
+    """The group of :data:`COMMANDS`, each imported when it is needed."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def resolve_command(self, ctx: click.Context,
+                        args: list[str]) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except click.exceptions.NoSuchCommand as exc:  # suggest from every name, not loaded ones
+            raise click.exceptions.NoSuchCommand(exc.command_name, possibilities=COMMANDS,
+                                                 ctx=ctx) from None
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS:
+            return None
+        module, attr = COMMANDS[name]
+        command: click.Command = getattr(importlib.import_module(f"archspec.cli.{module}"), attr)
+        return command
+
+
+@click.group(cls=Commands, context_settings=CONTEXT)
 @click.version_option(package_name="archspec")
 def cli() -> None:
     """archspec: neural-network architectures as declarative specs.
@@ -50,16 +86,6 @@ def cli() -> None:
     Serve editors (language server):     archspec lsp
     """
 
-
-for _command in (
-    static.check, static.expand, static.graph, static.diff, static.sweep, static.convert,
-    build.compile_, build.export, build.bench,
-    training.train, training.eval_, importing.import_,
-    reference.ops, reference.specs, reference.errors, schema.schema,
-    editor.fmt, editor.lsp,
-):
-    cli.add_command(_command)
-del _command
 
 
 def main(argv: list[str] | None = None) -> None:

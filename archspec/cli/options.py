@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from archspec.files.atomic import same_file
 from archspec.lang.diagnostics import ArchspecError
 from archspec.lang.limits import MAX_BATCH, MAX_ELEMENTS, MAX_INT_DIGITS
 
@@ -74,6 +73,8 @@ def input_shapes(pairs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
 def check_output(output: str | None, *sources: str | Path | None,
                  hint: str = "-o/--output") -> None:
     """Refuse an output path that names one of the command's own input files."""
+    from archspec.files.atomic import same_file  # tempfile and signal: not for `check`
+
     for source in sources:
         if output and source and same_file(output, source):
             raise click.BadParameter(f"{output} is the input {source}; writing it would destroy "

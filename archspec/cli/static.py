@@ -27,7 +27,6 @@ from archspec.cli.options import (
     parse_value,
     path_option,
 )
-from archspec.files.atomic import write_atomic
 from archspec.lang.diagnostics import printable
 from archspec.lang.limits import MAX_BATCH
 
@@ -123,6 +122,8 @@ def graph(spec: str, fmt: str, output: str | None, depth: int | None, debug: boo
         raise click.BadParameter(f"--format {fmt} but {output} names {out_fmt}; the suffix "
                                  "chooses the format of a file (drop --format)",
                                  param_hint="--format/-o")
+    from archspec.files.atomic import write_atomic
+
     check_output(output, spec)
     network = load_spec(spec)
     check_outputs([output], spec)
@@ -250,6 +251,7 @@ def sweep(spec: str, sets: tuple[str, ...], inputs: tuple[str, ...], fmt: str,
                    err=True)
         raise SystemExit(1)
     if plot and plot_fmt:
+        from archspec.files.atomic import write_atomic
         from archspec.views.plot import plot as draw_plot
 
         write_atomic(plot, draw_plot(variants, parsed.name, plot_fmt, parsed.span))
@@ -266,6 +268,7 @@ def sweep(spec: str, sets: tuple[str, ...], inputs: tuple[str, ...], fmt: str,
 @debug_option
 def convert(spec: str, to: str, output: str | None, debug: bool) -> None:
     """Convert SPEC between the text (.arch) and YAML forms; the IR is unchanged."""
+    from archspec.files.atomic import write_atomic
     from archspec.lang.syntax.printer import to_text
     from archspec.lang.syntax.yaml_form import to_yaml
 

@@ -18,6 +18,7 @@ from archspec.editor.snapshot import Snapshot, take
 from archspec.lang.diagnostics import ArchspecError
 from archspec.lang.source import SourceFile
 from archspec.lang.syntax.formatter import format_source
+from archspec.lang.syntax.loader import ImportCache
 from archspec.lang.version import __version__
 
 
@@ -28,6 +29,15 @@ class ArchServer(LanguageServer):
         super().__init__("archspec", __version__,
                          text_document_sync_kind=lsp.TextDocumentSyncKind.Full)
         self.snapshots: dict[str, tuple[int | None, Snapshot]] = {}
+        self.imports = ImportCache(opened=self.opened)
+
+    def opened(self, path: Path) -> str | None:
+        """The text of the open document at ``path`` (resolved), None if it is not open: an
+        imported file being edited is read from its document, saved or not."""
+        for doc in self.workspace.text_documents.values():
+            if doc.path and Path(doc.path).resolve() == path:
+                return doc.source
+        return None
 
     def snapshot(self, uri: str) -> Snapshot:
         """The snapshot of the document's current text (analysed again only if it changed)."""
@@ -35,7 +45,7 @@ class ArchServer(LanguageServer):
         kept = self.snapshots.get(uri)
         if kept is not None and kept[0] == doc.version and kept[1].source.text == doc.source:
             return kept[1]
-        snap = take(doc.source, Path(doc.path))
+        snap = take(doc.source, Path(doc.path), self.imports)
         self.snapshots[uri] = (doc.version, snap)
         return snap
 

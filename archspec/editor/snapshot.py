@@ -15,7 +15,14 @@ from archspec.lang.diagnostics import ArchspecError, Diagnostic
 from archspec.lang.expander import expand
 from archspec.lang.network import Graph, OpNode, Scope
 from archspec.lang.source import SourceFile, Span
-from archspec.lang.syntax.loader import STD_PREFIX, format_of, loads, search_roots, std_root
+from archspec.lang.syntax.loader import (
+    STD_PREFIX,
+    ImportCache,
+    format_of,
+    loads,
+    search_roots,
+    std_root,
+)
 
 
 @dataclass
@@ -121,19 +128,19 @@ def walk(tree: Any) -> Iterator[ir.Node]:
         obj = stack.pop()
         if isinstance(obj, ir.Node):
             yield obj
-            stack.extend(reversed([getattr(obj, f) for f in type(obj).model_fields
-                                   if f != "span"]))
+            stack.extend(reversed([v for k, v in obj.__dict__.items() if k != "span"]))
         elif isinstance(obj, (tuple, list)):
             stack.extend(reversed(obj))
 
 
-def take(text: str, path: Path) -> Snapshot:
-    """Parse, expand and analyse ``text`` (the document at ``path``, which need not be saved):
-    every error and warning becomes one of its diagnostics."""
+def take(text: str, path: Path, imports: ImportCache | None = None) -> Snapshot:
+    """Parse, expand and analyse ``text`` (the document at ``path``, which need not be saved),
+    its imports read through ``imports`` (parsed once while unchanged): every error and
+    warning becomes one of its diagnostics."""
     name = str(path)
     snap = Snapshot(path, SourceFile(name, text))
     try:
-        snap.spec = loads(text, format_of(path), name=name, base=path.parent)
+        snap.spec = loads(text, format_of(path), name=name, base=path.parent, imports=imports)
         snap.graph = expand(snap.spec)
         snap.analysis = analyze(snap.spec, batch=None, graph=snap.graph)
     except ArchspecError as exc:

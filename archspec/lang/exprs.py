@@ -23,14 +23,20 @@ class InShape:
     shape: Shape
 
     def attr(self, name: str) -> Any:
-        s = self.shape
-        table = {"shape": s, "rank": len(s), "channels": s[0] if s else None,
-                 "features": s[-1] if s else None, "length": s[-1] if len(s) == 2 else None,
-                 "tokens": math.prod(s[:-1]) if len(s) >= 2 else None,
-                 "width": s[-1] if len(s) >= 3 else None,
-                 "height": s[-2] if len(s) >= 3 else None,
-                 "depth": s[-3] if len(s) >= 4 else None}
-        return table.get(name, KeyError)
+        """``in.name``: a dim (None where the shape has no such dim), or KeyError for a name
+        that is no attribute of ``in``."""
+        rule = _IN_RULES.get(name)
+        return KeyError if rule is None else rule(self.shape)
+
+
+_IN_RULES: dict[str, Callable[[Shape], Any]] = {
+    "shape": lambda s: s, "rank": len, "channels": lambda s: s[0] if s else None,
+    "features": lambda s: s[-1] if s else None,
+    "length": lambda s: s[-1] if len(s) == 2 else None,
+    "tokens": lambda s: math.prod(s[:-1]) if len(s) >= 2 else None,
+    "width": lambda s: s[-1] if len(s) >= 3 else None,
+    "height": lambda s: s[-2] if len(s) >= 3 else None,
+    "depth": lambda s: s[-3] if len(s) >= 4 else None}
 
 
 IN_ATTRS = ("channels", "height", "width", "depth", "length", "features", "tokens", "shape",
@@ -152,6 +158,15 @@ class Budget:
                              "the loops run too often")
 
 
+def checked(value: Any, span: Span, budget: Budget) -> Any:
+    """``value``, the result of one expression node at ``span``, checked against the size
+    limits (:func:`check_size`) and charged to ``budget``."""
+    if type(value) is not int or abs(value) > MAX_INT:  # a plain int in range is fine
+        check_size(value, span)
+    budget.charge(value, span)
+    return value
+
+
 class Evaluator:
     """Evaluates expressions against variables and the block input shape ``in``; ``budget``
     (one per expansion) bounds the total work."""
@@ -169,9 +184,8 @@ class Evaluator:
                         hint="split it with variables or parameters")
         self.depth += 1
         try:
-            value = check_size(getattr(self, f"_{type(e).__name__}")(e), e.span)
-            self.budget.charge(value, e.span)
-            return value
+            rule = _RULES.get(type(e)) or getattr(type(self), f"_{type(e).__name__}")
+            return checked(rule(self, e), e.span, self.budget)
         finally:
             self.depth -= 1
 
@@ -266,6 +280,11 @@ class Evaluator:
 
     def _ListExpr(self, e: ir.ListExpr) -> Any:
         return [self(i) for i in e.items]
+
+
+_RULES: dict[type, Callable[[Evaluator, Any], Any]] = {
+    node: getattr(Evaluator, f"_{node.__name__}") for node in ir.members(ir.Expr)}
+"""The evaluation rule of each expression node class (one per member of ``ir.Expr``)."""
 
 
 def check_type(value: Any, typ: str) -> Any:

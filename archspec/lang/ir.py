@@ -22,9 +22,14 @@ PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">
 
 
 class Node(BaseModel):
-    """Base of every IR node: frozen, no unknown fields, a source span that never compares."""
+    """Base of every IR node: frozen, no unknown fields, a source span that never compares.
 
-    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+    The models' validators are built when first used (``defer_build``): the text form builds
+    its nodes with :meth:`made`, so that `archspec check` of a .arch file never builds them;
+    the YAML form validates, and so builds them."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True,
+                              defer_build=True)
     span: Span = Field(default=NOWHERE, exclude=True, repr=False)
 
     def __eq__(self, other: object) -> bool:
@@ -32,6 +37,49 @@ class Node(BaseModel):
 
     def __hash__(self) -> int:
         return hash(repr(self.model_dump()))
+
+    @classmethod
+    def made(cls: type[N], **values: Any) -> N:
+        """The node of ``values`` that the parser built with the fields' own types (tuples,
+        nodes, str, scalars), not validated: what ``cls(**values)`` gives for them, as
+        pydantic's ``model_construct`` makes it, with the field layout read once per class."""
+        layout = _LAYOUTS.get(cls) or _layout(cls)
+        if not values.keys() <= layout.keys():
+            raise TypeError(f"{cls.__name__} has no field {sorted(values.keys() - layout.keys())}")
+        fields = {name: values[name] if name in values else
+                  (default() if factory else default)
+                  for name, (default, factory) in layout.items()}
+        node = cls.__new__(cls)
+        object.__setattr__(node, "__dict__", fields)
+        object.__setattr__(node, "__pydantic_fields_set__", set(values))
+        object.__setattr__(node, "__pydantic_extra__", None)
+        object.__setattr__(node, "__pydantic_private__", None)
+        return node
+
+
+N = TypeVar("N", bound=Node)
+_LAYOUTS: dict[type, dict[str, tuple[Any, bool]]] = {}
+
+
+def _layout(cls: type[Node]) -> dict[str, tuple[Any, bool]]:
+    """Each field of ``cls`` in order, with its default (or default factory, and True)."""
+    layout = {}
+    for name, info in cls.model_fields.items():
+        if info.default_factory is not None:
+            layout[name] = (info.default_factory, True)
+        elif info.is_required():
+            layout[name] = (_required(cls, name), True)
+        else:
+            layout[name] = (info.default, False)
+    _LAYOUTS[cls] = layout
+    return layout
+
+
+def _required(cls: type[Node], name: str) -> Any:
+    """A factory that refuses to make a required field's value (a bug in the caller)."""
+    def missing() -> Any:
+        raise TypeError(f"{cls.__name__} needs `{name}`")
+    return missing
 
 
 # ----------------------------------------------------------------------------- expressions
@@ -331,9 +379,3 @@ def rule_for(table: Mapping[type, T], node: Any, what: str) -> T:
         return table[type(node)]
     except KeyError:
         raise TypeError(f"no {what} rule for IR node {type(node).__name__}") from None
-
-
-for _model in (GetAttr, GetItem, FuncCall, BinOp, Neg, Not, Cond, ListExpr, Arg, Label,
-               LayerCall, Repeat, Concat, Residual, Dense, Group, Chain, For, If, Param,
-               InputDecl, OutputDecl, BlockDef, Spec):
-    _model.model_rebuild()

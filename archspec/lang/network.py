@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from archspec.lang.source import Span
 from archspec.lang.values import show
-from archspec.ops.base import Attrs, Shape, fmt_shape
+from archspec.ops.base import Attrs, Cost, Shape, fmt_shape
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from archspec.lang.diagnostics import Diagnostic
 
 
+@functools.lru_cache(maxsize=4096)
 def valid_label(text: str) -> bool:
     """Whether ``text`` may name a layer or scope (one part of a dotted path): not empty, no
     dot, printable, no quote or backslash (generated code quotes names), and unchanged by NFKC
@@ -29,7 +31,9 @@ def valid_label(text: str) -> bool:
 @dataclass(frozen=True)
 class OpNode:
     """One layer instance. ``id`` is its dotted path (``layer2.0.conv1``), unique in the graph;
-    ``inputs`` are ids of producer nodes or graph-input names; shapes are per sample."""
+    ``inputs`` are ids of producer nodes or graph-input names; shapes are per sample.
+    ``cost`` is the op's per-sample :class:`Cost` of this node when the expander computed it
+    (None: the analysis computes it from the registry); it never compares."""
 
     id: str
     op: str
@@ -39,6 +43,14 @@ class OpNode:
     shape: Shape
     span: Span
     synthetic: bool = False
+    cost: Cost | None = field(default=None, compare=False, repr=False)
+
+    def renamed(self, node_id: str, inputs: tuple[str, ...]) -> OpNode:
+        """This layer at another path ``node_id``, reading ``inputs`` (a replayed block call):
+        every other field shared, set at once rather than one ``object.__setattr__`` each."""
+        node = object.__new__(OpNode)
+        node.__dict__.update(self.__dict__, id=node_id, inputs=inputs)
+        return node
 
 
 @dataclass(frozen=True)
@@ -84,7 +96,7 @@ class Graph:
         them with a batch dim of 1; the analysis counts them once per forward."""
         out: set[str] = set()
         for node in self.nodes.values():
-            if all(src in out for src in node.inputs):
+            if out.issuperset(node.inputs):
                 out.add(node.id)
         return out
 

@@ -41,9 +41,10 @@ def takes_text(annotation: Any) -> bool:
 class Attrs(BaseModel):
     """Base of every op's attribute model: frozen, strict about unknown names; a number
     written as text (``mhsa("2")``) is refused rather than converted (pydantic's lax mode
-    would read it as 2), while an int still fills a float."""
+    would read it as 2), while an int still fills a float. An op's validator is built when
+    the op is first called (``defer_build``): a spec pays for the ops it uses."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", strict=False)
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=False, defer_build=True)
 
     @field_validator("*", mode="before")
     @classmethod
@@ -62,6 +63,38 @@ class Attrs(BaseModel):
         return {f for key, v in cls.__pydantic_decorators__.field_validators.items()
                 if v.info.mode == "before" and key != "_no_text_for_numbers"
                 for f in v.info.fields}
+
+
+MAX_VALIDATED = 4096
+"""How many validated attribute sets :func:`validated` keeps (it forgets them all past that)."""
+
+_VALIDATED: dict[tuple[Any, ...], Attrs] = {}
+
+
+def typed_key(value: Any) -> Any:
+    """``value`` with the type of every part, so that values that compare equal but validate
+    differently (``1``, ``1.0``, ``True``; ``0.0`` and ``-0.0``) have different keys."""
+    kind = type(value)
+    if kind is tuple or kind is list:
+        return kind, tuple(map(typed_key, value))
+    return kind, repr(value) if kind is float else value
+
+
+def validated(model: type[Attrs], values: dict[str, Any]) -> Attrs:
+    """``model.model_validate(values)``; the attributes are frozen, so the same values given
+    again (a layer in a block called a thousand times) give the instance validated the first
+    time. A value that cannot be a key (unhashable) is validated every time."""
+    try:
+        key = (model, *((name, typed_key(v)) for name, v in values.items()))
+        found = _VALIDATED.get(key)
+    except TypeError:
+        return model.model_validate(values)
+    if found is None:
+        found = model.model_validate(values)
+        if len(_VALIDATED) >= MAX_VALIDATED:
+            _VALIDATED.clear()
+        _VALIDATED[key] = found
+    return found
 
 
 def check_range(attrs: Attrs, names: tuple[str, ...], low: int, high: int | None = None) -> None:

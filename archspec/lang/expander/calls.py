@@ -12,14 +12,13 @@ from pydantic import ValidationError
 from archspec.lang import ir
 from archspec.lang.diagnostics import ArchspecError, Diagnostic, did_you_mean, error
 from archspec.lang.expander.recovery import Stop
-from archspec.lang.expander.state import ExpanderState, Flow, Frame, Value
-from archspec.lang.exprs import Evaluator
+from archspec.lang.expander.state import ExpanderState, Frame, Value
 from archspec.lang.network import Scope
 from archspec.lang.plugins import lookup
 from archspec.lang.source import Span
 from archspec.lang.values import show, signature
 from archspec.ops import REGISTRY, OpDef
-from archspec.ops.base import Attrs, Shape
+from archspec.ops.base import Attrs, Shape, validated
 
 
 class CallsMixin(ExpanderState):
@@ -83,7 +82,7 @@ class CallsMixin(ExpanderState):
     def _validate(self, op: OpDef, values: dict[str, Any], spans: dict[str, Span],
                   c: ir.LayerCall) -> Attrs:
         try:
-            return op.attrs.model_validate(values)
+            return validated(op.attrs, values)
         except ValidationError as exc:
             err = exc.errors()[0]
             name = str(err["loc"][0]) if err["loc"] else ""
@@ -120,7 +119,7 @@ class CallsMixin(ExpanderState):
         self.stack.append((block.name, c.span))
         kept = len(self.errors)
         try:
-            out = self.body(block.body, Flow(inp), inner)
+            out = self.call_body(block, ins, args, inner)
         except Stop:
             raise
         except ArchspecError as exc:
@@ -183,7 +182,7 @@ class CallsMixin(ExpanderState):
             if p.name in given:
                 value, span = given[p.name]
             elif p.default is not None:
-                value, span = Evaluator(env, in_shape, self.budget)(p.default), p.span
+                value, span = self.evaluate(p.default, env, in_shape), p.span
             else:
                 raise error("E234", f"block `{block.name}` needs `{p.name}`", c.span,
                             hint=f"parameters: {', '.join(_param_sig(q) for q in block.params)}")

@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from archspec.lang import ir
+from archspec.lang.collection import paused
 from archspec.lang.diagnostics import MAX_ERRORS, ArchspecError, Diagnostic, did_you_mean, error
 from archspec.lang.expander.calls import CallsMixin
 from archspec.lang.expander.flows import FlowsMixin
 from archspec.lang.expander.names import NamesMixin
 from archspec.lang.expander.nodes import NodesMixin
 from archspec.lang.expander.recovery import RecoveryMixin, Stop
+from archspec.lang.expander.replay import ReplayMixin
 from archspec.lang.expander.state import Flow, Frame, Value
 from archspec.lang.expander.statements import StatementsMixin
 from archspec.lang.exprs import Evaluator
@@ -25,7 +27,8 @@ from archspec.lang.network import Graph
 from archspec.lang.values import show
 
 
-class Expander(StatementsMixin, FlowsMixin, NamesMixin, CallsMixin, NodesMixin, RecoveryMixin):
+class Expander(StatementsMixin, FlowsMixin, NamesMixin, CallsMixin, NodesMixin, RecoveryMixin,
+               ReplayMixin):
     """Walks a Spec's IR and builds the Graph; one instance per expansion. The errors of
     independent statements are raised together, after the whole network."""
 
@@ -109,6 +112,7 @@ ELEMENTS: dict[type, str] = {ir.LayerCall: "_call", ir.Repeat: "_repeat_el", ir.
                              ir.Concat: "_concat", ir.Dense: "_dense", ir.Residual: "_residual"}
 
 
+@paused()
 def expand(spec: ir.Spec) -> Graph:
     """Expand ``spec`` into a flat, shape-checked :class:`Graph` (every ``init`` rule checked
     to target some layer)."""

@@ -130,7 +130,7 @@ class FlowsMixin(ExpanderState):
         if name == "in" and frame.in_value is not None:
             return frame.in_value
         if name in frame.values:
-            self.read.add(f"{frame.prefix}/{name}")
+            self.read[f"{frame.prefix}/{name}"] = None
             return frame.values[name]
         if name == "<not a name>":
             raise error("E211", "a DAG input must be a layer or input name", span,

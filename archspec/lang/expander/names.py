@@ -91,7 +91,7 @@ class NamesMixin(ExpanderState):
             raise error("E212", f"`each({name})`: `{name}` is not assigned before here", span,
                         hint=did_you_mean(name, known) or "`each(name)` reads every value "
                         "given to `name = ...` earlier in the same block, e.g. in a loop")
-        self.read.add(f"{frame.prefix}/{name}")
+        self.read[f"{frame.prefix}/{name}"] = None
         return tuple(values)
 
     # ------------------------------------------------------------------ arguments

@@ -4,9 +4,8 @@ with the helpers that locate a shape error and find a map's channels-first sourc
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from archspec.lang.diagnostics import ArchspecError, Diagnostic, error
 from archspec.lang.expander.state import ExpanderState, Frame, Value
@@ -14,21 +13,22 @@ from archspec.lang.limits import MAX_ELEMENTS, MAX_LAYER_TENSORS, MAX_LAYERS
 from archspec.lang.network import OpNode
 from archspec.lang.plugins import PLUGINS
 from archspec.lang.source import Span
-from archspec.ops import REGISTRY, Ctx, OpDef, ShapeError
-from archspec.ops.base import ACTIVATIONS, Category, Shape, fmt_shape, numel
+from archspec.ops import REGISTRY, Cost, Ctx, OpDef, ShapeError
+from archspec.ops.base import ACTIVATIONS, Category, Shape, fmt_shape, numel, validated
+
+T = TypeVar("T")
 
 
-@contextlib.contextmanager
-def plugin_rules(op: OpDef, span: Span) -> Iterator[None]:
-    """Run a rule of ``op``: a plugin op's own failure (anything but a ShapeError) is an E011
-    at the call, not an internal error."""
+def run_rule(op: OpDef, span: Span, rule: Callable[..., T], *args: Any) -> T:
+    """``rule(*args)``, a rule of ``op``: a plugin op's own failure (anything but a ShapeError)
+    is an E011 at the call, not an internal error. A built-in op's rule runs as it is."""
+    if op.name not in PLUGINS:
+        return rule(*args)
     try:
-        yield
+        return rule(*args)
     except (ShapeError, ArchspecError):
         raise
     except Exception as exc:
-        if op.name not in PLUGINS:
-            raise
         raise error("E011", f"plugin op `{op.name}` (from {PLUGINS[op.name]}) failed: "
                     f"{type(exc).__name__}: {exc}", span,
                     hint=f"a bug in the plugin package {PLUGINS[op.name]}; report it there"
@@ -49,7 +49,7 @@ class NodesMixin(ExpanderState):
                         hint="`repeat` and `for` counts multiply when nested")
         op = REGISTRY[opname]
         if isinstance(attrs, dict):
-            attrs = op.attrs.model_validate(attrs)
+            attrs = validated(op.attrs, attrs)
         name = self._unique(frame, opname) if synthetic else frame.child_name(label)
         node_id = frame.path(name)
         if node_id in self.graph.nodes or node_id in self.graph.inputs:
@@ -58,19 +58,14 @@ class NodesMixin(ExpanderState):
                         hint="give each layer in a block a different name",
                         notes=(("first defined here", first.span),) if first else ())
         self.claim(node_id, span)
-        shapes = self._lifted(op, inputs, tuple(self.graph.shape_of(i) for i in inputs))
+        shapes = self._lifted(op, inputs, tuple(map(self.graph.shape_of, inputs)))
         lo, hi = op.inputs
         if len(inputs) < lo or (hi is not None and len(inputs) > hi):
             raise error("E214", f"`{opname}` takes {lo}{'+' if hi is None else ''} input(s), "
                         f"got {len(inputs)}", span, hint="list its inputs: `op(...)(a, b)`")
-        self._check_constant(op, inputs, span)
-        shape = self._infer(op, shapes, attrs, span, inputs)
-        if numel(shape) > MAX_ELEMENTS:
-            raise error("E701", f"`{node_id}` ({opname}) gives {numel(shape):.3g} elements per "
-                        f"sample ({fmt_shape(shape)}); at most {MAX_ELEMENTS:,}", span,
-                        hint="no count of this tensor fits in 64 bits; check its sizes")
-        with plugin_rules(op, span):
-            dropped = op.warn(shapes, attrs)
+        if op.constant_inputs:
+            self._check_constant(op, inputs, span)
+        shape, dropped, held = self._rules(op, shapes, attrs, span, inputs, node_id)
         if dropped:
             notes = tuple((f"in block `{name}` called here", where)
                           for name, where in reversed(self.stack))
@@ -78,12 +73,6 @@ class NodesMixin(ExpanderState):
                 "W301", f"layer `{node_id}` ({opname}) never reads some input: "
                 + "; ".join(dropped), span, hint="adjust the padding, stride or input size",
                 severity="warning", notes=notes))
-        with plugin_rules(op, span):
-            held = op.cost(Ctx(shapes, shape, attrs))
-        if held.params + held.buffers > MAX_LAYER_TENSORS:
-            raise error("E708", f"`{node_id}` ({opname}) holds {held.params + held.buffers:,} "
-                        f"parameter and buffer elements; at most {MAX_LAYER_TENSORS:,}", span,
-                        hint="a layer this large cannot be built; check its sizes")
         if op.features_last and len(shapes[0]) >= 3 and (src := self._map_source(inputs[0])):
             self.graph.warnings.append(Diagnostic(
                 "W302", f"`{node_id}` ({opname}) maps the last dim of a {fmt_shape(shapes[0])} "
@@ -92,17 +81,43 @@ class NodesMixin(ExpanderState):
                            "the channels, put them last first (`permute([1, 2, 0])`)",
                 severity="warning"))
         self.graph.nodes[node_id] = OpNode(node_id, op.name, attrs, inputs, shapes, shape, span,
-                                           synthetic)
-        if all(src in self.constants for src in inputs):
+                                           synthetic, held)
+        if self.constants.issuperset(inputs):
             self.constants.add(node_id)
         return node_id
+
+    def _rules(self, op: OpDef, shapes: tuple[Shape, ...], attrs: Any, span: Span,
+               inputs: tuple[Value, ...], node_id: str) -> tuple[Shape, list[str], Cost]:
+        """The output shape (checked against :data:`MAX_ELEMENTS`), the unread-input warnings
+        and the cost (checked against :data:`MAX_LAYER_TENSORS`) of ``op`` on ``shapes``. A
+        built-in op's rules are pure functions of the shapes and the attributes, whose equal
+        values are one instance (:func:`validated`): their results are kept and given again
+        for the same instance and shapes (the layers of a block called many times)."""
+        key = (op.name, id(attrs), shapes)
+        kept = self.rule_results.get(key)
+        if kept is not None and kept[0] is attrs:
+            return kept[1]
+        shape = self._infer(op, shapes, attrs, span, inputs)
+        if numel(shape) > MAX_ELEMENTS:
+            raise error("E701", f"`{node_id}` ({op.name}) gives {numel(shape):.3g} elements per "
+                        f"sample ({fmt_shape(shape)}); at most {MAX_ELEMENTS:,}", span,
+                        hint="no count of this tensor fits in 64 bits; check its sizes")
+        dropped = run_rule(op, span, op.warn, shapes, attrs)
+        held = run_rule(op, span, op.cost, Ctx(shapes, shape, attrs))
+        if held.params + held.buffers > MAX_LAYER_TENSORS:
+            raise error("E708", f"`{node_id}` ({op.name}) holds {held.params + held.buffers:,} "
+                        f"parameter and buffer elements; at most {MAX_LAYER_TENSORS:,}", span,
+                        hint="a layer this large cannot be built; check its sizes")
+        if op.name not in PLUGINS:
+            self.rule_results[key] = (attrs, (shape, dropped, held))
+        return shape, dropped, held
 
     def _lifted(self, op: OpDef, inputs: tuple[Value, ...],
                 shapes: tuple[Shape, ...]) -> tuple[Shape, ...]:
         """The input shapes of an element-wise op, each constant input of a lower rank given
         leading 1s (a (D,) layer-scale against (T, D) tokens is (1, D)): the backends hold a
         constant with a batch dim of 1, which broadcasts over the dims it lacks."""
-        if op.category not in ELEMENTWISE or len(shapes) < 2:
+        if len(shapes) < 2 or op.category not in ELEMENTWISE:
             return shapes
         rank = max(map(len, shapes))
         return tuple((1,) * (rank - len(s)) + s if v in self.constants else s
@@ -142,8 +157,7 @@ class NodesMixin(ExpanderState):
     def _infer(self, op: OpDef, shapes: tuple[Shape, ...], attrs: Any, span: Span,
                inputs: tuple[Value, ...]) -> Shape:
         try:
-            with plugin_rules(op, span):
-                return op.infer(shapes, attrs)
+            return run_rule(op, span, op.infer, shapes, attrs)
         except ShapeError as exc:
             raise self.shape_error(exc, inputs, shapes, span) from None
 
@@ -157,7 +171,6 @@ class NodesMixin(ExpanderState):
                            self._where(v)) for i, (v, s) in enumerate(zip(inputs, shapes)))
         return error(exc.code, f"{exc.message} (input {' and '.join(map(fmt_shape, shapes))})"
                      if len(inputs) > 1 else exc.message, span, hint=exc.hint, notes=notes)
-
 
     def _where(self, value: Value) -> Span:
         if value in self.graph.nodes:

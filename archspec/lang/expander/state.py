@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from archspec.lang import ir
 from archspec.lang.diagnostics import ArchspecError, Diagnostic, error
-from archspec.lang.exprs import Budget, Evaluator, check_type
+from archspec.lang.exprs import Budget, Evaluator, check_type, checked
 from archspec.lang.network import Graph
 from archspec.lang.source import Span
 from archspec.lang.values import show, type_name
 from archspec.ops import OpDef
+from archspec.ops.base import Shape
 
 Value = str  # a node id or a graph-input name
 
@@ -103,7 +104,7 @@ class ExpanderState:
         self.graph = Graph(spec.name, {})
         self.stack: list[tuple[str, Span]] = []
         self.assigned: dict[str, tuple[Span, Value]] = {}
-        self.read: set[str] = set()
+        self.read: dict[str, None] = {}  # "prefix/name" read, in order (an ordered set)
         self.groups: dict[str, Frame] = {}  # labelled groups by path, to be re-opened
         self.bindings: dict[tuple[str, str], list[Value]] = {}  # (root, name): each value
         self.constants: set[Value] = set()  # nodes the same for every sample (Graph.constants)
@@ -113,10 +114,24 @@ class ExpanderState:
         self.errors: list[Diagnostic] = []  # of failed statements, reported together
         self.stand_ins: set[Value] = set()  # the values failed statements stand in for
         self.failures = 0  # statements failed so far (reported or not)
+        # (op, id of attrs, input shapes) -> (attrs, (shape, warnings, cost)): NodesMixin._rules
+        self.rule_results: dict[tuple[Any, ...], tuple[Any, tuple[Any, ...]]] = {}
+        self.templates: dict[tuple[Any, ...], Any] = {}  # block calls to replay (replay.py)
 
     def eval(self, e: Any, frame: Frame) -> Any:
         in_shape = self.graph.shape_of(frame.in_value) if frame.in_value else None
-        return Evaluator(frame.env, in_shape, self.budget)(e)
+        return self.evaluate(e, frame.env, in_shape)
+
+    def evaluate(self, e: Any, env: dict[str, Any], in_shape: Shape | None) -> Any:
+        """The value of expression ``e`` over ``env`` and the input shape ``in_shape``, charged
+        to the expansion's budget; a literal or a known name as :class:`Evaluator` gives it,
+        without building one."""
+        kind = type(e)
+        if kind is ir.Lit:
+            return checked(e.value, e.span, self.budget)
+        if kind is ir.Var and e.name in env:
+            return checked(env[e.name], e.span, self.budget)
+        return Evaluator(env, in_shape, self.budget)(e)
 
     @staticmethod
     def _typed(value: Any, p: ir.Param, span: Span) -> Any:
@@ -169,6 +184,11 @@ class ExpanderState:
 
         def _op_attrs(self, op: OpDef, args: tuple[ir.Arg, ...], frame: Frame,
                       c: ir.LayerCall) -> dict[str, Any]: ...
+
+        def call_body(self, block: ir.BlockDef, ins: tuple[Value, ...], args: dict[str, Any],
+                      inner: Frame) -> Value: ...
+
+        def _map_source(self, value: Value) -> str | None: ...
 
         def emit(self, frame: Frame, label: str | None, opname: str, attrs: Any,
                  inputs: tuple[Value, ...], span: Span, synthetic: bool = False) -> Value: ...

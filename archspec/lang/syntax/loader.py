@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import stat
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from archspec.lang import ir
+from archspec.lang.collection import paused
 from archspec.lang.diagnostics import Collector, did_you_mean, error
 from archspec.lang.initializers import check_init
 from archspec.lang.source import SourceFile, Span, display_name
@@ -40,8 +42,9 @@ def is_std(path: str | Path) -> bool:
     return str(path).startswith(STD_PREFIX)
 
 
+@functools.cache
 def std_root() -> Path:
-    """The folder of the shipped spec library (``archspec/std``, resolved)."""
+    """The folder of the shipped spec library (``archspec/std``, resolved once)."""
     return (Path(__file__).resolve().parents[2] / "std").resolve()
 
 
@@ -188,10 +191,10 @@ def parts_to_spec(parts: dict[str, list[Any]], source: SourceFile) -> ir.Spec:
         _no_input(nets[0][2])
     name, params, span = nets[0] if nets else (Path(source.name).stem, (), Span(source, 1, 1))
     outputs = [o for group in parts["output"] for o in group]
-    return ir.Spec(name=name, params=params, imports=tuple(i for i, _ in parts["import"]),
-                   inputs=tuple(parts["input"]), outputs=tuple(outputs),
-                   inits=tuple(parts["init"]),
-                   blocks=tuple(parts["block"]), body=tuple(parts["stmt"]), span=span)
+    return ir.Spec.made(name=name, params=params, imports=tuple(i for i, _ in parts["import"]),
+                        inputs=tuple(parts["input"]), outputs=tuple(outputs),
+                        inits=tuple(parts["init"]), blocks=tuple(parts["block"]),
+                        body=tuple(parts["stmt"]), span=span)
 
 
 def search_roots(search_path: Iterable[str | Path] = ()) -> tuple[Path, ...]:
@@ -243,17 +246,69 @@ def _locate(rel: str, base: Path, roots: tuple[Path, ...], at: Span) -> Path:
                 hint=f"searched {', '.join(display_name(f) for f in folders)}; {_SEARCH_HINT}")
 
 
+class Imported(NamedTuple):
+    """One imported file resolved: the blocks it gives (its own and its imports'), how deep its
+    imports nest (1: it imports nothing) and the stamp of every file read for it."""
+
+    blocks: dict[str, ir.BlockDef]
+    depth: int
+    stamps: tuple[tuple[Path, object], ...]
+
+
+@dataclass
+class ImportCache:
+    """Imported files parsed once and reused across loads while none of the files read for
+    them has changed (the language server keeps one). ``opened`` gives the text of a file that
+    is open in an editor (None: the file on disk), which is read in place of the file's."""
+
+    opened: Callable[[Path], str | None] = lambda path: None
+    files: dict[Path, Imported] = field(default_factory=dict)
+
+    def stamp(self, path: Path) -> object:
+        """What ``path`` is now: its open text, or its size and modification time on disk."""
+        text = self.opened(path)
+        if text is not None:
+            return text
+        try:
+            info = os.stat(path)
+        except OSError:
+            return None
+        return info.st_mtime_ns, info.st_size, info.st_ino
+
+    def reusable(self, path: Path, stack: tuple[Path, ...]) -> Imported | None:
+        """The kept resolution of ``path``, if no file read for it has changed and resolving
+        it again could raise no error where it is imported now: no file of it on the import
+        ``stack`` (a cycle), and room under :data:`MAX_IMPORT_DEPTH` for its depth."""
+        kept = self.files.get(path)
+        if kept is None or len(stack) + kept.depth > MAX_IMPORT_DEPTH:
+            return None
+        if any(p in stack or self.stamp(p) != stamp for p, stamp in kept.stamps):
+            return None
+        return kept
+
+    def source(self, path: Path, at: Span) -> SourceFile:
+        """The text of ``path`` (as :func:`read_source` reads it, or its open document's)."""
+        text = self.opened(path)
+        if text is None:
+            return read_source(path, at)
+        return source_from_bytes(display_name(path), text.encode("utf-8"))
+
+
 @dataclass
 class _Imports:
-    """One load's import resolution: each file is read and parsed once, by resolved path."""
+    """One load's import resolution: each file is read and parsed once, by resolved path (and
+    once across loads, with an :class:`ImportCache`)."""
 
     roots: tuple[Path, ...]
-    done: dict[Path, dict[str, ir.BlockDef]] = field(default_factory=dict)
+    cache: ImportCache | None = None
+    done: dict[Path, Imported] = field(default_factory=dict)
 
     def resolve(self, spec: ir.Spec, source: SourceFile, base: Path,
-                stack: tuple[Path, ...]) -> ir.Spec:
-        """``spec`` with the blocks of its imports (and theirs) in its ``library``."""
+                stack: tuple[Path, ...]) -> tuple[ir.Spec, list[Imported]]:
+        """``spec`` with the blocks of its imports (and theirs) in its ``library``, and the
+        resolution of each file it imports."""
         library: dict[str, ir.BlockDef] = {}
+        imported = []
         for rel in spec.imports:
             at = _import_span(source, rel)
             path = _locate(rel, base, self.roots, at)
@@ -264,38 +319,58 @@ class _Imports:
                 raise error("E118", f"imports nested more than {MAX_IMPORT_DEPTH} files deep",
                             at, hint="flatten the chain of imports")
             if path not in self.done:
-                sub_source = read_source(path, at)
-                sub = parse_source(sub_source, format_of(path))
-                sub = self.resolve(sub, sub_source, path.parent, (*stack, path))
-                self.done[path] = sub.all_blocks()
-            library.update(self.done[path])
-        return spec.model_copy(update={"library": library}) if library else spec
+                self.done[path] = self._file(path, at, stack)
+            imported.append(self.done[path])
+            library.update(self.done[path].blocks)
+        return (spec.model_copy(update={"library": library}) if library else spec), imported
+
+    def _file(self, path: Path, at: Span, stack: tuple[Path, ...]) -> Imported:
+        """The imported file ``path``: read, parsed and its imports resolved, or kept."""
+        kept = self.cache.reusable(path, stack) if self.cache is not None else None
+        if kept is not None:
+            return kept
+        stamp = self.cache.stamp(path) if self.cache is not None else None
+        sub_source = self.cache.source(path, at) if self.cache is not None else \
+            read_source(path, at)
+        sub, below = self.resolve(parse_source(sub_source, format_of(path)), sub_source,
+                                  path.parent, (*stack, path))
+        stamps = {path: stamp}
+        for item in below:
+            stamps.update(item.stamps)
+        done = Imported(sub.all_blocks(), 1 + max((i.depth for i in below), default=0),
+                        tuple(stamps.items()))
+        if self.cache is not None:
+            self.cache.files[path] = done
+        return done
 
 
+@paused()
 def loads(text: str, format: str = "arch", name: str = "<string>",
           base: str | Path = ".", *, search_path: Iterable[str | Path] = (),
-          **overrides: Any) -> ir.Spec:
+          imports: ImportCache | None = None, **overrides: Any) -> ir.Spec:
     """Parse spec ``text`` (``format`` "arch" or "yaml"); imports resolve under ``base`` and
-    ``search_path`` (then ``$ARCHSPEC_PATH``)."""
+    ``search_path`` (then ``$ARCHSPEC_PATH``), through ``imports`` when given."""
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}, got {format!r}")
     source = source_from_bytes(name, text.encode("utf-8"))
-    spec = _Imports(search_roots(search_path)).resolve(parse_source(source, format), source,
-                                                       Path(base), ())
+    spec, _ = _Imports(search_roots(search_path), imports).resolve(
+        parse_source(source, format), source, Path(base), ())
     return with_overrides(spec, overrides)
 
 
+@paused()
 def load(path: str | Path, *, search_path: Iterable[str | Path] = (),
-         **overrides: Any) -> ir.Spec:
+         imports: ImportCache | None = None, **overrides: Any) -> ir.Spec:
     """Read and parse the spec at ``path`` (``std/...`` always names a shipped spec, never a
     local folder called ``std``); imports resolve under its folder and ``search_path`` (then
-    ``$ARCHSPEC_PATH``); other keyword arguments override network parameters."""
+    ``$ARCHSPEC_PATH``), through ``imports`` when given; other keyword arguments override
+    network parameters."""
     p = Path(path)
     if is_std(path):
         p = _locate(str(path), Path.cwd(), (), Span(SourceFile(str(path), ""), 1, 1))
     source = read_source(p)
-    spec = _Imports(search_roots(search_path)).resolve(parse_source(source, format_of(p)),
-                                                       source, p.parent, (p.resolve(),))
+    spec, _ = _Imports(search_roots(search_path), imports).resolve(
+        parse_source(source, format_of(p)), source, p.parent, (p.resolve(),))
     return with_overrides(spec, overrides)
 
 

@@ -1,8 +1,10 @@
 """Parse text straight to IR: a lark Transformer run inside the LALR parser.
 
 There is one method per grammar rule and it only builds nodes, never validates (lark would wrap
-what it raises). The transformer runs as rules are reduced, so no parse tree is built; spans come
-from the tokens (keywords are named terminals for that reason).
+what it raises): the grammar gives every field its type, so nodes are made with
+:meth:`~archspec.lang.ir.Node.made`, which builds no pydantic validator. The transformer runs as
+rules are reduced, so no parse tree is built; spans come from the tokens (keywords are named
+terminals for that reason).
 """
 
 from __future__ import annotations
@@ -81,28 +83,29 @@ class ToIR(Transformer):
     def input_decl(self, c: list[Any]) -> tuple[str, ir.InputDecl]:
         _kw, name, shape = c
         if isinstance(shape, Token):
-            dims = tuple(ir.Lit(value=self.int_value(d, shape), span=self.tok(shape))
+            dims = tuple(ir.Lit.made(value=self.int_value(d, shape), span=self.tok(shape))
                          for d in str(shape).split("x"))
         else:
             dims = shape.items
-        return "input", ir.InputDecl(name=str(name), shape=dims, span=self.tok(name))
+        return "input", ir.InputDecl.made(name=str(name), shape=dims, span=self.tok(name))
 
     def output_decl(self, c: list[Any]) -> tuple[str, list[ir.OutputDecl]]:
         return "output", list(c[1:])
 
     def output_item(self, c: list[Any]) -> ir.OutputDecl:
         name, _if, cond = c
-        return ir.OutputDecl(name=str(name), cond=cond, span=self.tok(name))
+        return ir.OutputDecl.made(name=str(name), cond=cond, span=self.tok(name))
 
     def init_decl(self, c: list[Any]) -> tuple[str, ir.InitRule]:
         _kw, target, _if, cond, scheme = c
         text = str(target)[1:-1] if target.type == "STRING" else str(target)
-        return "init", ir.InitRule(op=text, cond=cond, scheme=scheme, span=self.tok(target))
+        return "init", ir.InitRule.made(op=text, cond=cond, scheme=scheme,
+                                        span=self.tok(target))
 
     def block_def(self, c: list[Any]) -> tuple[str, ir.BlockDef]:
         _kw, name, params, inputs, (body, inits) = c
-        return "block", ir.BlockDef(name=str(name), params=params, inputs=inputs or (),
-                                    body=body, inits=inits, span=self.tok(name))
+        return "block", ir.BlockDef.made(name=str(name), params=params, inputs=inputs or (),
+                                         body=tuple(body), inits=inits, span=self.tok(name))
 
     def block_inputs(self, c: list[Token]) -> tuple[str, ...]:
         return tuple(map(str, c))
@@ -121,8 +124,8 @@ class ToIR(Transformer):
 
     def param(self, c: list[Any]) -> ir.Param:
         name, typ, default = c
-        return ir.Param(name=str(name), type=str(typ or "any"), default=default,
-                        span=self.tok(typ) if typ is not None else self.tok(name))
+        return ir.Param.made(name=str(name), type=str(typ or "any"), default=default,
+                             span=self.tok(typ) if typ is not None else self.tok(name))
 
     def body(self, c: list[Any]) -> Body:
         out = Body(s for s in c[1:] if s is not None)
@@ -132,27 +135,27 @@ class ToIR(Transformer):
     # ---- statements
     def labelled(self, c: list[Any]) -> ir.Chain:
         label, chain = c
-        return ir.Chain(label=label, elements=chain, span=self.span(label, chain[-1]))
+        return ir.Chain.made(label=label, elements=chain, span=self.span(label, chain[-1]))
 
     def assign(self, c: list[Any]) -> ir.Chain:
         *names, chain = c
-        label = ir.Label(parts=(str(names[0]),), span=self.tok(names[0]))
-        return ir.Chain(label=label, assign=True, more=tuple(map(str, names[1:])),
-                        elements=chain, span=self.span(names[0], chain[-1]))
+        label = ir.Label.made(parts=(str(names[0]),), span=self.tok(names[0]))
+        return ir.Chain.made(label=label, assign=True, more=tuple(map(str, names[1:])),
+                             elements=chain, span=self.span(names[0], chain[-1]))
 
     def chain_stmt(self, c: list[Any]) -> ir.Chain:
-        return ir.Chain(elements=c[0], span=self.span(c[0][0], c[0][-1]))
+        return ir.Chain.made(elements=c[0], span=self.span(c[0][0], c[0][-1]))
 
     def for_stmt(self, c: list[Any]) -> ir.For:
         kw, *names, _in, iterable, body = c
-        return ir.For(vars=tuple(map(str, names)), iterable=iterable, body=body,
-                      span=self.tok(kw))
+        return ir.For.made(vars=tuple(map(str, names)), iterable=iterable, body=tuple(body),
+                           span=self.tok(kw))
 
     def if_stmt(self, c: list[Any]) -> ir.If:
         kw, cond, then, other = c
-        if isinstance(other, ir.If):
-            other = (other,)
-        return ir.If(cond=cond, then=then, other=other, span=self.tok(kw))
+        other = (other,) if isinstance(other, ir.If) else other
+        return ir.If.made(cond=cond, then=tuple(then),
+                          other=None if other is None else tuple(other), span=self.tok(kw))
 
     def label(self, c: list[Any]) -> ir.Label:
         """Segments joined by dots; text runs merged, so ``convs.{i}`` is ``("convs.", i)``."""
@@ -170,7 +173,7 @@ class ToIR(Transformer):
                 merged[-1] += part
             else:
                 merged.append(part)
-        return ir.Label(parts=tuple(merged), span=self.span(c[0], c[-1]))
+        return ir.Label.made(parts=tuple(merged), span=self.span(c[0], c[-1]))
 
     def label_hole(self, c: list[Any]) -> Any:
         return c[1]
@@ -197,8 +200,8 @@ class ToIR(Transformer):
         if inputs is not None:
             in_names = tuple(_ref_name(a) for a in inputs)
             spans = tuple(a.span if isinstance(a, ir.Node) else self.tok(name) for a in inputs)
-        return ir.LayerCall(callee=str(name), args=tuple(_arg(a) for a in args or ()),
-                            inputs=in_names, input_spans=spans, span=self.tok(name))
+        return ir.LayerCall.made(callee=str(name), args=tuple(_arg(a) for a in args or ()),
+                                 inputs=in_names, input_spans=spans, span=self.tok(name))
 
     def concat_call(self, c: list[Any]) -> ir.LayerCall:
         return self.call(c)
@@ -208,32 +211,36 @@ class ToIR(Transformer):
 
     def kwarg(self, c: list[Any]) -> ir.Arg:
         name, value = c
-        return ir.Arg(name=str(name), value=value, span=self.tok(name))
+        return ir.Arg.made(name=str(name), value=value, span=self.tok(name))
 
     def repeat(self, c: list[Any]) -> ir.Repeat:
         kw, count, var, body = c
-        stmts = body if isinstance(body, tuple) else (ir.Chain(elements=(body,), span=body.span),)
-        return ir.Repeat(count=count, var=None if var is None else str(var), body=stmts,
-                         span=self.tok(kw))
+        stmts = tuple(body) if isinstance(body, tuple) else (
+            ir.Chain.made(elements=(body,), span=body.span),)
+        return ir.Repeat.made(count=count, var=None if var is None else str(var), body=stmts,
+                              span=self.tok(kw))
 
     def concat(self, c: list[Any]) -> ir.Concat:
         kw, args, body = c
-        return ir.Concat(args=tuple(_arg(a) for a in args or ()), body=body, span=self.tok(kw))
+        return ir.Concat.made(args=tuple(_arg(a) for a in args or ()), body=tuple(body),
+                              span=self.tok(kw))
 
     def residual(self, c: list[Any]) -> ir.Residual:
         kw, body, short = c
         cond, sbody = short if short is not None else (None, None)
-        return ir.Residual(body=body, shortcut=sbody, shortcut_if=cond, span=self.tok(kw))
+        return ir.Residual.made(body=tuple(body),
+                                shortcut=None if sbody is None else tuple(sbody),
+                                shortcut_if=cond, span=self.tok(kw))
 
     def shortcut(self, c: list[Any]) -> tuple[Any, Any]:
         _kw, _if, cond, body = c
         return cond, body
 
     def dense(self, c: list[Any]) -> ir.Dense:
-        return ir.Dense(body=c[1], span=self.tok(c[0]))
+        return ir.Dense.made(body=tuple(c[1]), span=self.tok(c[0]))
 
     def group(self, c: list[Any]) -> ir.Group:
-        return ir.Group(body=c[0], span=c[0].span)
+        return ir.Group.made(body=tuple(c[0]), span=c[0].span)
 
     # ---- expressions
     def int_value(self, digits: str, tok: Token) -> int:
@@ -244,52 +251,53 @@ class ToIR(Transformer):
         return int(digits)
 
     def int_lit(self, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=self.int_value(str(c[0]), c[0]), span=self.tok(c[0]))
+        return ir.Lit.made(value=self.int_value(str(c[0]), c[0]), span=self.tok(c[0]))
 
     def float_lit(self, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=float(c[0]), span=self.tok(c[0]))
+        return ir.Lit.made(value=float(c[0]), span=self.tok(c[0]))
 
     def str_lit(self, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=str(c[0])[1:-1], span=self.tok(c[0]))
+        return ir.Lit.made(value=str(c[0])[1:-1], span=self.tok(c[0]))
 
     def true_lit(self, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=True, span=self.tok(c[0]))
+        return ir.Lit.made(value=True, span=self.tok(c[0]))
 
     def false_lit(self, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=False, span=self.tok(c[0]))
+        return ir.Lit.made(value=False, span=self.tok(c[0]))
 
     def none_lit(self, c: list[Token]) -> ir.Lit:
-        return ir.Lit(value=None, span=self.tok(c[0]))
+        return ir.Lit.made(value=None, span=self.tok(c[0]))
 
     def var(self, c: list[Token]) -> ir.Var:
-        return ir.Var(name=str(c[0]), span=self.tok(c[0]))
+        return ir.Var.made(name=str(c[0]), span=self.tok(c[0]))
 
     def in_ref(self, c: list[Token]) -> ir.InRef:
-        return ir.InRef(span=self.tok(c[0]))
+        return ir.InRef.made(span=self.tok(c[0]))
 
     def list(self, c: list[Any]) -> ir.ListExpr:
-        return ir.ListExpr(items=tuple(x for x in c[1:] if x is not None), span=self.tok(c[0]))
+        return ir.ListExpr.made(items=tuple(x for x in c[1:] if x is not None),
+                                span=self.tok(c[0]))
 
     def tuple(self, c: list[Any]) -> ir.ListExpr:
         items = tuple(x for x in c if x is not None)
-        return ir.ListExpr(items=items, tuple_=True, span=self.span(items[0], items[-1]))
+        return ir.ListExpr.made(items=items, tuple_=True, span=self.span(items[0], items[-1]))
 
     def getattr(self, c: list[Any]) -> ir.GetAttr:
         obj, tok = c
         for name in str(tok).split("."):  # `a.4.0` lexes `4.0` as one number
-            obj = ir.GetAttr(obj=obj, name=name, span=self.span(c[0], tok))
+            obj = ir.GetAttr.made(obj=obj, name=name, span=self.span(c[0], tok))
         return obj
 
     def getitem(self, c: list[Any]) -> ir.GetItem:
         obj, index = c[0], c[-1]
-        return ir.GetItem(obj=obj, index=index, span=self.span(obj, index))
+        return ir.GetItem.made(obj=obj, index=index, span=self.span(obj, index))
 
     def fcall(self, c: list[Any]) -> ir.FuncCall:
-        return ir.FuncCall(func=str(c[0]), args=tuple(x for x in c[1:] if x is not None),
-                           span=self.tok(c[0]))
+        return ir.FuncCall.made(func=str(c[0]), args=tuple(x for x in c[1:] if x is not None),
+                                span=self.tok(c[0]))
 
     def binop(self, c: list[Any]) -> ir.BinOp:
-        return ir.BinOp(op=str(c[1]), left=c[0], right=c[2], span=self.span(c[0], c[2]))
+        return ir.BinOp.made(op=str(c[1]), left=c[0], right=c[2], span=self.span(c[0], c[2]))
 
     def test(self, c: list[Any]) -> Any:
         node, _ = self._climb(c, 0, 0)
@@ -304,7 +312,7 @@ class ToIR(Transformer):
         if pos > first:
             lhs, end = self._climb(items, pos, ir.PRECEDENCE["not"])
             for at in reversed(range(first, pos)):
-                lhs = ir.Not(operand=lhs, span=self.span(items[at], lhs))
+                lhs = ir.Not.made(operand=lhs, span=self.span(items[at], lhs))
         else:
             lhs, end = items[pos], pos + 1
         while end < len(items):
@@ -313,20 +321,20 @@ class ToIR(Transformer):
             if prec < min_prec:
                 break
             rhs, after = self._climb(items, end + 1, prec + 1)
-            lhs = ir.BinOp(op=op, left=lhs, right=rhs, span=self.span(lhs, rhs))
+            lhs = ir.BinOp.made(op=op, left=lhs, right=rhs, span=self.span(lhs, rhs))
             end = after
         return lhs, end
 
     def neg(self, c: list[Any]) -> ir.Neg:
-        return ir.Neg(operand=c[1], span=self.span(c[0], c[1]))
+        return ir.Neg.made(operand=c[1], span=self.span(c[0], c[1]))
 
     def cond(self, c: list[Any]) -> ir.Cond:
         then, _if, test, other = c
-        return ir.Cond(then=then, cond=test, other=other, span=self.span(then, other))
+        return ir.Cond.made(then=then, cond=test, other=other, span=self.span(then, other))
 
 
 def _arg(a: Any) -> ir.Arg:
-    return a if isinstance(a, ir.Arg) else ir.Arg(value=a, span=a.span)
+    return a if isinstance(a, ir.Arg) else ir.Arg.made(value=a, span=a.span)
 
 
 def _ref_name(a: Any) -> str:
@@ -337,8 +345,8 @@ def _ref_name(a: Any) -> str:
 
 
 def _children(obj: Any) -> Any:
-    if isinstance(obj, ir.Node):
-        return (getattr(obj, f) for f in type(obj).model_fields if f != "span")
+    if isinstance(obj, ir.Node):  # a node's fields are its __dict__, in order
+        return (v for k, v in obj.__dict__.items() if k != "span")
     if isinstance(obj, dict):
         return obj.values()
     return obj if isinstance(obj, (tuple, list)) else ()
