@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import pytest
 from conftest import ROOT, SPECS
@@ -258,6 +259,122 @@ def test_yaml_spec_diagnostics(editor, tmp_path) -> None:
         "uri": uri, "languageId": "yaml", "version": 1, "text": text}})
     (error,) = editor.diagnostics(uri)
     assert error["code"] == "E201" and error["range"]["start"]["line"] == 4
+
+
+UNIT = "block unit(c: int) {\n    conv: conv2d(c, 3, padding=1)\n    relu\n}\n"
+BROKEN_UNIT = UNIT.replace("padding=1", "padding=1, groups=3")  # 6 -> 4 channels: E301
+
+
+def open_doc(editor: Editor, path: Path, text: str) -> str:
+    """Open ``path`` with ``text`` (its diagnostics read); returns its URI."""
+    uri = path.as_uri()
+    editor.notify("textDocument/didOpen", {"textDocument": {
+        "uri": uri, "languageId": "archspec", "version": 1, "text": text}})
+    editor.diagnostics(uri)
+    return uri
+
+
+def change(editor: Editor, uri: str, version: int, text: str) -> None:
+    editor.notify("textDocument/didChange", {"textDocument": {"uri": uri, "version": version},
+                                             "contentChanges": [{"text": text}]})
+
+
+def as_check_reports(path: Path) -> list[tuple[str, str, list[str]]]:
+    """The errors `archspec check` reports for ``path`` on disk as the server shows them in an
+    importing document: code, first message line (``file:line:col: message``), and the
+    ``file:line:col`` of each note."""
+    found: list[tuple[str, str, list[str]]] = []
+    for line in check_json(path)["stderr"].split("\n"):
+        if ": error[" in line:
+            where, rest = line.split(": error[", 1)
+            code, message = rest.split("]: ", 1)
+            found.append((code, f"{where}: {message}", []))
+        elif ": note: " in line:
+            found[-1][2].append(line.split(": note: ")[0])
+    return found
+
+
+def as_published(found: list[dict[str, Any]]) -> list[tuple[str, str, list[str]]]:
+    def at(info: dict[str, Any]) -> str:
+        start = info["location"]["range"]["start"]
+        path = unquote(urlparse(info["location"]["uri"]).path)
+        return f"{path}:{start['line'] + 1}:{start['character'] + 1}"
+
+    return [(d["code"], d["message"].split("\n")[0],
+             [at(r) for r in d.get("relatedInformation") or []]) for d in found]
+
+
+def test_an_edit_of_an_open_import_rechecks_its_importer(editor, tmp_path) -> None:
+    """main.arch calls a block of blocks.arch, both open: breaking the block in the editor
+    shows the error in main.arch (as `check` reports it for the same files on disk), fixing it
+    clears it, a hover shows the new numbers, and closing the edited import reads its file."""
+    main, blocks = tmp_path / "main.arch", tmp_path / "blocks.arch"
+    text = 'import "blocks.arch"\nnetwork main\ninput x: 3x8x8\nb1: unit(6)\nb2: unit(4)\n'
+    main.write_text(text)
+    blocks.write_text(UNIT)
+    before = {r["name"]: r for r in check_json(main)["blocks"]}["b1"]["params"]
+    main_uri, blocks_uri = open_doc(editor, main, text), open_doc(editor, blocks, UNIT)
+    change(editor, blocks_uri, 2, BROKEN_UNIT)
+    editor.diagnostics(blocks_uri)  # its own first
+    found = editor.diagnostics(main_uri)
+    blocks.write_text(BROKEN_UNIT)
+    assert as_published(found) == as_check_reports(main) and found[0]["code"] == "E301"
+    assert found[0]["range"]["start"] == {"line": 0, "character": 0}
+    wider = UNIT.replace("conv2d(c,", "conv2d(2 * c,")
+    change(editor, blocks_uri, 3, wider)
+    editor.diagnostics(blocks_uri)
+    assert editor.diagnostics(main_uri) == []
+    blocks.write_text(wider)
+    b1 = {r["name"]: r for r in check_json(main)["blocks"]}["b1"]
+    hover = editor.request("textDocument/hover", {"textDocument": {"uri": main_uri},
+                                                  "position": position(text, 4, "unit")})
+    assert f"params {b1['params']:,}" in hover["contents"]["value"] and b1["params"] != before
+    change(editor, blocks_uri, 4, BROKEN_UNIT)
+    editor.diagnostics(blocks_uri)
+    assert editor.diagnostics(main_uri)
+    editor.notify("textDocument/didClose", {"textDocument": {"uri": blocks_uri}})
+    assert editor.diagnostics(blocks_uri) == []
+    assert editor.diagnostics(main_uri) == []  # the file on disk is the fixed one
+
+
+def test_a_change_on_disk_rechecks_the_documents_that_import_it(editor, tmp_path) -> None:
+    """m.arch (open) imports mid.arch, which imports base.arch (neither open): base.arch
+    changed on disk and reported by the editor re-checks m.arch."""
+    (tmp_path / "mid.arch").write_text(
+        'import "base.arch"\nblock pair(c: int) {\n    unit(c)\n    unit(c)\n}\n')
+    base = tmp_path / "base.arch"
+    base.write_text(UNIT)
+    text = 'import "mid.arch"\nnetwork m\ninput x: 3x8x8\np: pair(4)\n'
+    (tmp_path / "m.arch").write_text(text)
+    uri = open_doc(editor, tmp_path / "m.arch", text)
+    for body, expected in ((BROKEN_UNIT, "E301"), (UNIT, None)):
+        base.write_text(body)
+        editor.notify("workspace/didChangeWatchedFiles",
+                      {"changes": [{"uri": base.as_uri(), "type": 2}]})
+        found = editor.diagnostics(uri)
+        assert [d["code"] for d in found][:1] == ([expected] if expected else [])
+        if expected:
+            assert as_published(found) == as_check_reports(tmp_path / "m.arch")
+
+
+def test_the_server_asks_to_watch_spec_files() -> None:
+    pytest.importorskip("pygls")
+    ed = Editor()
+    try:
+        ed.request("initialize", {"processId": None, "rootUri": ROOT.as_uri(), "capabilities": {
+            "workspace": {"didChangeWatchedFiles": {"dynamicRegistration": True}}}})
+        ed.notify("initialized", {})
+        while (message := ed.read()).get("method") != "client/registerCapability":
+            pass
+        (registration,) = message["params"]["registrations"]
+        assert registration["method"] == "workspace/didChangeWatchedFiles"
+        globs = [w["globPattern"] for w in registration["registerOptions"]["watchers"]]
+        assert globs == ["**/*.arch", "**/*.yaml", "**/*.yml"]
+        ed.send({"id": message["id"], "result": None})
+        assert ed.request("shutdown", None) is None
+        ed.notify("exit", None)
+    finally:
+        assert ed.proc.wait(TIMEOUT) == 0
 
 
 def test_without_pygls_the_extra_is_named(capsys, monkeypatch) -> None:

@@ -79,6 +79,8 @@ def test_image_folder_with_an_unreadable_file(tmp_path, capsys) -> None:
     assert code == 0, err
     assert "skipping unreadable image" in err and "broken.png" in err
     assert (tmp_path / "out" / "metrics.json").exists()
+    assert torch.load(tmp_path / "out" / "best.pt", weights_only=True)["data"] == \
+        {"kind": "folder", "path": str(tmp_path / "data")}
     code, out, err = run_cli(["eval", str(SPECS / "examples" / "cnn3.arch"), "--set", "size=16",
                               "--set", "num_classes=2", "--data", str(tmp_path / "data"),
                               "--weights", str(tmp_path / "out" / "best.pt"), "--workers", "0"],

@@ -116,16 +116,17 @@ def scratch_bytes(graph: Graph, node_costs: dict[str, Cost], batch: int,
 
 
 def peak_bytes(graph: Graph, sizes: dict[str, int], input_bytes: dict[str, int],
-               scratch: dict[str, int] | None = None) -> int:
+               scratch: dict[str, int] | None = None, skip: frozenset[str] = frozenset()) -> int:
     """Peak bytes of live tensors in an inference pass that frees each output after its last
     reader (graph inputs held throughout), in the graph's topological order; a node's
-    ``scratch`` bytes are live while it runs."""
+    ``scratch`` bytes are live while it runs. The nodes in ``skip`` do not run (the
+    training-only ones, :meth:`Graph.train_only`); the eval outputs are held to the end."""
     last_use: dict[str, int] = {}
-    nodes = graph.nodes
+    nodes = {k: n for k, n in graph.nodes.items() if k not in skip} if skip else graph.nodes
     for i, node in enumerate(nodes.values()):
         for src in node.inputs:
             last_use[src] = i
-    outputs = set(graph.outputs.values())
+    outputs = set(graph.eval_outputs().values())
     held = scratch or {}
     live = sum(input_bytes.values())
     peak = live

@@ -33,6 +33,9 @@ class Row:
     ``buffers`` are element counts; ``activation_bytes`` is the size of the output tensor(s).
     ``inputs`` are the layers or graph inputs it reads (for a block, those from outside it);
     ``source`` is ``file:line:col`` of the statement that made it (maybe an imported file).
+    ``train``: only training-only outputs read it (a block: every layer inside), so the eval
+    forward does not run it: its params count in the totals, its MACs, FLOPs and activations
+    do not.
     """
 
     name: str
@@ -50,6 +53,7 @@ class Row:
     line: int = 0
     source: str = ""
     inputs: tuple[str, ...] = ()
+    train: bool = False
 
     @classmethod
     def made(cls, fields: dict[str, Any]) -> Row:
@@ -67,7 +71,8 @@ class Analysis:
     :class:`archspec.views.report.Report`, a subclass).
 
     ``to_dict()`` is the documented JSON contract. With ``symbolic_batch`` the batch is the
-    name ``N`` in shapes (counts are for N=1)."""
+    name ``N`` in shapes (counts are for N=1). ``train_outputs`` are the names in ``outputs``
+    returned in training mode only; the totals count the eval forward, without them."""
 
     network: str
     batch: int
@@ -81,6 +86,7 @@ class Analysis:
     warnings: list[Diagnostic] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     symbolic_batch: bool = False
+    train_outputs: list[str] = field(default_factory=list)
 
     def __repr__(self) -> str:
         return (f"<{type(self).__name__} {self.network}: {self.totals['params']:,} params, "
@@ -108,7 +114,7 @@ class Analysis:
             "params": self.params, "depth": depth,
             "inputs": {k: self.shape(v) for k, v in self.inputs.items()},
             "outputs": {k: self.shape(v) for k, v in self.outputs.items()},
-            "totals": self.totals,
+            "train_outputs": self.train_outputs, "totals": self.totals,
             "layers": [self.row_dict(r) for r in rows if r.kind == "op"],
             "blocks": [self.row_dict(r) for r in rows if r.kind == "block"],
             "tree": self._tree(rows),
@@ -181,7 +187,8 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
     g = graph if graph is not None else expand(spec)
     node_costs = passes.costs(g)
     times = passes.batches(g, batch)
-    layers = _layer_rows(g, node_costs, times, batch, dtype, convention)
+    skip = frozenset(g.train_only())
+    layers = _layer_rows(g, node_costs, times, batch, dtype, convention, skip)
     blocks = _block_rows(g, layers)
     width = passes.DTYPE_BYTES[dtype]
     input_bytes = {k: numel(s) * batch * width for k, s in g.inputs.items()}
@@ -193,11 +200,11 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
     totals["param_bytes"] = totals["params"] * width
     totals["buffer_bytes"] = totals["buffers"] * width
     scratch = passes.scratch_bytes(g, node_costs, batch, dtype, times)
-    totals["attention_bytes"] = sum(scratch.values())
+    totals["attention_bytes"] = sum(v for k, v in scratch.items() if k not in skip)
     totals["peak_activation_bytes"] = passes.peak_bytes(
-        g, {r.name: r.activation_bytes for r in layers}, input_bytes, scratch)
+        g, {r.name: r.activation_bytes for r in layers}, input_bytes, scratch, skip)
     totals["layers"] = len(layers)
-    totals.update(_other_tools_memory(layers))
+    totals.update(_other_tools_memory([r for r in layers if not r.train]))
     totals["estimated_total_bytes"] = (totals["input_bytes"] + totals["param_bytes"]
                                        + totals["torchinfo_forward_backward_bytes"])
     _check_bounds(g, layers, totals)
@@ -206,7 +213,8 @@ def analyze(spec: ir.Spec, batch: int | None = 1, dtype: str = "float32",
         inputs={k: [batch, *s] for k, s in g.inputs.items()},
         outputs={k: [batch, *g.shape_of(v)] for k, v in g.outputs.items()},
         layers=layers, blocks=blocks, totals=totals, warnings=list(g.warnings),
-        params=g.params, symbolic_batch=symbolic)
+        params=g.params, symbolic_batch=symbolic,
+        train_outputs=[k for k in g.outputs if k in g.train_outputs])
 
 
 def _check_bounds(g: Graph, layers: list[Row], totals: dict[str, int]) -> None:
@@ -235,10 +243,13 @@ def _other_tools_memory(layers: list[Row]) -> dict[str, int]:
 
 
 def _sums(layers: list[Row]) -> dict[str, int]:
-    """The :data:`METRICS` of ``layers``, each summed."""
+    """The :data:`METRICS` of ``layers``, each summed: params and buffers over every layer,
+    the work and the activations over the eval forward's (not ``train``), as torchvision's
+    ``num_params`` and ``_ops`` count them."""
+    run = [r for r in layers if not r.train]
     return {"params": sum(r.params for r in layers), "buffers": sum(r.buffers for r in layers),
-            "macs": sum(r.macs for r in layers), "flops": sum(r.flops for r in layers),
-            "activation_bytes": sum(r.activation_bytes for r in layers)}
+            "macs": sum(r.macs for r in run), "flops": sum(r.flops for r in run),
+            "activation_bytes": sum(r.activation_bytes for r in run)}
 
 
 def _frozen_params(g: Graph, layers: list[Row]) -> int:
@@ -253,9 +264,10 @@ def _frozen_params(g: Graph, layers: list[Row]) -> int:
 
 
 def _layer_rows(g: Graph, costs: dict[str, Cost], times: dict[str, int], batch: int,
-                dtype: str, convention: str) -> list[Row]:
+                dtype: str, convention: str, train: frozenset[str]) -> list[Row]:
     """One row per node; ``times``: each node's :func:`passes.batches` at ``batch``. FLOPs are
-    the per-sample count times the node's batch, plus its per-forward work."""
+    the per-sample count times the node's batch, plus its per-forward work. ``train``: the
+    training-only nodes (:meth:`Graph.train_only`)."""
     macs = passes.convention_macs(g, costs, convention, batch, times)
     mem = passes.activation_bytes(g, batch, dtype, times)
     fields = passes.receptive_fields(g)
@@ -273,7 +285,7 @@ def _layer_rows(g: Graph, costs: dict[str, Cost], times: dict[str, int], batch: 
             "flops": cost.flops * count + (cost.once.flops if cost.once is not None else 0),
             "activation_bytes": mem[n.id], "receptive_field": _number(field_.size),
             "stride": _number(field_.stride), "line": n.span.line, "source": source,
-            "inputs": n.inputs}))
+            "inputs": n.inputs, "train": n.id in train}))
     return rows
 
 
@@ -285,8 +297,10 @@ def _number(value: Fraction | None) -> int | float | None:
 
 
 def _block_rows(g: Graph, layers: list[Row]) -> list[Row]:
-    """Subtotals per scope (block call or labelled group), summed over the layers inside."""
+    """Subtotals per scope (block call or labelled group), summed over the layers inside; a
+    scope is ``train`` when every layer inside is."""
     sums: dict[str, list[int]] = {p: [0, 0, 0, 0, 0] for p in g.scopes}
+    run: set[str] = set()  # the scopes with a layer that the eval forward runs
     entering: dict[str, dict[str, None]] = {p: {} for p in g.scopes}
     chains: dict[str, list[str]] = {}  # by a layer's parent path: the scopes it is inside
     own: dict[str, list[int]] = {}  # by parent path: the sums of the layers right inside it
@@ -302,6 +316,8 @@ def _block_rows(g: Graph, layers: list[Row]) -> list[Row]:
         total[2] += row.macs
         total[3] += row.flops
         total[4] += row.activation_bytes
+        if not row.train:
+            run.update(chain)
         beside = parent + "."  # a value under the parent is inside every scope of the chain
         for i in n.inputs:
             if not i.startswith(beside):
@@ -323,7 +339,8 @@ def _block_rows(g: Graph, layers: list[Row]) -> list[Row]:
             "flops": total[3], "activation_bytes": total[4],
             "receptive_field": last.receptive_field if last else None,
             "stride": last.stride if last else None, "line": scope.span.line,
-            "source": str(scope.span), "inputs": tuple(entering[path])}))
+            "source": str(scope.span), "inputs": tuple(entering[path]),
+            "train": path not in run and last is not None and last.train}))
     return rows
 
 

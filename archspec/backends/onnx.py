@@ -152,17 +152,20 @@ def to_onnx(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | in
 def lower(spec: ir.Spec, weights: Any = None, opset: int = 17, batch: str | int = "dynamic",
           fp16: bool = False) -> tuple[onnx.ModelProto, dict[str, Initialiser]]:
     """The ONNX model of ``spec`` without initialisers, and its initialisers in order (arrays
-    for weights, TensorProtos for small constants)."""
+    for weights, TensorProtos for small constants). It is the eval forward: training-only
+    outputs (``output logits, train aux``) and the layers only they read are left out."""
     graph = expand(spec)
     arrays, classes = load_weights(weights, spec, graph)
     dtype = TensorProto.FLOAT16 if fp16 else TensorProto.FLOAT
     dim = "batch" if batch == "dynamic" else int(batch)
     b = Builder(arrays, opset, dtype, dim)
+    skip = graph.train_only()  # the eval forward: no training-only output or layer
     for node in graph:
-        _lower(node, b)
+        if node.id not in skip:
+            _lower(node, b)
     inputs = [helper.make_tensor_value_info(k, dtype, [dim, *s]) for k, s in graph.inputs.items()]
     outputs = []
-    for name, value in graph.outputs.items():
+    for name, value in graph.eval_outputs().items():
         if name != value:
             b.prefix = name
             b.node("Identity", [value], [name])

@@ -219,9 +219,30 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
         gfx.output(outs[0])
     else:
         gfx.output(dict(zip(graph.outputs, outs, strict=True)))
+    if graph.train_outputs:
+        gfx.set_codegen(ModeOutputs(tuple(graph.eval_outputs())))
     gm = fx.GraphModule(_module_tree(modules), gfx, class_name=_class_name(graph.name))
     gm.meta["archspec_network"] = graph.name
     return gm
+
+
+class ModeOutputs(fx.graph.CodeGen):
+    """The ``forward`` of a network with training-only outputs returns, in training mode,
+    every output (the dict in ``output`` order) and, in eval mode, only the outputs named
+    ``eval_names`` (one: the tensor itself), as torchvision's ``eager_outputs`` does. Every
+    layer runs in both modes; the return statement alone depends on ``self.training``."""
+
+    def __init__(self, eval_names: tuple[str, ...]) -> None:
+        super().__init__()
+        self.eval_names = eval_names
+
+    def generate_output(self, output_args: Any, *, descs: Any = None,
+                        repr_fn: Any = None) -> str:
+        """``return {every output} if self.training else <the eval outputs>``."""
+        shown = repr_fn or repr
+        kept = {k: output_args[k] for k in self.eval_names}
+        evaluated = next(iter(kept.values())) if len(kept) == 1 else kept
+        return f"return {shown(output_args)} if self.training else {shown(evaluated)}"
 
 
 def _module_tree(modules: dict[str, nn.Module | nn.Parameter]) -> nn.Module:

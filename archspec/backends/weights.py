@@ -11,7 +11,7 @@ import pickle
 import re
 import warnings
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -159,3 +159,34 @@ def checkpoint_classes(ckpt: Mapping[str, Any], path: str | Path,
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise bad_checkpoint(path, "its `classes` entry is not a list of names", spec)
     return names
+
+
+def _is_ints(value: Any) -> bool:
+    """Whether ``value`` is a list of plain ints (not bools)."""
+    return isinstance(value, list) and all(type(v) is int for v in value)
+
+
+_DATA_FIELDS: dict[str, dict[str, Callable[[Any], bool]]] = {
+    "builtin": {"samples": lambda v: type(v) is int and v > 0, "seed": lambda v: type(v) is int,
+                "classes": lambda v: type(v) is int and v > 0,
+                "shape": lambda v: _is_ints(v) and len(v) == 3},
+    "folder": {"path": lambda v: isinstance(v, str)},
+}
+
+
+def checkpoint_data(ckpt: Mapping[str, Any], path: str | Path,
+                    spec: ir.Spec) -> Mapping[str, Any] | None:
+    """The data an `archspec train` checkpoint was trained on (its ``data`` entry): the
+    built-in data's ``samples``, ``seed``, ``classes`` (count) and ``shape`` ``[C, H, W]``, or
+    the image folder's ``path`` as given to ``--data``. None for a plain state_dict or an older
+    checkpoint; an entry of another form is an error (E611)."""
+    data = ckpt.get("data")
+    if data is None or not isinstance(ckpt.get("state_dict"), Mapping):
+        return None
+    kind = data.get("kind") if isinstance(data, Mapping) else None
+    fields = _DATA_FIELDS.get(kind) if isinstance(kind, str) else None
+    if fields is None or set(data) != {"kind", *fields} or \
+            not all(ok(data[name]) for name, ok in fields.items()):
+        raise bad_checkpoint(path, "its `data` entry is not the built-in data's samples, seed, "
+                             "classes and shape, nor an image folder's path", spec)
+    return data

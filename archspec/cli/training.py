@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from archspec.cli.messages import exit_1_on_runtime_error, tell
+from archspec.cli.messages import exit_1_on_runtime_error, say, tell
 from archspec.cli.options import (
     CONTEXT,
     check_memory,
@@ -114,9 +115,15 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
               help="A torch.save(state_dict) file or an `archspec train` checkpoint.")
 @data_option
 @click.option("--batch-size", type=click.IntRange(1, MAX_BATCH), default=64, show_default=True)
-@click.option("--samples", type=click.IntRange(min=10), default=12000, show_default=True,
-              help="Without --data: the built-in dataset's size (its test split is scored).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--samples", type=click.IntRange(min=10), default=12000,
+              help="Without --data: the built-in dataset's size (its test split is scored). "
+                   "Default: the checkpoint's (what `train` was given), else 12000.")
+@click.option("--seed", type=int, default=0,
+              help="Without --data: the built-in dataset's seed. Default: the checkpoint's, "
+                   "else 0.")
+@click.option("--allow-other-split", is_flag=True,
+              help="Score the test split of --samples/--seed even where it holds images the "
+                   "checkpoint's run trained or validated on (refused otherwise: E908).")
 @device_option
 @amp_option
 @channels_last_option
@@ -124,9 +131,11 @@ def train(spec: str, debug: bool, quiet: bool, compile_: bool, **options: Any) -
 @network_options
 @memory_option
 @debug_option
-def eval_(spec: str, weights: str, debug: bool, **options: Any) -> None:
+def eval_(spec: str, weights: str, debug: bool, allow_other_split: bool,
+          **options: Any) -> None:
     """Score SPEC with trained weights: loss, top-1 and top-5 on every image of --data (or on
-    the built-in data's test split), without training.
+    the built-in data's test split: that of the run which wrote the checkpoint), without
+    training.
 
         archspec eval specs/resnet18.arch --weights runs/r18/best.pt --data photos/
     """
@@ -135,8 +144,11 @@ def eval_(spec: str, weights: str, debug: bool, **options: Any) -> None:
     from archspec.training.config import TrainConfig
     from archspec.training.loop import evaluate_weights, top5_text
 
+    context = click.get_current_context()
+    given = [name for name in ("samples", "seed")
+             if context.get_parameter_source(name) is not ParameterSource.DEFAULT]
     score = exit_1_on_runtime_error(debug, evaluate_weights, network, weights,
-                                   TrainConfig(**options))
+                                   TrainConfig(**options), given, allow_other_split, say)
     classes = len(score.classes) if score.classes else 6  # unnamed: say the top-5 too
     click.echo(f"{score.n} images: loss {score.loss:.4f}, top-1 {score.top1:.4f}"
                f"{top5_text(score.top5, classes)} ({score.images_per_s:,.0f} images/s)")

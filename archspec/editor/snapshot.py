@@ -4,7 +4,8 @@ features share (what is at a position, what a name means)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,9 @@ from archspec.lang.syntax.loader import (
 @dataclass
 class Snapshot:
     """What is known about one version of a document. ``spec`` is None when it does not
-    parse, ``graph`` and ``analysis`` when it does not expand."""
+    parse, ``graph`` and ``analysis`` when it does not expand. ``reads`` holds every file
+    read for its imports (directly or not), by resolved path, with its stamp when read
+    (:meth:`ImportCache.stamp`)."""
 
     path: Path
     source: SourceFile
@@ -36,6 +39,11 @@ class Snapshot:
     graph: Graph | None = None
     analysis: Analysis | None = None
     diagnostics: list[Diagnostic] = field(default_factory=list)
+    reads: dict[Path, object] = field(default_factory=dict)
+
+    def outdated(self, stamp: Callable[[Path], object]) -> bool:
+        """Whether a file read for its imports has changed since (``stamp``: what it is now)."""
+        return any(stamp(path) != then for path, then in self.reads.items())
 
     # ------------------------------------------------------------------ lookups
     def here(self, span: Span) -> bool:
@@ -135,12 +143,15 @@ def walk(tree: Any) -> Iterator[ir.Node]:
 
 def take(text: str, path: Path, imports: ImportCache | None = None) -> Snapshot:
     """Parse, expand and analyse ``text`` (the document at ``path``, which need not be saved),
-    its imports read through ``imports`` (parsed once while unchanged): every error and
-    warning becomes one of its diagnostics."""
+    its imports read through ``imports`` (parsed once while unchanged, and recorded in
+    ``reads``): every error and warning becomes one of its diagnostics."""
     name = str(path)
     snap = Snapshot(path, SourceFile(name, text))
     try:
-        snap.spec = loads(text, format_of(path), name=name, base=path.parent, imports=imports)
+        with imports.recording() if imports is not None else nullcontext(snap.reads) as read:
+            snap.reads = read
+            snap.spec = loads(text, format_of(path), name=name, base=path.parent,
+                              imports=imports)
         snap.graph = expand(snap.spec)
         snap.analysis = analyze(snap.spec, batch=None, graph=snap.graph)
     except ArchspecError as exc:

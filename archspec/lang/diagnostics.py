@@ -62,6 +62,7 @@ CODES: dict[str, str] = {
             "parentheses)",
     "E218": "an input that must be the same for every sample (`take`'s index) computed from "
             "the network's inputs",
+    "E219": "every output training-only (`output train ...`): the eval forward returns nothing",
     "E220": "`concat` without branches",
     "E231": "too many positional arguments",
     "E232": "an argument given twice",
@@ -116,12 +117,16 @@ CODES: dict[str, str] = {
     "E906": "a network `train` or `eval` cannot score: not one (C, H, W) input, or an output "
             "that is not [N, classes] logits",
     "E907": "an image folder with more classes than the network has outputs",
+    "E908": "`eval --samples/--seed` whose test split holds images the weights were trained "
+            "or validated on (without `--allow-other-split`)",
     "W117": "an `init` rule whose layers hold no weights (it changes nothing)",
     "W201": "a name assigned but never used",
     "W301": "a window that never reads the last input rows",
     "W302": "`linear` over the width of a (C, H, W) map (a forgotten `flatten`)",
     "W501": "a network whose forward needs more than 32 GiB",
     "W901": "a classifier with more outputs than its data has classes",
+    "W902": "`eval` on the built-in data with weights that do not say which split they were "
+            "trained on (a bare state_dict)",
 }
 
 

@@ -294,10 +294,13 @@ class InputDecl(Node):
 
 class OutputDecl(Node):
     """``output aux if aux``: a value the network returns, when ``cond`` (over the network's
-    parameters) holds or is absent."""
+    parameters) holds or is absent. ``train`` (``output logits, train aux``): returned in
+    training mode only; the eval forward, which the analysis counts and ONNX exports, leaves
+    it and the layers that only it reads out."""
 
     name: str
     cond: Expr | None = None
+    train: bool = False
 
 
 class InitRule(Node):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +73,8 @@ class Graph:
     inputs: dict[str, Shape]
     nodes: dict[str, OpNode] = field(default_factory=dict)
     outputs: dict[str, str] = field(default_factory=dict)
+    train_outputs: set[str] = field(default_factory=set)
+    """The names in ``outputs`` returned in training mode only (``output logits, train aux``)."""
     scopes: dict[str, Scope] = field(default_factory=dict)
     warnings: list[Diagnostic] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +102,19 @@ class Graph:
                 out.add(node.id)
         return out
 
+    def eval_outputs(self) -> dict[str, str]:
+        """The outputs of the eval forward: ``outputs`` without the training-only ones."""
+        return {k: v for k, v in self.outputs.items() if k not in self.train_outputs}
+
+    def train_only(self) -> set[str]:
+        """The nodes that only training-only outputs read, directly or through other nodes:
+        the eval forward does not run them (torchvision's auxiliary heads). A node that no
+        output reads is not one of them."""
+        if not self.train_outputs:
+            return set()
+        train = _upstream(self, [self.outputs[k] for k in self.train_outputs])
+        return train - _upstream(self, self.eval_outputs().values())
+
     def consumers(self) -> dict[str, list[str]]:
         """Map every value (node id or input) to the ids of the nodes that read it."""
         out: dict[str, list[str]] = {k: [] for k in (*self.inputs, *self.nodes)}
@@ -121,6 +136,18 @@ class Graph:
         return g
 
 
+def _upstream(graph: Graph, values: Iterable[str]) -> set[str]:
+    """The nodes among ``values`` and every node they are computed from."""
+    seen: set[str] = set()
+    todo = [v for v in values if v in graph.nodes]
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(i for i in graph.nodes[node].inputs if i in graph.nodes)
+    return seen
+
+
 def graph_text(graph: Graph) -> str:
     """One line per op of an expanded graph: ``name = op(attrs)(inputs)  # shape``."""
     lines = [f"# {graph.name}: {len(graph)} ops"]
@@ -129,5 +156,6 @@ def graph_text(graph: Graph) -> str:
         attrs = ", ".join(f"{k}={show(v)}" for k, v in n.attrs.model_dump().items()
                           if v != type(n.attrs).model_fields[k].default)
         lines.append(f"{n.id} = {n.op}({attrs})({', '.join(n.inputs)})  # {fmt_shape(n.shape)}")
-    lines.append(f"output {', '.join(f'{k}={v}' for k, v in graph.outputs.items())}")
+    lines.append("output " + ", ".join(("train " if k in graph.train_outputs else "") + f"{k}={v}"
+                                       for k, v in graph.outputs.items()))
     return "\n".join(lines)

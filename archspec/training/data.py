@@ -20,7 +20,7 @@ import math
 import os
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -94,8 +94,12 @@ class ShapesDataset(Dataset):
     def __len__(self) -> int:
         return self.n
 
+    def image_seed(self, i: int) -> int:
+        """The seed of image ``i``'s generator: images of equal seeds are equal images."""
+        return self.seed * 1_000_003 + i
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        g = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        g = torch.Generator().manual_seed(self.image_seed(i))
         return torch.rand(self.draws, generator=g), i % self.classes
 
     def render(self, draws: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -262,6 +266,79 @@ def split(dataset: Dataset, seed: int = 0) -> tuple[Subset, Subset, Subset]:
     return parts[0], parts[1], parts[2]
 
 
+def builtin_provenance(full: ShapesDataset) -> dict[str, Any]:
+    """The ``data`` entry of the checkpoints of a run trained on the built-in data ``full``:
+    the samples, seed, classes and shape its split is made again from (:func:`eval_split`)."""
+    return {"kind": "builtin", "samples": full.n, "seed": full.seed, "classes": full.classes,
+            "shape": list(full.shape)}
+
+
+def _options(values: Mapping[str, int]) -> str:
+    """``--samples 200 --seed 0``."""
+    return " ".join(f"--{name} {value}" for name, value in values.items())
+
+
+def data_text(source: Mapping[str, Any]) -> str:
+    """A checkpoint's ``data`` entry in words: ``the image folder photos/`` or ``the built-in
+    data of --samples 200 --seed 0``."""
+    if source["kind"] == "folder":
+        return f"the image folder {source['path']}"
+    return f"the built-in data of {_options({k: source[k] for k in ('samples', 'seed')})}"
+
+
+def _overlap(stored: Mapping[str, Any], chosen: Mapping[str, int]) -> tuple[int, int]:
+    """How many test images of the built-in data ``chosen`` (samples, seed) the trained run
+    (``stored``) trained or validated on, and how many test images there are: images are
+    told apart by their generator's seed (:meth:`ShapesDataset.image_seed`)."""
+    def made(values: Mapping[str, Any]) -> ShapesDataset:
+        return ShapesDataset(values["samples"], stored["classes"], tuple(stored["shape"]),
+                             values["seed"])
+
+    run, other = made(stored), made(chosen)
+    train, val, _ = split(run, stored["seed"])
+    seen = {run.image_seed(i) for i in [*train.indices, *val.indices]}
+    test = split(other, chosen["seed"])[2].indices
+    return len({other.image_seed(i) for i in test} & seen), len(test)
+
+
+def eval_split(stored: Mapping[str, Any] | None, asked: dict[str, int], given: Collection[str],
+               other: bool, spec: ir.Spec, say: Callable[[str], None]) -> dict[str, int]:
+    """The ``samples`` and ``seed`` of the built-in data whose test split `archspec eval`
+    scores, for weights trained on ``stored`` (a checkpoint's ``data`` entry, None for a bare
+    state_dict). ``asked`` holds the command's values and ``given`` the names of those on its
+    command line: the stored values stand for the others, so that the trained run's test split
+    is scored. Another split is scored where none of its test images was a training or
+    validation image of the run; where some were it is E908, unless ``other``
+    (``--allow-other-split``) allows it, with a warning. Weights that do not say (a bare
+    state_dict, a run on a folder) are scored on ``asked`` with a W902 warning. What is
+    scored is said on stderr."""
+    if stored is None or stored["kind"] != "builtin":
+        why = "do not say what data they were trained on" if stored is None else \
+            f"were trained on {data_text(stored)}, not on the built-in data"
+        warn_stderr(Diagnostic(
+            "W902", f"the weights {why}: whether the test split of {_options(asked)} holds "
+            "training images cannot be checked", spec.span,
+            "give an `archspec train` checkpoint (last.pt, best.pt)", "warning"))
+        return asked
+    trained = {k: stored[k] for k in asked}
+    chosen = {**trained, **{k: v for k, v in asked.items() if k in given}}
+    if chosen == trained:
+        say(f"scoring the trained run's test split: {_options(trained)} (from the checkpoint)")
+        return chosen
+    seen, total = _overlap(stored, chosen)
+    if seen and not other:
+        differ = [f"--{k}" for k in asked if chosen[k] != trained[k]]
+        raise error("E908", f"{seen} of the {total} test images of {_options(chosen)} were "
+                    f"training or validation images of the run that made the weights (on "
+                    f"{_options(trained)})", spec.span,
+                    hint=f"drop {' and '.join(differ)} to score the trained run's test split, "
+                         "or add --allow-other-split to score this one anyway")
+    say(f"{'warning: ' if seen else ''}scoring the test split of {_options(chosen)}, not the "
+        f"trained run's ({_options(trained)}): {seen or 'none'} of its {total} images were "
+        "training or validation images")
+    return chosen
+
+
 @dataclass(frozen=True)
 class Head:
     """What `train` and `eval` need of a network: its one input's per-sample shape
@@ -339,6 +416,11 @@ def check_classes(head: Head, classes: int, data: str,
 def warn_stderr(diagnostic: Diagnostic) -> None:
     """Print a warning's rendered diagnostic to stderr."""
     print(diagnostic.render(), file=sys.stderr)
+
+
+def say_stderr(text: str) -> None:
+    """Print a line to stderr."""
+    print(text, file=sys.stderr)
 
 
 def calibration_images(spec: ir.Spec, source: str, samples: int, seed: int = 0) -> Any:

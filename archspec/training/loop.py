@@ -13,7 +13,7 @@ import math
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
 from archspec.backends.torch import to_torch
-from archspec.backends.weights import checkpoint_classes
+from archspec.backends.weights import checkpoint_classes, checkpoint_data
 from archspec.files.atomic import atomic_file
 from archspec.lang import ir
 from archspec.lang.diagnostics import Diagnostic
@@ -38,9 +38,13 @@ from archspec.training.data import (
     Pipeline,
     ShapesDataset,
     ShapesPipeline,
+    builtin_provenance,
     check_classes,
     classifier,
     collate_skipping_unreadable,
+    data_text,
+    eval_split,
+    say_stderr,
     shape_names,
     split,
     warn_stderr,
@@ -67,14 +71,16 @@ def top5_text(top5: float, classes: int) -> str:
 @dataclass
 class Data:
     """The train/val/test sets, the number of classes in the data, the pipeline that makes
-    model inputs of their batches on the device, and the class names in label order."""
+    model inputs of their batches on the device, the class names in label order, and where
+    the data comes from (the checkpoints' ``data`` entry)."""
 
     train: Dataset
     val: Dataset
     test: Dataset
     classes: int
     pipeline: Pipeline
-    names: tuple[str, ...] = ()
+    names: tuple[str, ...]
+    source: Mapping[str, Any]
 
 
 def folder_data(path: str, head: Head, warn: Callable[[Diagnostic], None],
@@ -104,11 +110,13 @@ def datasets(head: Head, cfg: TrainConfig,
         full = folder_data(cfg.data, head, warn)
         check_splittable(len(full), cfg.data)
         names, pipeline = tuple(full.classes), FolderPipeline()
+        source = {"kind": "folder", "path": cfg.data}
     else:
         full = shapes_data(cfg, head, warn)
         names, pipeline = shape_names(full.classes), ShapesPipeline(full)
+        source = builtin_provenance(full)
     train, val, test = split(full, cfg.seed)
-    return Data(train, val, test, len(names), pipeline, names)
+    return Data(train, val, test, len(names), pipeline, names, source)
 
 
 def loader(ds: Dataset, cfg: TrainConfig, d: Dist, shuffle: bool, pin: bool) -> DataLoader:
@@ -324,6 +332,9 @@ class Trainer:
         if trained is not None and tuple(trained) != self.data.names:
             self.log(f"warning: {path} was trained on the classes {', '.join(trained)}; the "
                      f"data has {', '.join(self.data.names)}")
+        if checkpoint_data(ckpt, path, self.spec) not in (None, self.data.source):
+            self.log(f"warning: {path} was trained on {data_text(ckpt['data'])}; this run "
+                     f"trains on {data_text(self.data.source)}")
         self.model.load_state_dict(checked_state(state, str(path), self.spec, expand(self.spec)))
         try:
             self.optimizer.load_state_dict(ckpt["optimizer"])
@@ -380,7 +391,8 @@ class Trainer:
                 "spec_sha256": hashlib.sha256(text.encode()).hexdigest(), "epoch": epoch,
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "metrics": asdict(self.metrics),
-                "overrides": dict(self.spec.overrides), "classes": list(self.data.names)}
+                "overrides": dict(self.spec.overrides), "classes": list(self.data.names),
+                "data": self.data.source}
         for name in names:
             save_atomic(ckpt, Path(self.cfg.out) / name)
 
@@ -448,10 +460,14 @@ def train(spec: ir.Spec, cfg: TrainConfig, log: Any = print) -> Metrics:
     return Trainer(spec, cfg, log).run()
 
 
-def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Score:
+def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig,
+                     given: Collection[str] = (), other_split: bool = False,
+                     log: Callable[[str], None] = say_stderr) -> Score:
     """Loss, top-1 and top-5 of ``spec`` with ``weights`` (a state_dict file or an `archspec
     train` checkpoint) on every image of the folder ``cfg.data``, or on the built-in test split
-    (``cfg.samples``, ``cfg.seed``) when there is none."""
+    of the run that trained them when there is none (:func:`eval_split`: ``given`` names the
+    options of ``cfg.samples`` and ``cfg.seed`` the user gave, ``other_split`` lets them
+    choose another split)."""
     from archspec.backends.weights import checked_state, read_checkpoint
 
     head = classifier(spec, "`archspec eval`")
@@ -459,6 +475,7 @@ def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Sc
     cfg = cfg.on(device)
     state = read_checkpoint(weights, spec)
     trained = checkpoint_classes(state, weights, spec)
+    stored = checkpoint_data(state, weights, spec)
     if isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     model = to_torch(spec)
@@ -472,6 +489,8 @@ def evaluate_weights(spec: ir.Spec, weights: str | Path, cfg: TrainConfig) -> Sc
         pipeline: Pipeline = FolderPipeline()
         names = tuple(folder.classes)
     else:
+        asked = {"samples": cfg.samples, "seed": cfg.seed}
+        cfg = dataclasses.replace(cfg, **eval_split(stored, asked, given, other_split, spec, log))
         full = shapes_data(cfg, head, warn_stderr)
         ds, pipeline = split(full, cfg.seed)[2], ShapesPipeline(full)
         names = tuple(trained) if trained is not None else shape_names(full.classes)

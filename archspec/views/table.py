@@ -17,6 +17,8 @@ from archspec.analysis.report import Analysis, Row, visible_rows
 from archspec.lang.diagnostics import printable
 
 _UNITS = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+# After a layer or output that only training-only outputs read (Row.train).
+_TRAIN = " (train)"
 
 
 def human(n: float, suffix: str = "") -> str:
@@ -118,7 +120,8 @@ def table(report: Analysis, depth: int | None = 3) -> str:
     rows = [head]
     for r in visible:
         name = "  " * r.depth + r.name.rsplit(".", 1)[-1] if r.depth else r.name
-        rows.append((printable(name, " "), printable(r.op, " "), _shape(report, r.output_shape),
+        rows.append((printable(name, " ") + _TRAIN * r.train, printable(r.op, " "),
+                     _shape(report, r.output_shape),
                      f"{r.params:,}" if r.params else "-", f"{r.macs:,}" if r.macs else "-",
                      f"{r.flops:,}" if r.flops else "-", _rf(r),
                      *((printable(links[r.name], " "),) if dag else ())))
@@ -148,7 +151,8 @@ def title_line(report: Analysis, name: Callable[[str], str] = _plain) -> str:
 
 def totals_lines(report: Analysis, name: Callable[[str], str] = _plain) -> list[str]:
     t = report.totals
-    outs = ", ".join(f"{name(k)}: {_shape(report, v)}" for k, v in report.outputs.items())
+    outs = ", ".join(f"{name(k)}: {_shape(report, v)}" + _TRAIN * (k in report.train_outputs)
+                     for k, v in report.outputs.items())
     return [
         f"Total params: {t['params']:,} ({human(t['params'])})",
         f"Trainable params: {t['trainable_params']:,}",
@@ -170,8 +174,20 @@ def totals_lines(report: Analysis, name: Callable[[str], str] = _plain) -> list[
         *([f"Attention scores: {mb(t['attention_bytes'])} over all attention layers "
            "(batch x heads x queries x keys each; the peak counts each layer's while it runs)"]
           if t["attention_bytes"] else []),
+        *_train_lines(report),
         f"Layers: {t['layers']}; outputs: {outs}",
     ]
+
+
+def _train_lines(report: Analysis) -> list[str]:
+    """What the training-only layers (marked ``(train)``) add, which the totals leave out."""
+    train = [r for r in report.layers if r.train]
+    if not train:
+        return []
+    macs = sum(r.macs for r in train)
+    return [f"Training-only (train): {len(train)} layers, {macs:,} ({human(macs)}MACs); the "
+            "totals above count the eval forward, which does not run them (their params are "
+            "in the params)"]
 
 
 def markdown(report: Analysis, depth: int | None = 3) -> str:
@@ -184,7 +200,7 @@ def markdown(report: Analysis, depth: int | None = 3) -> str:
              "|---|---|---|--:|--:|--:|" + ("---|" * dag)]
     for r in visible:
         link = f" {_md_links(links[r.name])} |" if dag else ""
-        lines.append(f"| {code_span(r.name)} | {op_cell(r.op)} "
+        lines.append(f"| {code_span(r.name)}{_TRAIN * r.train} | {op_cell(r.op)} "
                      f"| {_shape(report, r.output_shape)} "
                      f"| {r.params:,} | {r.macs:,} | {r.flops:,} |{link}")
     lines.append("")

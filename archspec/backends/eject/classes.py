@@ -78,7 +78,8 @@ class InitGroup:
 class ClassDef:
     """A generated class: its members (attribute label -> what builds it), its forward, its
     result (output name -> value; a single one is returned bare), its constructor parameters
-    (label, annotation) and, for the network, its weight initialisation."""
+    (label, annotation) and, for the network, its weight initialisation and ``train``, the
+    names in ``result`` returned in training mode only."""
 
     label: str
     doc: str
@@ -89,3 +90,4 @@ class ClassDef:
     params: tuple[tuple[str, str], ...] = ()
     inits: tuple[InitGroup, ...] = ()
     defaults: tuple[tuple[str, Any], ...] = ()  # parameter label -> default value
+    train: tuple[str, ...] = ()

@@ -127,12 +127,11 @@ class Writer:
             else:
                 expression = wrap_call(_attr_path(step.callee), args, start)
             out.append(f"        {names[step.out]} = {expression}")
-        if len(cls.result) == 1:
-            out.append(f"        return {names[cls.result[0][1]]}")
-        else:
-            items = ", ".join(f"{name!r}: {names[v]}" for name, v in cls.result)
-            out.append(f"        return {{{items}}}")
-        return out
+        if cls.train:
+            out += ["        if self.training:  # every output, the training-only ones too",
+                    f"            return {_returned(cls.result, names)}"]
+        kept = tuple((name, v) for name, v in cls.result if name not in cls.train)
+        return [*out, f"        return {_returned(kept, names)}"]
 
     def class_lines(self, index: int) -> list[str]:
         """The source of class ``index``."""
@@ -152,6 +151,13 @@ class Writer:
                 "        super().__init__()",
                 *self.member_lines("self", cls.members, value, 8),
                 *self.init_lines(cls.inits, scope, 8), "", *self.forward_lines(cls)]
+
+
+def _returned(result: tuple[tuple[str, Value], ...], names: dict[Value, str]) -> str:
+    """What ``forward`` returns: one output bare, several as a dict in order."""
+    if len(result) == 1:
+        return names[result[0][1]]
+    return "{" + ", ".join(f"{name!r}: {names[v]}" for name, v in result) + "}"
 
 
 def _attr_path(path: tuple[str, ...]) -> str:

@@ -89,9 +89,15 @@ class Expander(StatementsMixin, FlowsMixin, NamesMixin, CallsMixin, NodesMixin, 
                 raise error("E210", f"unknown output `{name}`", decl.span,
                             hint=did_you_mean(name, frame.values) or "name a layer or input")
             self.graph.outputs[name] = frame.values.get(name, name)
+            if decl.train:
+                self.graph.train_outputs.add(name)
         if not self.graph.outputs:
             raise error("E210", "every `output` condition is false: the network returns nothing",
                         self.spec.outputs[0].span, hint="make at least one output unconditional")
+        if not self.graph.eval_outputs():
+            raise error("E219", "every output is training-only: the eval forward returns "
+                        "nothing", next(d for d in self.spec.outputs if d.train).span,
+                        hint="drop `train` from the main output (the first, by convention)")
         used = set(self.graph.outputs.values())
         used.update(i for n in self.graph.nodes.values() for i in n.inputs)
         for key, (span, value) in self.assigned.items():

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import stat
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -259,21 +260,35 @@ class Imported(NamedTuple):
 class ImportCache:
     """Imported files parsed once and reused across loads while none of the files read for
     them has changed (the language server keeps one). ``opened`` gives the text of a file that
-    is open in an editor (None: the file on disk), which is read in place of the file's."""
+    is open in an editor (None: the file on disk), which is read in place of the file's.
+    Inside :meth:`recording`, ``read`` collects the stamp of every file a load reads."""
 
     opened: Callable[[Path], str | None] = lambda path: None
     files: dict[Path, Imported] = field(default_factory=dict)
+    read: dict[Path, object] | None = None
 
     def stamp(self, path: Path) -> object:
         """What ``path`` is now: its open text, or its size and modification time on disk."""
-        text = self.opened(path)
-        if text is not None:
-            return text
+        found: object = self.opened(path)
+        if found is None:
+            try:
+                info = os.stat(path)
+                found = info.st_mtime_ns, info.st_size, info.st_ino
+            except OSError:
+                pass
+        if self.read is not None:
+            self.read.setdefault(path, found)
+        return found
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[dict[Path, object]]:
+        """The files the loads inside the ``with`` read for imports, directly or not, by
+        resolved path, with their stamps when read: also those of a load that fails."""
+        self.read = {}
         try:
-            info = os.stat(path)
-        except OSError:
-            return None
-        return info.st_mtime_ns, info.st_size, info.st_ino
+            yield self.read
+        finally:
+            self.read = None
 
     def reusable(self, path: Path, stack: tuple[Path, ...]) -> Imported | None:
         """The kept resolution of ``path``, if no file read for it has changed and resolving

@@ -52,8 +52,9 @@ def _args(args: tuple[ir.Arg, ...]) -> str:
 
 
 def output_item(o: ir.OutputDecl) -> str:
-    """``aux if aux``: an output name and its condition, as written."""
-    return o.name + (f" if {expr(o.cond)}" if o.cond is not None else "")
+    """``train aux if aux``: an output name, its training-only mark and its condition, as
+    written."""
+    return ("train " if o.train else "") + o.name + _when(o.cond)
 
 
 def _when(cond: Any) -> str:

@@ -93,8 +93,13 @@ class ToIR(Transformer):
         return "output", list(c[1:])
 
     def output_item(self, c: list[Any]) -> ir.OutputDecl:
-        name, _if, cond = c
-        return ir.OutputDecl.made(name=str(name), cond=cond, span=self.tok(name))
+        qualifier, name, _if, cond = c
+        if qualifier is not None and qualifier != "train":
+            raise error("E103", f"unexpected `{qualifier}` before the output `{name}`",
+                        self.tok(qualifier), hint="an output is a name, or `train NAME` for one "
+                        "returned in training mode only (`output logits, train aux`)")
+        return ir.OutputDecl.made(name=str(name), cond=cond, train=qualifier is not None,
+                                  span=self.tok(name))
 
     def init_decl(self, c: list[Any]) -> tuple[str, ir.InitRule]:
         _kw, target, _if, cond, scheme = c
