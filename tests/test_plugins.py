@@ -105,7 +105,7 @@ def test_without_the_plugin_the_op_is_unknown() -> None:
 @pytest.mark.parametrize(("value", "message"), [
     ("no_such_plugin_module:OP", "cannot be loaded: ModuleNotFoundError"),
     ("os:sep", "is a str, not an archspec OpDef"),
-    ("archspec.ops.base:REGISTRY", "is a dict, not an archspec OpDef"),
+    ("archspec.ops.registry:REGISTRY", "is a Registry, not an archspec OpDef"),
 ])
 def test_broken_plugins_are_e011(value, message) -> None:
     ep = EntryPoint(name="bad", value=value, group=plugins.GROUP)

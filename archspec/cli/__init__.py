@@ -14,6 +14,7 @@ holds the group and :func:`main`, which turns every failure into its exit code.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import click
@@ -96,6 +97,10 @@ def main(argv: list[str] | None = None) -> None:
     """
     args = sys.argv[1:] if argv is None else argv
     debug = "--debug" in args
+    # pydantic scans every installed distribution for its own plugins when it builds the first
+    # validator (tens of ms at each start, for plugins archspec never uses); a user who sets
+    # the variable keeps their choice.
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     try:
         cli.main(args=args, prog_name="archspec", standalone_mode=False)
     except click.exceptions.Abort:

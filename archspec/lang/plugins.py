@@ -25,12 +25,16 @@ import importlib.util
 import os
 import site
 import sysconfig
-from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from archspec.lang.diagnostics import NOWHERE, error
 from archspec.lang.source import Span
-from archspec.ops.base import REGISTRY, OpDef, register
+from archspec.ops.base import OpDef
+from archspec.ops.registry import REGISTRY, register
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 GROUP = "archspec.ops"
 
@@ -133,6 +137,8 @@ def load_plugins() -> None:
     if _SCANNED:
         return
     _SCANNED.append(True)
+    from importlib.metadata import entry_points
+
     for ep in sorted(entry_points(group=GROUP), key=lambda e: (e.value, e.name)):
         _load(ep)
 
@@ -142,6 +148,8 @@ def lookup(name: str, span: Span = NOWHERE) -> OpDef | None:
     name (only that one is imported, so a typo imports no plugin), else None. A plugin that
     cannot be loaded is an E011 at ``span`` (the spec's call)."""
     if name not in REGISTRY:
+        from importlib.metadata import entry_points
+
         for ep in sorted(entry_points(group=GROUP, name=name), key=lambda e: e.value):
             _load(ep, span)
     return REGISTRY.get(name)

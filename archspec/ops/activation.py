@@ -28,9 +28,9 @@ from archspec.ops.base import (
     fmt_shape,
     module,
     numel,
-    register,
     same_shape,
 )
+from archspec.ops.registry import register
 
 
 class LeakyAttrs(Attrs):

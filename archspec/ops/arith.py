@@ -36,10 +36,10 @@ from archspec.ops.base import (
     function,
     module,
     numel,
-    register,
     same_shape,
 )
 from archspec.ops.merge import broadcast
+from archspec.ops.registry import register
 
 # ------------------------------------------------------------------------ binary
 

@@ -401,18 +401,6 @@ class OpDef:
     # from a channels_first op that is likely a forgotten flatten (warning W302)
 
 
-REGISTRY: dict[str, OpDef] = {}
-
-
-def register(op: OpDef) -> OpDef:
-    """Add ``op`` (and its aliases) to the registry."""
-    for name in (op.name, *op.aliases):
-        if name in REGISTRY:
-            raise ValueError(f"op {name!r} registered twice")
-        REGISTRY[name] = op
-    return op
-
-
 def numel(shape: Shape) -> int:
     """Number of elements of a per-sample shape."""
     return math.prod(shape)

@@ -35,10 +35,10 @@ from archspec.ops.base import (
     fmt_shape,
     module,
     numel,
-    register,
     tuple_of,
     window_step,
 )
+from archspec.ops.registry import register
 from archspec.ops.window import check_rank, dropped_warnings, out_size
 
 

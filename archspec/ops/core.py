@@ -24,9 +24,9 @@ from archspec.ops.base import (
     fmt_shape,
     module,
     numel,
-    register,
     same_shape,
 )
+from archspec.ops.registry import register
 
 
 class LinearAttrs(Attrs):

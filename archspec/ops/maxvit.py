@@ -27,9 +27,9 @@ from archspec.ops.base import (
     fmt_shape,
     module,
     numel,
-    register,
 )
 from archspec.ops.onnx_nodes import linear, reshape, transpose
+from archspec.ops.registry import register
 from archspec.ops.window import MAX_WINDOW
 
 # ------------------------------------------------------------------ MaxViT partitions

@@ -20,8 +20,8 @@ from archspec.ops.base import (
     function,
     module,
     numel,
-    register,
 )
+from archspec.ops.registry import register
 
 
 def _add_infer(inputs: tuple[Shape, ...], attrs: NoAttrs) -> Shape:

@@ -31,9 +31,9 @@ from archspec.ops.base import (
     function,
     module,
     numel,
-    register,
     window_step,
 )
+from archspec.ops.registry import register
 from archspec.ops.tensor import norm_dim
 
 

@@ -24,9 +24,9 @@ from archspec.ops.base import (
     fmt_shape,
     module,
     numel,
-    register,
 )
 from archspec.ops.conv import folded_onnx
+from archspec.ops.registry import register
 
 
 class BatchNormAttrs(Attrs):

@@ -34,8 +34,8 @@ from archspec.ops.base import (
     fmt_shape,
     function,
     numel,
-    register,
 )
+from archspec.ops.registry import register
 
 Dims = int | tuple[int, ...]
 

@@ -28,9 +28,9 @@ from archspec.ops.base import (
     function,
     module,
     numel,
-    register,
     tuple_of,
 )
+from archspec.ops.registry import register
 
 Mode = Literal["nearest", "nearest-exact", "linear", "bilinear", "bicubic", "trilinear"]
 

@@ -12,7 +12,6 @@ from pydantic import model_validator
 
 from archspec.ops.base import (
     MAX_CHANNELS,
-    REGISTRY,
     Attrs,
     Category,
     Cost,
@@ -25,10 +24,10 @@ from archspec.ops.base import (
     check_positive_float,
     module,
     numel,
-    register,
     window_step,
 )
 from archspec.ops.onnx_nodes import linear
+from archspec.ops.registry import REGISTRY, register
 from archspec.ops.swin_attention import (
     WindowAttentionAttrs,
     WindowAttrs,

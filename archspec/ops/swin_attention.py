@@ -28,11 +28,11 @@ from archspec.ops.base import (
     check_range,
     module,
     numel,
-    register,
     tuple_of,
     window_step,
 )
 from archspec.ops.onnx_nodes import l2_normalize, linear, reshape, roll, transpose
+from archspec.ops.registry import register
 from archspec.ops.window import MAX_WINDOW, channels_last
 
 CPB_HIDDEN = 512  # width of Swin v2's continuous position bias MLP (torchvision's cpb_mlp)

@@ -31,8 +31,8 @@ from archspec.ops.base import (
     function,
     module,
     numel,
-    register,
 )
+from archspec.ops.registry import register
 
 
 class PositiveAttrs(Attrs):

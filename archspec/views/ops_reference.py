@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from archspec.lang.plugins import PLUGINS, load_plugins
 from archspec.lang.values import signature
-from archspec.ops.base import REGISTRY, OpDef
+from archspec.ops.base import OpDef
+from archspec.ops.registry import REGISTRY
 
 
 def unique_ops() -> list[OpDef]:
