@@ -166,6 +166,23 @@ def test_googlenet_compiled_and_ejected_return_torchvision_outputs_in_each_mode(
                 _assert_close(got[name], tensor)
 
 
+def test_the_eval_forward_does_not_run_the_auxiliary_heads() -> None:
+    """Compiled and ejected GoogLeNet in eval mode: no auxiliary layer is called (forward
+    hooks) and FlopCounterMode counts torchvision's eval forward; in training mode both heads
+    run (the control: the hooks do fire)."""
+    spec = archspec.load(SPECS / "googlenet.arch", aux_logits=True)
+    module = types.ModuleType("ejected")
+    exec(compile(eject(spec), "ejected.py", "exec"), module.__dict__)  # noqa: S102
+    theirs = _eval_macs(_meta("googlenet", aux_logits=True, init_weights=False), (3, 224, 224))
+    for ours in (archspec.to_torch(spec, device="meta"), module.build().to("meta")):
+        called: list[str] = []
+        for name, m in ours.named_modules():
+            if name.startswith(("aux1.", "aux2.")) and not list(m.children()):
+                m.register_forward_hook(lambda *_, n=name, seen=called: seen.append(n))
+        assert _eval_macs(ours, (3, 224, 224)) == theirs and called == []
+        assert _eval_macs(ours, (3, 224, 224), train=True) > theirs and called
+
+
 def test_onnx_exports_the_eval_forward_only() -> None:
     """One graph output, no node or initialiser of the auxiliary heads, and onnxruntime gives
     torchvision's eval logits."""

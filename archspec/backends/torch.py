@@ -7,8 +7,10 @@ the spec's names; ``print(model.code)`` shows the generated ``forward``.
 from __future__ import annotations
 
 import importlib
+import itertools
 import keyword
 import operator
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -206,9 +208,15 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
     built: dict[str, list[BlockPlan]] = {}
     for block in block_plans(graph):
         built.setdefault(block.after, []).append(block)
+    train_only = graph.train_only()
+    moved: list[fx.Node] = []  # the fx nodes of training-only layers, in order
     for node in graph:
+        count = len(gfx.nodes)
         env[node.id] = _lower(node, gfx, env, modules,
                               may_overwrite_input(graph, node, readers))
+        if node.id in train_only:
+            made = len(gfx.nodes) - count
+            moved += reversed(list(itertools.islice(reversed(gfx.nodes), made)))
         for block in built.get(node.id, ()):  # a block initialises its layers once built
             apply_inits(block.layers, modules)
     # then the network's rules, once every layer exists (as torchvision's constructors do, so
@@ -219,30 +227,69 @@ def graph_module(graph: Graph, inits: tuple[ir.InitRule, ...] = ()) -> fx.GraphM
         gfx.output(outs[0])
     else:
         gfx.output(dict(zip(graph.outputs, outs, strict=True)))
-    if graph.train_outputs:
-        gfx.set_codegen(ModeOutputs(tuple(graph.eval_outputs())))
+    # built in layer order (a GraphModule registers its modules in the order of its nodes:
+    # the state_dict's order), then the training-only layers move to the end
     gm = fx.GraphModule(_module_tree(modules), gfx, class_name=_class_name(graph.name))
+    if graph.train_outputs:
+        _train_only_last(gm.graph, moved, [env[v] for v in graph.eval_outputs().values()],
+                         tuple(graph.eval_outputs()))
+        gm.recompile()
     gm.meta["archspec_network"] = graph.name
     return gm
 
 
-class ModeOutputs(fx.graph.CodeGen):
-    """The ``forward`` of a network with training-only outputs returns, in training mode,
-    every output (the dict in ``output`` order) and, in eval mode, only the outputs named
-    ``eval_names`` (one: the tensor itself), as torchvision's ``eager_outputs`` does. Every
-    layer runs in both modes; the return statement alone depends on ``self.training``."""
+def _archspec_eval_return(*values: Any) -> None:
+    """Marks where ``forward`` returns in eval mode; :class:`EvalReturns` writes a ``return``
+    in place of its call, which never runs."""
+
+
+def _train_only_last(gfx: fx.Graph, train: list[fx.Node], results: list[fx.Node],
+                     names: tuple[str, ...]) -> None:
+    """Move the training-only layers' fx nodes ``train`` to the end of ``gfx`` (those that no
+    other layer reads), after a marker that returns ``results`` (the eval outputs called
+    ``names``) in eval mode: the eval forward does not run them, as torchvision's
+    ``if self.aux_logits and self.training`` does not."""
+    output = next(n for n in reversed(gfx.nodes) if n.op == "output")
+    kept: set[fx.Node] = set()
+    for n in reversed(train):  # a node read by a layer that stays in place stays too
+        if all(u in kept or u is output for u in n.users):
+            kept.add(n)
+    with gfx.inserting_before(output):
+        gfx.call_function(_archspec_eval_return, tuple(results))
+    for n in train:
+        if n in kept:
+            output.prepend(n)
+    gfx.set_codegen(EvalReturns(names))
+
+
+# `_x = <prefix>_archspec_eval_return(a, b)` as fx writes the marker's call
+_MARKER_LINE = re.compile(r"^(\s*)\w+ = \w*_archspec_eval_return\(([\w, ]*)\)")
+
+
+class EvalReturns(fx.graph.CodeGen):
+    """The ``forward`` of a network with training-only outputs: in eval mode it returns at the
+    :func:`_archspec_eval_return` marker the eval outputs (one: the tensor itself, several: a dict),
+    before the training-only layers; in training mode it runs them and returns every output
+    (the dict in ``output`` order), as torchvision's ``eager_outputs`` does."""
 
     def __init__(self, eval_names: tuple[str, ...]) -> None:
         super().__init__()
         self.eval_names = eval_names
 
-    def generate_output(self, output_args: Any, *, descs: Any = None,
-                        repr_fn: Any = None) -> str:
-        """``return {every output} if self.training else <the eval outputs>``."""
-        shown = repr_fn or repr
-        kept = {k: output_args[k] for k in self.eval_names}
-        evaluated = next(iter(kept.values())) if len(kept) == 1 else kept
-        return f"return {shown(output_args)} if self.training else {shown(evaluated)}"
+    def _gen_python_code(self, *args: Any, **kwargs: Any) -> fx.graph.PythonCode:
+        """The generated code with the marker's line replaced by one line (so that the line
+        numbers fx keeps stay right): ``if not self.training: return <eval outputs>``."""
+        code = super()._gen_python_code(*args, **kwargs)
+        lines = code.src.split("\n")
+        for i, line in enumerate(lines):
+            found = _MARKER_LINE.match(line)
+            if found:
+                values = found.group(2).split(", ")
+                returned = values[0] if len(values) == 1 else "{" + ", ".join(
+                    f"{k!r}: {v}" for k, v in zip(self.eval_names, values, strict=True)) + "}"
+                lines[i] = f"{found.group(1)}if not self.training: return {returned}"
+        code.src = "\n".join(lines)
+        return code
 
 
 def _module_tree(modules: dict[str, nn.Module | nn.Parameter]) -> nn.Module:

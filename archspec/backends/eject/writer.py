@@ -15,6 +15,7 @@ from archspec.backends.eject.classes import (
     Param,
     Ref,
     Seq,
+    Step,
     Value,
 )
 from archspec.backends.eject.source import (
@@ -114,7 +115,14 @@ class Writer:
         names: dict[Value, str] = {("", label): scope.name(label) for label in cls.inputs}
         inputs = ["self", *(names["", label] for label in cls.inputs)]
         out = [f"    {wrap_call('def forward', inputs, 4, 1)}:"]
-        for step in cls.forward:
+        kept = tuple((name, v) for name, v in cls.result if name not in cls.train)
+        late = _train_only(cls.forward, kept, cls.result) if cls.train else set()
+        early = bool(late)  # the eval return is still to be written
+        for step in sorted(cls.forward, key=lambda s: s.out in late):  # stable: eval first
+            if early and step.out in late:
+                out += ["        if not self.training:  # the eval outputs",
+                        f"            return {_returned(kept, names)}"]
+                early = False
             args = [names[v] for v in step.args]
             if step.learned is not None:
                 args.append(_attr_path(step.learned))
@@ -127,11 +135,7 @@ class Writer:
             else:
                 expression = wrap_call(_attr_path(step.callee), args, start)
             out.append(f"        {names[step.out]} = {expression}")
-        if cls.train:
-            out += ["        if self.training:  # every output, the training-only ones too",
-                    f"            return {_returned(cls.result, names)}"]
-        kept = tuple((name, v) for name, v in cls.result if name not in cls.train)
-        return [*out, f"        return {_returned(kept, names)}"]
+        return [*out, f"        return {_returned(cls.result if late else kept, names)}"]
 
     def class_lines(self, index: int) -> list[str]:
         """The source of class ``index``."""
@@ -151,6 +155,25 @@ class Writer:
                 "        super().__init__()",
                 *self.member_lines("self", cls.members, value, 8),
                 *self.init_lines(cls.inits, scope, 8), "", *self.forward_lines(cls)]
+
+
+def _train_only(steps: tuple[Step, ...], kept: tuple[tuple[str, Value], ...],
+                result: tuple[tuple[str, Value], ...]) -> set[Value]:
+    """The values of the steps that only the training-only outputs read (``result`` less
+    ``kept``, directly or through other steps): ``forward`` runs them after it has returned
+    the eval outputs in eval mode."""
+    made = {step.out: step for step in steps}
+
+    def upstream(values: list[Value]) -> set[Value]:
+        seen: set[Value] = set()
+        while values:
+            v = values.pop()
+            if v in made and v not in seen:
+                seen.add(v)
+                values.extend(made[v].args)
+        return seen
+
+    return upstream([v for _, v in result]) - upstream([v for _, v in kept])
 
 
 def _returned(result: tuple[tuple[str, Value], ...], names: dict[Value, str]) -> str:
