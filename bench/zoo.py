@@ -37,7 +37,8 @@ width), batch 1, float32, every output counted: MACs as torchvision's `_ops` cou
 of every layer's output, peak as the largest set of activations (and attention scores) alive at
 once.
 
-Checks, in tests/test_zoo.py, against the live torchvision model:
+Checks, in tests/test_zoo.py (static) and tests/test_zoo_full.py (full), against the live
+torchvision model:
 
 - **static** (every row; torchvision built on the meta device): params, buffers, MACs
   (FlopCounterMode / 2) and state_dict keys and shapes equal torchvision's, every module with
@@ -51,7 +52,7 @@ Checks, in tests/test_zoo.py, against the live torchvision model:
   torchvision's builders draw the weights of the backbone's classifier, which they discard,
   and run the backbone's init loop before they build the heads); the ejected source
   (`archspec compile`) and the ONNX export in onnxruntime give the same outputs. Checks after
-  these in a row are that row's own, in tests/test_zoo.py.
+  these in a row are that row's own, in tests/test_zoo_full.py.
 
 A spec of no torchvision builder names what it is checked against, and the test file that
 checks it.

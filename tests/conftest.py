@@ -3,6 +3,8 @@ Chromium for the tests that look at pages."""
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,6 +43,16 @@ m = linear(8)(meta)
 embedding = add(pooled, m)
 logits = linear(2)(embedding)
 """
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist, each worker's torch uses its share of the cores (at least one), so
+    that the workers' thread pools do not oversubscribe the machine."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers is not None and importlib.util.find_spec("torch") is not None:
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(workers)))
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

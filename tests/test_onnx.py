@@ -83,7 +83,7 @@ def test_every_spec_exports_checks_infers_and_matches_torch(path) -> None:
 @pytest.mark.parametrize("name", ["resnet18", "googlenet", "densenet121"])
 def test_torchvision_weights_file_gives_torchvision_logits(name, tmp_path) -> None:
     """The CLI path: a torchvision state_dict saved to a file, exported at 224x224 (every
-    family's smallest model is exported with its weights in test_zoo.py)."""
+    family's smallest model is exported with its weights in test_zoo_full.py)."""
     kwargs = {"aux_logits": False, "init_weights": True} if name == "googlenet" else {}
     torch.manual_seed(2)
     reference = getattr(torchvision.models, name)(weights=None, **kwargs).eval()

@@ -1,6 +1,6 @@
 """The PyTorch backend: fx code and the module features a training user relies on (meta
 device, channels_last, autocast, torch.compile). Torchvision equality (weights, outputs,
-initialisation) is test_zoo.py's."""
+initialisation) is test_zoo_full.py's."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ class ZooModel:
     whose ``num_params`` and ``_ops`` the spec's header quotes.
 
     A spec of no torchvision builder has ``reference``: what it is checked against, by the test
-    file ``tests``. ``more`` names the checks of tests/test_zoo.py beyond the row's STATIC and
+    file ``tests``. ``more`` names the checks of tests/test_zoo_full.py beyond the row's STATIC and
     FULL ones (S3D's, whose FULL input would be too large).
     """
 
