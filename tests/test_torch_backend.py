@@ -43,3 +43,18 @@ def test_torch_compile_matches_eager() -> None:
     x = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(compiled(x), model(x))
+
+
+def test_the_state_layout_is_the_compiled_modules_state_dict() -> None:
+    """What a weights file is checked against (keys in order, shapes, dtypes, buffers and
+    learnable tensors included) is the state_dict of the compiled module, for networks with
+    BatchNorm counters, class tokens and position tables, relative-position buffers and
+    training-only heads."""
+    from archspec.backends.torch import state_layout, to_torch
+
+    for name in ("resnet18", "vit_b_16", "swin_v2_t", "maxvit_t", "inception_v3"):
+        graph = archspec.expand(archspec.load(SPECS / f"{name}.arch"))
+        compiled = to_torch(graph, device="meta").state_dict()
+        layout = state_layout(graph)
+        assert [(k, v.shape, v.dtype) for k, v in layout.items()] == \
+            [(k, v.shape, v.dtype) for k, v in compiled.items()]

@@ -320,6 +320,21 @@ def _class_name(name: str) -> str:
     return Namespace().class_name(name, default="Network")
 
 
+def state_layout(graph: Graph) -> dict[str, torch.Tensor]:
+    """The state_dict the compiled ``graph`` holds, as meta tensors (its keys in order, their
+    shapes and dtypes), made from the layers' modules alone: no forward is generated and no
+    weight initialised, so that checking a weights file costs a fraction of a build."""
+    modules: dict[str, nn.Module | nn.Parameter] = {}
+    with torch.device("meta"):
+        for node in graph:
+            call = lower(node, False)
+            if isinstance(call, Module):
+                modules[node.id] = build_module(call)
+            elif isinstance(call, Learned):
+                modules[node.id] = build_module(call.factory)
+        return _module_tree(modules).state_dict()
+
+
 def to_torch(spec: ir.Spec | Graph, device: Any = None) -> fx.GraphModule:
     """Compile ``spec`` (or an expanded graph) to a ``torch.fx.GraphModule`` on ``device``.
 

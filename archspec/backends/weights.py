@@ -110,9 +110,9 @@ def checked_state(state: Mapping[Any, Any], where: str, spec: ir.Spec,
     """``state`` as the spec's tensors: every entry a dense tensor with data, floating where
     the layer's is (bf16, fp16 and float64 converted to its dtype), integer where it is
     integer; keys and shapes as :func:`_check_state` checks them. Anything else is located."""
-    from archspec.backends.torch import to_torch
+    from archspec.backends.torch import state_layout
 
-    expected = to_torch(graph, device="meta").state_dict()
+    expected = state_layout(graph)
     for key, value in state.items():
         if not isinstance(key, str):
             raise error("E612", f"{where}: the key {key!r} is not a name", spec.span,
