@@ -1,5 +1,5 @@
-"""Every torchvision classifier through `archspec import`: whether it imports, whether its
-params/buffers/MACs equal the source's and its outputs torch's (PyTorch route) or
+"""Every torchvision classifier and segmenter through `archspec import`: whether it imports,
+whether its params/buffers/MACs equal the source's and its outputs torch's (PyTorch route) or
 onnxruntime's (ONNX route), and the imported spec's lines over the hand-written spec's.
 Prints the Markdown table of docs/import.md (not run by the test suite: minutes).
 
@@ -32,6 +32,11 @@ from archspec.lang.diagnostics import ArchspecError
 ROOT = Path(__file__).resolve().parents[1]
 KWARGS = {"googlenet": {"aux_logits": False, "init_weights": True},
           "inception_v3": {"aux_logits": False, "init_weights": True}}
+# the segmenters (which return {"out": y}; the imported spec returns y), without downloading
+# a backbone
+SEGMENTERS = torchvision.models.list_models(module=torchvision.models.segmentation)
+for _name in SEGMENTERS:
+    KWARGS[_name] = {"weights_backbone": None}
 
 
 def shape_of(name: str, route: str = "torch") -> tuple[int, int, int]:
@@ -93,6 +98,7 @@ def check(source: str, shape: tuple[int, ...], kwargs: dict, oracle, expected_co
     x = torch.randn(1, *shape)
     with torch.no_grad():
         want = oracle(x)  # relative to its scale: some random-init outputs are ~1e-18
+        want = want["out"] if isinstance(want, dict) else want
         same = torch.allclose(net(x), want, rtol=1e-3, atol=1e-4 * float(want.abs().max()))
     totals = archspec.analyze(imported.spec, batch=2).to_dict()["totals"]
     exact = expected_counts is None or \
@@ -118,7 +124,8 @@ def row(name: str, routes: list[str], tmp: Path) -> str:
     cells = []
     start = time.perf_counter()
     if "torch" in routes:
-        verdict, n = check(f"torchvision.models:{name}", shape, kwargs, model,
+        where = "models.segmentation" if name in SEGMENTERS else "models"
+        verdict, n = check(f"torchvision.{where}:{name}", shape, kwargs, model,
                            counts(model, shape))
         cells.append(f"| PyTorch | {verdict} | {n} | "
                      f"{f'{int(n) / hand:.2f}' if n and hand else ''} |")
@@ -143,10 +150,11 @@ def row(name: str, routes: list[str], tmp: Path) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--routes", default="torch,onnx", help="torch, onnx or both")
-    parser.add_argument("--models", default="", help="comma-separated (default: all 80)")
+    parser.add_argument("--models", default="",
+                        help="comma-separated (default: the 80 classifiers and 6 segmenters)")
     args = parser.parse_args()
     names = [m for m in args.models.split(",") if m] or \
-        torchvision.models.list_models(module=torchvision.models)
+        [*torchvision.models.list_models(module=torchvision.models), *SEGMENTERS]
     tmp = Path(tempfile.mkdtemp())
     print("| model | route | exact | spec lines | / hand-written | seconds |")
     print("|---|---|---|---|---|---|")

@@ -83,6 +83,32 @@ def test_pytorch_route_is_exact(name: str, tmp_path: Path) -> None:
     archspec.to_torch(spec).load_state_dict(dict(state), strict=True)
 
 
+@pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"])
+def test_segmenters_import_exactly_through_pytorch(name: str) -> None:
+    """torchvision's segmentation models return ``{"out": y}`` and resize with
+    ``F.interpolate`` to the input's size: the imported spec returns y; with randomised BN
+    statistics and biases, every module with parameters gives the source's output at the same
+    path, as does y; a perturbed weight is caught at its module (the negative control). The
+    other four segmenters are swept by bench/import_sweep.py (docs/import.md)."""
+    from layerwise import compare_layers, perturbed, randomise
+
+    imported = import_model(f"torchvision.models.segmentation:{name}", {"x": SHAPE},
+                            {"weights_backbone": None})
+    assert any("the spec returns y" in n for n in imported.graph.notes)
+    source = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
+    source.load_state_dict(imported.weights, strict=True)
+    randomise(source, torch.Generator().manual_seed(1))
+    source.eval()
+    model = archspec.to_torch(imported.spec).eval()
+    model.load_state_dict(source.state_dict(), strict=True)
+    x = 3 * torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(2))
+    compare_layers(model, source, x).assert_equal()
+    with torch.no_grad():
+        torch.testing.assert_close(model(x), source(x)["out"], rtol=1e-4, atol=1e-4)
+    with perturbed(model) as key:
+        assert key.rsplit(".", 1)[0] in compare_layers(model, source, x).differing
+
+
 def tiny_vit() -> nn.Module:
     """A two-layer torchvision ViT at 32x32: class token, position embedding, attention."""
     return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2,
@@ -454,3 +480,28 @@ def test_onnx_node_that_moves_the_batch_is_a_located_error(tmp_path: Path) -> No
         import_model(str(path))
     d = info.value.diagnostic
     assert d.code == "E620" and "Transpose" in d.message and "batch" in (d.hint or "")
+
+
+def test_a_segmenters_onnx_file_imports_to_onnxruntimes_output(tmp_path: Path) -> None:
+    """LR-ASPP exported by torch (its `{"out": y}` becomes the file's one output, its
+    bilinear resizes `Resize` nodes): the imported spec's params and buffers are the module's
+    and its output onnxruntime's, with randomised BN statistics so that no branch is a
+    constant."""
+    from layerwise import randomise
+
+    ort = pytest.importorskip("onnxruntime")
+    source = torchvision.models.segmentation.lraspp_mobilenet_v3_large(
+        weights=None, weights_backbone=None)
+    randomise(source, torch.Generator().manual_seed(1))
+    path = tmp_path / "lraspp.onnx"
+    _export(source, SHAPE, path)
+    imported = import_model(str(path))
+    totals = archspec.analyze(imported.spec).to_dict()["totals"]
+    assert totals["params"] == sum(p.numel() for p in source.parameters())
+    x = 3 * torch.randn(1, *SHAPE, generator=torch.Generator().manual_seed(2))
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    (expected,) = session.run(None, {session.get_inputs()[0].name: x.numpy()})
+    with torch.no_grad():
+        got = _compiled(imported)(x)
+    scale = float(abs(expected).max())
+    torch.testing.assert_close(got, torch.from_numpy(expected), rtol=1e-3, atol=1e-4 * scale)

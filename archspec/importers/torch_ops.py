@@ -212,6 +212,22 @@ def _adaptive(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Li
     return "adaptive_avgpool2d", {"output": _plain(_arg(args, kwargs, 1, "output_size", 1))}
 
 
+def _interpolate(args: list[Any], kwargs: dict[str, Any], tensors: list[Any],
+                 out: Shape) -> Lifted | None:
+    """``F.interpolate(x, size=..., mode=...)``: ``upsample`` to the output's spatial size
+    seen on the probe run (torchvision's heads resize to the input image's size, fixed by the
+    spec's input); without antialiasing or a recomputed scale."""
+    if len(tensors) != 1 or _arg(args, kwargs, 6, "antialias", False) \
+            or _arg(args, kwargs, 5, "recompute_scale_factor", None) is not None:
+        return None
+    mode = _arg(args, kwargs, 3, "mode", "nearest")
+    corners = _arg(args, kwargs, 4, "align_corners", None)
+    attrs: dict[str, Any] = {"size": _plain(tuple(out[1:])), "mode": mode}
+    if corners is not None:
+        attrs["align_corners"] = bool(corners)
+    return "upsample", attrs
+
+
 def _dropout(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Lifted:
     return "dropout", {"p": float(_arg(args, kwargs, 1, "p", 0.5))}
 
@@ -366,6 +382,11 @@ def lift_function(target: Any, args: list[Any], kwargs: dict[str, Any], tensors:
     of its input, None when unknown (or when this use moves the batch dim)."""
     if _hashable(target) and target in RESHAPES:
         return ("reshape", {"shape": out}) if len(tensors) == 1 else None
+    if target is F.interpolate:
+        try:
+            return _interpolate(args, kwargs, tensors, out)
+        except (ValueError, TypeError, IndexError):
+            return None
     try:
         rule = FUNCTIONS[target]
     except (KeyError, TypeError):

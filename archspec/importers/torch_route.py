@@ -177,6 +177,7 @@ class _Lifter:
         self.alias: dict[str, str] = {}
         self.ids: dict[str, int] = {}
         self.learned: dict[str, fx.Node] = {}
+        self.notes: list[str] = []
 
     def run(self, inputs: dict[str, tuple[int, ...]]) -> FlatGraph:
         names = iter(inputs)
@@ -188,16 +189,25 @@ class _Lifter:
                 self.alias[n.name] = key
                 graph_inputs[key] = inputs[key]
             elif n.op == "output":
-                out = n.args[0]
-                if not isinstance(out, fx.Node):
-                    raise unsupported("an output that is not one tensor", "", self.name,
-                                      "import a model whose forward returns one tensor")
-                output = self._ref(out)
+                output = self._ref(self._output(n.args[0]))
             elif n.op == "get_attr" and _tensor(self.values.get(n)):
                 self.learned[n.name] = n
             elif _tensor(self.values.get(n)):
                 self._node(n)
-        return FlatGraph(self.name, graph_inputs, self.nodes, output, self._weights())
+        return FlatGraph(self.name, graph_inputs, self.nodes, output, self._weights(),
+                         self.notes)
+
+    def _output(self, out: Any) -> fx.Node:
+        """The one tensor the forward returns: itself, or the only entry of a dict (as
+        torchvision's segmentation models return ``{"out": y}``; the spec returns ``y``)."""
+        if isinstance(out, dict) and len(out) == 1:
+            (key, out), = out.items()
+            self.notes.append(f"The source returns {{{key!r}: y}}; the spec returns y.")
+        if not isinstance(out, fx.Node):
+            raise unsupported("an output that is not one tensor", "", self.name,
+                              "import a model whose forward returns one tensor (or a dict "
+                              "of one)")
+        return out
 
     def _weights(self) -> dict[str, Any]:
         """The state_dict entries of the lifted layers (a module the forward never calls,
