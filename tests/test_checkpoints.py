@@ -180,3 +180,31 @@ def test_a_checkpoint_whose_classes_are_not_names_is_refused(tmp_path, capsys) -
                          capsys)
     assert code == 1 and "error[E611]" in text and "`classes` entry" in text, text
     assert not (tmp_path / "m.onnx").exists()
+
+
+COMPOSITE = """network composite
+input x: 4x4x8
+attn: shifted_window_attention_v2(2, 2, 0)
+"""
+
+
+@pytest.mark.parametrize("change", ["missing", "wrong shape"])
+def test_an_entry_inside_a_composite_op_is_located_at_it(change, tmp_path, capsys) -> None:
+    """Window attention v2 holds its own modules (`attn.cpb_mlp.0.weight`): an entry of one
+    missing or of another shape is E610 at the `attn` line, not an internal error."""
+    import archspec
+
+    state = archspec.to_torch(archspec.loads(COMPOSITE)).state_dict()
+    key = "attn.cpb_mlp.0.weight"
+    if change == "missing":
+        del state[key]
+    else:
+        state[key] = torch.zeros(3, 3)
+    spec = tmp_path / "composite.arch"
+    spec.write_text(COMPOSITE)
+    code, out, err = run_cli(["export", str(spec), "-o", str(tmp_path / "m.onnx"),
+                              "--weights", str(_save(tmp_path, state))], capsys)
+    text = out + err
+    assert code == 1, text
+    assert "internal error" not in text and "error[E610]" in text
+    assert f"composite.arch:3:7: note: `{key}`" in text

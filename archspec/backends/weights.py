@@ -100,9 +100,15 @@ def _entry_problem(value: Any, expected: Any) -> str | None:
 
 
 def _key_span(key: str, spec: ir.Spec, graph: Graph) -> Span:
-    """The layer a state-dict key belongs to, or the spec's `network` line."""
-    node = graph.nodes.get(key.rsplit(".", 1)[0])
-    return node.span if node is not None else spec.span
+    """The layer a state-dict key belongs to (the longest prefix of it that names a layer: a
+    composite op's own modules, ``attn.cpb_mlp.0.weight``, belong to ``attn``), or the
+    spec's `network` line."""
+    parts = key.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        node = graph.nodes.get(".".join(parts[:end]))
+        if node is not None:
+            return node.span
+    return spec.span
 
 
 def checked_state(state: Mapping[Any, Any], where: str, spec: ir.Spec,
@@ -121,12 +127,12 @@ def checked_state(state: Mapping[Any, Any], where: str, spec: ir.Spec,
         if problem:
             raise error("E612", f"{where}: `{key}` {problem}", _key_span(key, spec, graph),
                         hint="save the model's state_dict() (floating weights)")
-    _check_state(dict(state), expected, where, graph)
+    _check_state(dict(state), expected, where, spec, graph)
     return {k: v.to(expected[k].dtype) for k, v in state.items()}
 
 
 def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str,
-                 graph: Graph) -> None:
+                 spec: ir.Spec, graph: Graph) -> None:
     """One error listing every missing, unexpected and wrong-shape entry; each mismatch is
     also a note at the layer it belongs to."""
     missing = sorted(set(expected) - set(state))
@@ -136,9 +142,9 @@ def _check_state(state: dict[str, Any], expected: dict[str, Any], where: str,
     if not (missing or extra or wrong):
         return
     notes = [(f"`{k}` is {list(state[k].shape)}, this layer needs {list(expected[k].shape)}",
-              graph.nodes[k.rsplit(".", 1)[0]].span) for k in wrong[:10]]
+              _key_span(k, spec, graph)) for k in wrong[:10]]
     notes += [(f"`{k}` {list(expected[k].shape)} is missing from the weights",
-               graph.nodes[k.rsplit(".", 1)[0]].span) for k in missing[:10]]
+               _key_span(k, spec, graph)) for k in missing[:10]]
     lines = [f"unexpected: {k} {list(state[k].shape)}" for k in extra[:10]]
     span = notes[0][1] if notes else next(iter(graph.nodes.values())).span
     raise ArchspecError(Diagnostic(
