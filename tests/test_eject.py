@@ -147,6 +147,21 @@ concat { nn: conv2d(4, 1); self: conv2d(4, 1) }
     ejected.load_state_dict(archspec.to_torch(spec).state_dict(), strict=True)
 
 
+def test_unlabelled_buffers_and_parameters_keep_their_numeric_keys() -> None:
+    """A persistent buffer and a learnable tensor at numbered positions (`0`, `1`: not
+    identifiers) are registered under those keys, as a buffer (int64) and a parameter."""
+    spec = archspec.loads("""
+network numbered
+input x: 49x49
+buffer("relative_position_index", [7, 7], persistent=true)
+parameter([49, 49], "normal")
+""")
+    ejected = _assert_same_network(spec)
+    assert [k for k, _ in ejected.named_buffers()] == ["0"]
+    assert ejected.state_dict()["0"].dtype == torch.int64
+    assert [k for k, _ in ejected.named_parameters()] == ["1"]
+
+
 @pytest.mark.parametrize("label", ["class", "forward", "training"])
 def test_labels_pytorch_reserves_are_located_errors_in_both_backends(label: str) -> None:
     """A Python keyword or an nn.Module attribute cannot name a module (fx would write

@@ -144,12 +144,14 @@ def attribute(base: str, label: str) -> str:
 
 
 def assignment(base: str, label: str, parameter: bool = False) -> tuple[str, str]:
-    """What goes before and after a module's (or a ``parameter``'s) source to register it as
-    ``label`` of ``base``: ``self.conv1 = ...``, ``self.add_module('block1-0', ...)``."""
+    """What goes before and after a module's (or a learnable tensor's or persistent
+    buffer's, ``parameter``) source to register it as ``label`` of ``base``:
+    ``self.conv1 = ...``, ``self.add_module('block1-0', ...)``, ``setattr(self, '0', ...)``
+    (``nn.Module`` registers an ``nn.Parameter`` or an ``nn.Buffer`` it is given)."""
     if _plain(label):
         return f"{base}.{label} = ", ""
     if parameter:
-        return f"{base}.register_parameter({label!r}, ", ")"
+        return f"setattr({base}, {label!r}, ", ")"
     if label in _MODULE_ATTRS:
         return f"{base}._modules[{label!r}] = ", ""
     return f"{base}.add_module({label!r}, ", ")"
