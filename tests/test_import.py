@@ -109,6 +109,54 @@ def test_segmenters_import_exactly_through_pytorch(name: str) -> None:
         assert key.rsplit(".", 1)[0] in compare_layers(model, source, x).differing
 
 
+def test_a_dict_of_outputs_becomes_the_specs_outputs() -> None:
+    """DeepLabV3 with its auxiliary head returns `{"out": y, "aux": a}`: the spec says
+    `output out, aux` and the compiled module returns the same dict, every module with
+    parameters equal to the source's at the same path (randomised BN statistics)."""
+    from layerwise import compare_layers, randomise
+
+    kwargs = {"weights_backbone": None, "aux_loss": True}
+    imported = import_model("torchvision.models.segmentation:deeplabv3_mobilenet_v3_large",
+                            {"x": SHAPE}, kwargs)
+    assert "output out, aux" in imported.text.splitlines()
+    source = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(weights=None, **kwargs)
+    source.load_state_dict(imported.weights, strict=True)
+    randomise(source, torch.Generator().manual_seed(1))
+    source.eval()
+    model = archspec.to_torch(imported.spec).eval()
+    model.load_state_dict(source.state_dict(), strict=True)
+    x = 3 * torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(2))
+    compare_layers(model, source, x).assert_equal()
+    with torch.no_grad():
+        got, want = model(x), source(x)
+    assert list(got) == list(want) == ["out", "aux"]
+    for key in want:
+        torch.testing.assert_close(got[key], want[key], rtol=1e-4, atol=1e-4)
+
+
+KEYED = """import torch
+
+
+class Keyed(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        return {"a b": y, "c": y.relu()}
+"""
+
+
+def test_a_dict_output_whose_key_no_spec_can_name_is_a_located_error(tmp_path: Path) -> None:
+    path = tmp_path / "keyed.py"
+    path.write_text(KEYED)
+    with pytest.raises(ArchspecError) as info:
+        import_model(f"{path}:Keyed", {"x": SHAPE})
+    assert info.value.diagnostics[0].code == "E620"
+    assert "dict of tensors whose keys are identifiers" in info.value.diagnostics[0].render()
+
+
 def tiny_vit() -> nn.Module:
     """A two-layer torchvision ViT at 32x32: class token, position embedding, attention."""
     return torchvision.models.VisionTransformer(image_size=32, patch_size=8, num_layers=2,

@@ -58,7 +58,9 @@ def fold_graph(graph: FlatGraph) -> ir.Spec:
     body = blocks.finish(blocks.fill_holes(body, calls))
     inputs = tuple(ir.InputDecl(name=k, shape=tuple(ir.Lit(value=d) for d in shape))
                    for k, shape in graph.inputs.items())
-    return ir.Spec(name=graph.name, inputs=inputs, blocks=tuple(defs), body=body)
+    outputs = tuple(ir.OutputDecl(name=k) for k in graph.outputs)
+    return ir.Spec(name=graph.name, inputs=inputs, outputs=outputs, blocks=tuple(defs),
+                   body=body)
 
 
 def spec_text(spec: ir.Spec, notes: list[str]) -> str:

@@ -45,7 +45,8 @@ class FlatNode:
 class FlatGraph:
     """A model as archspec ops: ``inputs`` (name -> per-sample shape), ``nodes`` in topological
     order, the ``output`` node id, ``weights`` (state_dict key -> tensor), ``notes`` for the
-    spec's header comment."""
+    spec's header comment; ``outputs`` (name -> node id, in order) when the source returns a
+    dict of several tensors (``output`` is then the first)."""
 
     name: str
     inputs: dict[str, Shape]
@@ -53,6 +54,7 @@ class FlatGraph:
     output: str
     weights: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    outputs: dict[str, str] = field(default_factory=dict)
 
 
 def where(source: str, line: int = 1) -> Span:

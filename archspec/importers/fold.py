@@ -110,7 +110,8 @@ class Folder:
             for v in self.nodes[i].inputs:
                 if v not in scope.ids and v not in ins:
                     ins.append(v)
-            if self.readers.get(i, set()) - scope.ids or i == self.graph.output:
+            if self.readers.get(i, set()) - scope.ids or i == self.graph.output \
+                    or i in self.graph.outputs.values():
                 outs.append(i)
         return ins, outs
 
@@ -171,16 +172,20 @@ class Folder:
               ) -> tuple[tuple[Any, ...], bool]:
         """``scope`` as statements, read from ``entry`` (in a block, ``in``), and whether
         they name ``in``."""
-        outs = self.boundary(scope)[1] if scope.path else [self.graph.output]
+        outs = self.boundary(scope)[1] if scope.path else \
+            [self.graph.output, *self.graph.outputs.values()]
         units = Finder(self.units(scope, scope.path), set(outs)).run()
         name = entry if entry in self.graph.inputs else "in" if is_block else None
-        return emit(units, entry, name, self.graph)
+        return emit(units, entry, name, self.graph, None if scope.path else self.graph.outputs)
 
 
 def emit(units: list[Unit], entry: str | None, entry_name: str | None,
-         graph: FlatGraph) -> tuple[tuple[Any, ...], bool]:
+         graph: FlatGraph, outputs: dict[str, str] | None = None
+         ) -> tuple[tuple[Any, ...], bool]:
     """Statements for ``units``: a unit that reads the previous statement's output is bare;
-    any other reads its inputs by name (``t3 = add(a, b)``)."""
+    any other reads its inputs by name (``t3 = add(a, b)``). ``outputs`` (name -> value, the
+    network's several outputs) are named, each by ``name = identity(value)`` where its value
+    has another name."""
     implicit = []
     cur = entry
     for u in units:
@@ -189,6 +194,9 @@ def emit(units: list[Unit], entry: str | None, entry_name: str | None,
     names: dict[str, str] = {} if entry is None else {entry: entry_name or ""}
     names.update({k: k for k in graph.inputs})
     needed = {v for u, imp in zip(units, implicit) if not imp for v in u.ins}
+    needed.update((outputs or {}).values())
+    wanted = {v: k for k, v in (outputs or {}).items()}
+    taken = {None, *names.values(), *(u.label for u in units)}  # an output name must be new
     stmts: list[Any] = []
     if entry is not None and entry in needed and not entry_name:
         names[entry] = f"t{len(names)}"
@@ -199,6 +207,8 @@ def emit(units: list[Unit], entry: str | None, entry_name: str | None,
             u, alias = Unit(u.ins, u.out, u.element, None, u.op, u.members, False), False
         if u.out in needed:
             names[u.out] = f"t{len(names)}" if alias or not u.label else u.label
+            if not u.label and wanted.get(u.out) not in taken:  # an output named as such
+                names[u.out] = wanted[u.out]
         if imp:
             stmts.append(_named(u, names, needed, alias))
             continue
@@ -209,6 +219,9 @@ def emit(units: list[Unit], entry: str | None, entry_name: str | None,
             continue
         stmts.append(ir.Chain(elements=(ir.LayerCall(callee="identity", inputs=refs),)))
         stmts.append(_named(u, names, needed, alias))
+    for key, v in (outputs or {}).items():
+        if names.get(v) != key:
+            stmts.append(_assign(key, ir.LayerCall(callee="identity", inputs=(names[v],)), None))
     return tuple(_flatten(stmts)), entry is not None and entry in needed
 
 

@@ -189,25 +189,31 @@ class _Lifter:
                 self.alias[n.name] = key
                 graph_inputs[key] = inputs[key]
             elif n.op == "output":
-                output = self._ref(self._output(n.args[0]))
+                outputs = {k: self._ref(v) for k, v in self._outputs(n.args[0]).items()}
+                output = next(iter(outputs.values()))
             elif n.op == "get_attr" and _tensor(self.values.get(n)):
                 self.learned[n.name] = n
             elif _tensor(self.values.get(n)):
                 self._node(n)
         return FlatGraph(self.name, graph_inputs, self.nodes, output, self._weights(),
-                         self.notes)
+                         self.notes, outputs if len(outputs) > 1 else {})
 
-    def _output(self, out: Any) -> fx.Node:
-        """The one tensor the forward returns: itself, or the only entry of a dict (as
-        torchvision's segmentation models return ``{"out": y}``; the spec returns ``y``)."""
+    def _outputs(self, out: Any) -> dict[str, fx.Node]:
+        """What the forward returns, by name: one tensor (named ``output``), the only entry of
+        a dict (torchvision's segmenters' ``{"out": y}``: the spec returns y), or a dict of
+        several tensors under names a spec can use (``output out, aux``: the spec returns the
+        same dict)."""
         if isinstance(out, dict) and len(out) == 1:
             (key, out), = out.items()
             self.notes.append(f"The source returns {{{key!r}: y}}; the spec returns y.")
-        if not isinstance(out, fx.Node):
-            raise unsupported("an output that is not one tensor", "", self.name,
-                              "import a model whose forward returns one tensor (or a dict "
-                              "of one)")
-        return out
+        if isinstance(out, fx.Node):
+            return {"output": out}
+        if isinstance(out, dict) and all(isinstance(v, fx.Node) and isinstance(k, str)
+                                         and k.isidentifier() for k, v in out.items()):
+            return dict(out)
+        raise unsupported("an output that is not one tensor or a dict of tensors", "",
+                          self.name, "import a model whose forward returns one tensor, or a "
+                                     "dict of tensors whose keys are identifiers")
 
     def _weights(self) -> dict[str, Any]:
         """The state_dict entries of the lifted layers (a module the forward never calls,
