@@ -83,6 +83,23 @@ def test_pytorch_route_is_exact(name: str, tmp_path: Path) -> None:
     archspec.to_torch(spec).load_state_dict(dict(state), strict=True)
 
 
+def _segmenter(name: str, kwargs: dict) -> tuple:  # noqa: ANN001
+    """The import of segmenter ``name`` built with ``kwargs``, the source with the imported
+    weights then randomised (BN statistics, biases), the compiled spec with the source's
+    weights, both in eval mode, and a scaled input."""
+    from layerwise import randomise
+
+    imported = import_model(f"torchvision.models.segmentation:{name}", {"x": SHAPE}, kwargs)
+    source = getattr(torchvision.models.segmentation, name)(weights=None, **kwargs)
+    source.load_state_dict(imported.weights, strict=True)
+    randomise(source, torch.Generator().manual_seed(1))
+    source.eval()
+    model = archspec.to_torch(imported.spec).eval()
+    model.load_state_dict(source.state_dict(), strict=True)
+    x = 3 * torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(2))
+    return imported, source, model, x
+
+
 @pytest.mark.parametrize("name", ["lraspp_mobilenet_v3_large", "deeplabv3_mobilenet_v3_large"])
 def test_segmenters_import_exactly_through_pytorch(name: str) -> None:
     """torchvision's segmentation models return ``{"out": y}`` and resize with
@@ -90,18 +107,10 @@ def test_segmenters_import_exactly_through_pytorch(name: str) -> None:
     statistics and biases, every module with parameters gives the source's output at the same
     path, as does y; a perturbed weight is caught at its module (the negative control). The
     other four segmenters are swept by bench/import_sweep.py (docs/import.md)."""
-    from layerwise import compare_layers, perturbed, randomise
+    from layerwise import compare_layers, perturbed
 
-    imported = import_model(f"torchvision.models.segmentation:{name}", {"x": SHAPE},
-                            {"weights_backbone": None})
+    imported, source, model, x = _segmenter(name, {"weights_backbone": None})
     assert any("the spec returns y" in n for n in imported.graph.notes)
-    source = getattr(torchvision.models.segmentation, name)(weights=None, weights_backbone=None)
-    source.load_state_dict(imported.weights, strict=True)
-    randomise(source, torch.Generator().manual_seed(1))
-    source.eval()
-    model = archspec.to_torch(imported.spec).eval()
-    model.load_state_dict(source.state_dict(), strict=True)
-    x = 3 * torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(2))
     compare_layers(model, source, x).assert_equal()
     with torch.no_grad():
         torch.testing.assert_close(model(x), source(x)["out"], rtol=1e-4, atol=1e-4)
@@ -113,19 +122,11 @@ def test_a_dict_of_outputs_becomes_the_specs_outputs() -> None:
     """DeepLabV3 with its auxiliary head returns `{"out": y, "aux": a}`: the spec says
     `output out, aux` and the compiled module returns the same dict, every module with
     parameters equal to the source's at the same path (randomised BN statistics)."""
-    from layerwise import compare_layers, randomise
+    from layerwise import compare_layers
 
-    kwargs = {"weights_backbone": None, "aux_loss": True}
-    imported = import_model("torchvision.models.segmentation:deeplabv3_mobilenet_v3_large",
-                            {"x": SHAPE}, kwargs)
+    imported, source, model, x = _segmenter("deeplabv3_mobilenet_v3_large",
+                                            {"weights_backbone": None, "aux_loss": True})
     assert "output out, aux" in imported.text.splitlines()
-    source = torchvision.models.segmentation.deeplabv3_mobilenet_v3_large(weights=None, **kwargs)
-    source.load_state_dict(imported.weights, strict=True)
-    randomise(source, torch.Generator().manual_seed(1))
-    source.eval()
-    model = archspec.to_torch(imported.spec).eval()
-    model.load_state_dict(source.state_dict(), strict=True)
-    x = 3 * torch.randn(2, *SHAPE, generator=torch.Generator().manual_seed(2))
     compare_layers(model, source, x).assert_equal()
     with torch.no_grad():
         got, want = model(x), source(x)
@@ -144,13 +145,17 @@ class Keyed(torch.nn.Module):
 
     def forward(self, x):
         y = self.conv(x)
-        return {"a b": y, "c": y.relu()}
+        return {"KEY": y, "c": y.relu()}
 """
 
 
-def test_a_dict_output_whose_key_no_spec_can_name_is_a_located_error(tmp_path: Path) -> None:
+@pytest.mark.parametrize("key", ["a b", "for", "train", "x", "o\\nput"])
+def test_a_dict_output_whose_key_no_spec_can_name_is_a_located_error(key: str,
+                                                                      tmp_path: Path) -> None:
+    """Not an identifier, a word of the language, an nn.Module attribute, the input's name,
+    a newline: E620, before any spec text is written."""
     path = tmp_path / "keyed.py"
-    path.write_text(KEYED)
+    path.write_text(KEYED.replace("KEY", key))
     with pytest.raises(ArchspecError) as info:
         import_model(f"{path}:Keyed", {"x": SHAPE})
     assert info.value.diagnostics[0].code == "E620"

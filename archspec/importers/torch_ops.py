@@ -12,6 +12,7 @@ one entry per function; per-sample dims are torch's dims minus the batch.
 
 from __future__ import annotations
 
+import functools
 import operator
 from collections.abc import Callable
 from typing import Any
@@ -212,7 +213,7 @@ def _adaptive(args: list[Any], kwargs: dict[str, Any], tensors: list[Any]) -> Li
     return "adaptive_avgpool2d", {"output": _plain(_arg(args, kwargs, 1, "output_size", 1))}
 
 
-def _interpolate(args: list[Any], kwargs: dict[str, Any], tensors: list[Any],
+def _interpolate(args: list[Any], kwargs: dict[str, Any], tensors: list[Any], *,
                  out: Shape) -> Lifted | None:
     """``F.interpolate(x, size=..., mode=...)``: ``upsample`` to the output's spatial size
     seen on the probe run (torchvision's heads resize to the input image's size, fixed by the
@@ -361,6 +362,8 @@ FUNCTIONS: dict[Any, Rule | None] = {
     operator.getitem: _index,
     torch.einsum: _einsum, torch.functional.einsum: _einsum,
 }
+#: rules that also read the call's per-sample output shape, seen on the probe run
+SIZED: dict[Any, Callable[..., Lifted | None]] = {F.interpolate: _interpolate}
 #: functions of other packages by qualified name, so that importing archspec imports none of
 #: them (torchvision costs seconds): a model that calls one has imported it already
 QUALIFIED: dict[str, Rule] = {
@@ -382,13 +385,9 @@ def lift_function(target: Any, args: list[Any], kwargs: dict[str, Any], tensors:
     of its input, None when unknown (or when this use moves the batch dim)."""
     if _hashable(target) and target in RESHAPES:
         return ("reshape", {"shape": out}) if len(tensors) == 1 else None
-    if target is F.interpolate:
-        try:
-            return _interpolate(args, kwargs, tensors, out)
-        except (ValueError, TypeError, IndexError):
-            return None
     try:
-        rule = FUNCTIONS[target]
+        rule = functools.partial(SIZED[target], out=out) if target in SIZED else \
+            FUNCTIONS[target]
     except (KeyError, TypeError):
         qualified = f"{getattr(target, '__module__', '')}.{getattr(target, '__name__', '')}"
         rule = QUALIFIED.get(qualified)

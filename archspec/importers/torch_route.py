@@ -21,6 +21,7 @@ sizes and other Python values are constants.
 from __future__ import annotations
 
 import inspect
+import keyword
 import operator
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +29,7 @@ from typing import Any
 import torch
 from torch import fx, nn
 
+from archspec.importers.blocks import KEYWORDS
 from archspec.importers.flat import FlatGraph, FlatNode, closest_hint, unsupported, where
 from archspec.importers.torch_ops import (
     function_name,
@@ -165,6 +167,18 @@ def _kind(n: fx.Node) -> str:
     return n.target if isinstance(n.target, str) else getattr(n.target, "__name__", "")
 
 
+_BARE_MODULE = nn.Module()  # its attributes (forward, train, ...) cannot name a module
+
+
+def _output_name(key: object, inputs: dict[str, str]) -> bool:
+    """Whether a returned dict's ``key`` can name a spec's output and the compiled module's
+    layer: an identifier that is no word of the language or of Python, no ``nn.Module``
+    attribute, and no input's name (``inputs``: fx placeholder -> input name)."""
+    return isinstance(key, str) and key.isidentifier() and not keyword.iskeyword(key) \
+        and key not in KEYWORDS and not hasattr(_BARE_MODULE, key) \
+        and key not in inputs.values()
+
+
 class _Lifter:
     """One traced graph -> a flat graph; ``learned`` holds the ``get_attr`` tensors not yet
     lifted (fx node name -> its ``get_attr`` node), lifted where they are read."""
@@ -208,12 +222,13 @@ class _Lifter:
             self.notes.append(f"The source returns {{{key!r}: y}}; the spec returns y.")
         if isinstance(out, fx.Node):
             return {"output": out}
-        if isinstance(out, dict) and all(isinstance(v, fx.Node) and isinstance(k, str)
-                                         and k.isidentifier() for k, v in out.items()):
+        if isinstance(out, dict) and all(isinstance(v, fx.Node) and _output_name(k, self.alias)
+                                         for k, v in out.items()):
             return dict(out)
         raise unsupported("an output that is not one tensor or a dict of tensors", "",
                           self.name, "import a model whose forward returns one tensor, or a "
-                                     "dict of tensors whose keys are identifiers")
+                                     "dict of tensors whose keys are identifiers (not a word "
+                                     "of the language, an nn.Module attribute or an input)")
 
     def _weights(self) -> dict[str, Any]:
         """The state_dict entries of the lifted layers (a module the forward never calls,

@@ -9,7 +9,6 @@ while it is out of date).
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import ItemsView, Iterator, KeysView, ValuesView
 from pathlib import Path
@@ -121,21 +120,9 @@ def index_source(names: dict[str, str]) -> str:
     return f"{head}INDEX: dict[str, str] = {{\n{rows}}}\n"
 
 
-def _write_index(text: str) -> None:
-    """Replace ``index.py`` by ``text`` atomically."""
-    import tempfile
-
-    path = Path(index.__file__)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as out:
-        out.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 if __name__ == "__main__":
     from archspec.ops import registry  # the module the families register into, not __main__
 
     built = registry.build_index()
-    _write_index(index_source(built))
+    Path(index.__file__).write_text(index_source(built), encoding="utf-8")
     sys.stdout.write(f"{index.__file__}: {len(built)} ops\n")
